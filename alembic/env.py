@@ -1,0 +1,106 @@
+"""Alembic environment for hacs: async, schema allow-list, advisory lock, no statement timeouts.
+
+Tests (and ``run_migration``) may pass an open connection in ``config.attributes["connection"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from alembic import context
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+config = context.config
+x_args = context.get_x_argument(as_dictionary=True)
+if x_args.get("vector_dim"):
+    # Picked on the first upgrade; later runs read the dimension back from the database.
+    os.environ["HACS_VECTOR_DIM"] = x_args["vector_dim"]
+
+from hacs_persistence.migrations import (  # noqa: E402
+    MIGRATION_LOCK_KEY,
+    VERSION_TABLE_SCHEMA,
+    include_name,
+)
+from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, metadata  # noqa: E402
+from hacs_persistence.schema.vectors import apply_vector_dim  # noqa: E402
+
+
+def _database_dim(connection: Connection) -> int | None:
+    row = connection.execute(
+        text(
+            "SELECT a.atttypmod FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'hacs_agents' AND c.relname = 'memory_blocks' "
+            "AND a.attname = 'embedding' AND NOT a.attisdropped"
+        )
+    ).first()
+    return int(row[0]) if row and row[0] > 0 else None
+
+
+def do_run_migrations(connection: Connection) -> None:
+    # Let autogenerate and `alembic check` reflect pgvector columns as Vector, not NullType.
+    connection.dialect.ischema_names["vector"] = Vector
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        include_schemas=True,
+        include_name=include_name,
+        version_table=ALEMBIC_VERSION_TABLE,
+        version_table_schema=VERSION_TABLE_SCHEMA,
+        compare_type=True,
+        compare_server_default=False,
+    )
+    with context.begin_transaction():
+        # Migrations and index builds may take longer than the application's timeouts.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
+        connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        # Two processes migrating at once: the second waits here, then finds nothing to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        dim = _database_dim(connection)
+        if dim is not None:
+            apply_vector_dim(metadata, dim)
+        # Alembic's version table lives in hacs_admin, which must exist before Alembic writes it.
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}"))
+        context.run_migrations()
+
+
+async def run_async_migrations(url: str) -> None:
+    from hacs_persistence.config import build_connection_target, load_settings
+
+    target = build_connection_target(url, load_settings())
+    engine = create_async_engine(
+        target.url, poolclass=pool.NullPool, connect_args=target.connect_args
+    )
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run_migrations)
+    finally:
+        await engine.dispose()
+
+
+def _resolve_url() -> str:
+    from hacs_persistence.config import resolve_database_url
+    from hacs_persistence.embedded import ensure_embedded_server
+
+    url: Any = x_args.get("database_url") or config.attributes.get("database_url")
+    url, _source = resolve_database_url(url)
+    return url or ensure_embedded_server()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        do_run_migrations(connection)
+        return
+    asyncio.run(run_async_migrations(_resolve_url()))
+
+
+if context.is_offline_mode():
+    raise SystemExit("hacs migrations run online only: they check pgvector on the live server.")
+run_migrations_online()

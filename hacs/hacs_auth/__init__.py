@@ -1,0 +1,76 @@
+"""Authentication and authorisation for HACS: actors, permissions, JWTs, context.
+
+This is the bottom layer of HACS and imports no other HACS package. Typical use::
+
+    from hacs_auth import Actor, AuthManager, require_permission
+
+    actor = Actor(name="db-writer", role="system", permissions=["patient:write"])
+    actor.can("read", "Patient")  # True: write implies read
+
+    token = AuthManager().create_access_token("dr_martinez", "physician", ["patient:read"])
+"""
+
+from hacs_auth.actor import Actor, ActorRole
+from hacs_auth.context import (
+    acting_as,
+    configure_hacs,
+    get_current_actor,
+    reset_current_actor,
+    set_current_actor,
+)
+from hacs_auth.decorators import require_permission
+from hacs_auth.errors import (
+    AuthConfigurationError,
+    AuthError,
+    InactiveActorError,
+    InsufficientPermissionError,
+    InvalidTokenError,
+    MissingTokenError,
+    PermissionFormatError,
+    TokenExpiredError,
+)
+from hacs_auth.permissions import (
+    Permission,
+    PermissionSet,
+    compile_permissions,
+    normalize_permissions,
+    normalize_resource,
+    parse_permission,
+)
+from hacs_auth.tokens import (
+    SECRET_ENV_VAR,
+    AuthManager,
+    actor_from_claims,
+    get_auth_manager,
+    set_auth_manager,
+)
+
+__all__ = [
+    "SECRET_ENV_VAR",
+    "Actor",
+    "ActorRole",
+    "AuthConfigurationError",
+    "AuthError",
+    "AuthManager",
+    "InactiveActorError",
+    "InsufficientPermissionError",
+    "InvalidTokenError",
+    "MissingTokenError",
+    "Permission",
+    "PermissionFormatError",
+    "PermissionSet",
+    "TokenExpiredError",
+    "acting_as",
+    "actor_from_claims",
+    "compile_permissions",
+    "configure_hacs",
+    "get_auth_manager",
+    "get_current_actor",
+    "normalize_permissions",
+    "normalize_resource",
+    "parse_permission",
+    "require_permission",
+    "reset_current_actor",
+    "set_auth_manager",
+    "set_current_actor",
+]

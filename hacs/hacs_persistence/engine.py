@@ -1,0 +1,144 @@
+"""Engines, built lazily by a function: one per (database target, event loop).
+
+An asyncpg connection belongs to the event loop that opened it, and the user guide calls
+``asyncio.run`` several times in one program, so engines are cached per loop. When a loop shuts
+down (``asyncio.run`` cancels the tasks still pending), a sentinel task disposes that loop's engines
+so no connection outlives its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from hacs_persistence.config import (
+    ConnectionTarget,
+    DatabaseSettings,
+    build_connection_target,
+    load_settings,
+    resolve_database_url,
+)
+
+__all__ = [
+    "ResolvedDatabase",
+    "close_engines",
+    "dispose_engine",
+    "get_engine",
+    "one_off_connection",
+    "resolve_database",
+]
+
+
+@dataclass(frozen=True)
+class ResolvedDatabase:
+    """Where a program's database is: the URL, where it came from, and its connection target."""
+
+    url: str
+    source: str
+    target: ConnectionTarget
+    settings: DatabaseSettings
+
+
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]] = (
+    weakref.WeakKeyDictionary()
+)
+_sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def resolve_database(
+    database_url: str | None = None, settings: DatabaseSettings | None = None
+) -> ResolvedDatabase:
+    """Resolve the URL (argument, env, .env, else the embedded server) and translate it."""
+    settings = settings or load_settings()
+    url, source = resolve_database_url(database_url)
+    if url is None:
+        from hacs_persistence.embedded import ensure_embedded_server
+
+        url = await asyncio.to_thread(ensure_embedded_server)
+    return ResolvedDatabase(url, source, build_connection_target(url, settings), settings)
+
+
+def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> AsyncEngine:
+    connect_args = dict(target.connect_args)
+    url = target.url
+    if settings.prepared_statements:
+        url = url.update_query_dict(
+            {"prepared_statement_cache_size": str(settings.prepared_statement_cache_size)}
+        )
+    else:
+        # PgBouncer (transaction mode): no statement cache, and unique names for the unnamed
+        # statements asyncpg still prepares, so two clients never collide on one server session.
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+        connect_args["prepared_statement_name_func"] = lambda: f"__hacs_{uuid.uuid4().hex}__"
+    return create_async_engine(
+        url,
+        pool_size=settings.connection_pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+async def _dispose_at_shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        engines = _engines.pop(loop, {})
+        for engine in engines.values():
+            await engine.dispose()
+
+
+async def get_engine(resolved: ResolvedDatabase) -> AsyncEngine:
+    """Return the engine for this target on the running loop, creating it on first use."""
+    loop = asyncio.get_running_loop()
+    key = resolved.target.cache_key + repr(resolved.settings.model_dump())
+    per_loop = _engines.setdefault(loop, {})
+    engine = per_loop.get(key)
+    if engine is None:
+        engine = _create_engine(resolved.target, resolved.settings)
+        per_loop[key] = engine
+        if loop not in _sentinels or _sentinels[loop].done():
+            _sentinels[loop] = loop.create_task(_dispose_at_shutdown(loop), name="hacs-dispose")
+    return engine
+
+
+async def dispose_engine(engine: AsyncEngine) -> None:
+    """Dispose one engine and forget it, so the next ``get_engine`` builds a fresh one."""
+    loop = asyncio.get_running_loop()
+    per_loop = _engines.get(loop, {})
+    for key, candidate in list(per_loop.items()):
+        if candidate is engine:
+            del per_loop[key]
+    await engine.dispose()
+
+
+async def close_engines() -> None:
+    """Dispose every engine of the running loop."""
+    loop = asyncio.get_running_loop()
+    engines = _engines.pop(loop, {})
+    for engine in engines.values():
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def one_off_connection(resolved: ResolvedDatabase) -> AsyncIterator[AsyncConnection]:
+    """A single unpooled connection, for status checks that should leave no pool behind."""
+    engine = create_async_engine(
+        resolved.target.url, poolclass=NullPool, connect_args=resolved.target.connect_args
+    )
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()

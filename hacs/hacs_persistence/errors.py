@@ -1,0 +1,225 @@
+"""The one exception tree of the persistence layer, and the single place database errors map into it.
+
+Callers catch ``HacsPersistenceError`` (or a subclass); driver and SQLAlchemy exceptions never leak.
+Database errors are translated once, by SQLSTATE, in :func:`translate_database_error`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseTimeoutError",
+    "DatabaseUnavailableError",
+    "HacsPersistenceError",
+    "InvalidQueryError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "ReferentialIntegrityError",
+    "ResourceNotFoundError",
+    "ResourceValidationError",
+    "SchemaNotMigratedError",
+    "TransientDatabaseError",
+    "UniqueViolationError",
+    "VersionConflictError",
+    "sqlstate_of",
+    "translate_database_error",
+]
+
+
+class HacsPersistenceError(Exception):
+    """Base of every error raised by hacs_persistence."""
+
+
+class ConfigurationError(HacsPersistenceError):
+    """A setting or URL is wrong; the message names it (never with a password)."""
+
+
+class DatabaseUnavailableError(HacsPersistenceError):
+    """The server cannot be reached or the connection was lost; the call did not take effect."""
+
+
+class OutcomeUnknownError(DatabaseUnavailableError):
+    """The connection was lost during COMMIT: the write may or may not have been committed."""
+
+
+class DatabaseTimeoutError(HacsPersistenceError):
+    """A statement, lock or pool wait exceeded its configured timeout."""
+
+
+class TransientDatabaseError(HacsPersistenceError):
+    """A serialization failure or deadlock that persisted after the bounded retries."""
+
+
+class SchemaNotMigratedError(HacsPersistenceError):
+    """The database schema is missing or behind; run ``alembic upgrade head`` or ``run_migration()``."""
+
+
+class ResourceNotFoundError(HacsPersistenceError):
+    """No such resource (or it was deleted, which the message says)."""
+
+    def __init__(self, resource_type: str, resource_id: str, *, deleted: bool = False) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.deleted = deleted
+        state = "was deleted" if deleted else "does not exist"
+        super().__init__(f"{resource_type}/{resource_id} {state}")
+
+
+class PermissionDeniedError(HacsPersistenceError):
+    """The actor lacks the permission for this action (the attempt was audited)."""
+
+    def __init__(self, message: str, *, actor_id: str | None = None, permission: str = "") -> None:
+        self.actor_id = actor_id
+        self.permission = permission
+        super().__init__(message)
+
+
+class VersionConflictError(HacsPersistenceError):
+    """Optimistic concurrency: the stored version is not the one the caller based its change on."""
+
+    def __init__(
+        self, resource_type: str, resource_id: str, expected: int | None, actual: int | None
+    ) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"Version conflict on {resource_type}/{resource_id}: expected version {expected}, "
+            f"stored version is {actual}. Read the resource again and re-apply the change."
+        )
+
+
+class ResourceValidationError(HacsPersistenceError, ValueError):
+    """The resource or its data is invalid; the message names the field and the problem."""
+
+
+class InvalidQueryError(ResourceValidationError):
+    """A search used an unknown field, operator or sort key, or a bad cursor or page size."""
+
+
+class UniqueViolationError(ResourceValidationError):
+    """A unique key (e.g. a definition's name and version) is already taken."""
+
+
+class ReferentialIntegrityError(ResourceValidationError):
+    """A reference points at a resource that does not exist."""
+
+    def __init__(self, message: str, *, reference: str | None = None) -> None:
+        self.reference = reference
+        super().__init__(message)
+
+
+# Which table a foreign key column points at, to name the missing reference the way users write it.
+_FK_TARGETS = {"patient_id": "Patient", "encounter_id": "Encounter"}
+_KEY_DETAIL = re.compile(r"Key \((?P<cols>[^)]*)\)=\((?P<vals>[^)]*)\)")
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Find the SQLSTATE in an asyncpg or SQLAlchemy-wrapped error, if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
+
+
+def _detail_of(exc: BaseException) -> str:
+    current: BaseException | None = exc
+    while current is not None:
+        detail = getattr(current, "detail", None)
+        if isinstance(detail, str) and detail:
+            return detail
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return str(exc)
+
+
+def _missing_reference(exc: BaseException) -> tuple[str, str | None]:
+    match = _KEY_DETAIL.search(_detail_of(exc))
+    if not match:
+        return "A reference points at a resource that does not exist.", None
+    cols = [c.strip() for c in match["cols"].split(",")]
+    vals = [v.strip() for v in match["vals"].split(",")]
+    if len(cols) == 1 and cols[0] in _FK_TARGETS:
+        reference = f"{_FK_TARGETS[cols[0]]}/{vals[0]}"
+        return f"Reference {reference} does not exist (column {cols[0]}).", reference
+    return f"Referenced row ({', '.join(vals)}) does not exist.", None
+
+
+def translate_database_error(exc: BaseException, *, during_commit: bool = False) -> Exception:
+    """Map a driver or SQLAlchemy error to this package's tree by SQLSTATE (no PHI in messages)."""
+    code = sqlstate_of(exc)
+    if code is None:
+        if _is_connection_loss(exc):
+            if during_commit:
+                return OutcomeUnknownError(
+                    "The connection was lost during COMMIT; the write may or may not have been "
+                    "saved. Read the resource to find out before retrying."
+                )
+            return DatabaseUnavailableError(
+                f"The database is unavailable ({type(exc).__name__}); nothing was written. "
+                "Retry when it is back."
+            )
+        return HacsPersistenceError(f"Unexpected database error: {type(exc).__name__}")
+    if code == "23503":
+        message, reference = _missing_reference(exc)
+        return ReferentialIntegrityError(message, reference=reference)
+    if code == "23505":
+        return UniqueViolationError(
+            f"A unique key is already taken: {_detail_of(exc)}".replace("\n", " ")
+        )
+    if code in ("23502", "23514", "22001", "22P02", "22007", "22008", "22003", "22021", "22P05"):
+        return ResourceValidationError(f"Invalid data rejected by the database (SQLSTATE {code}).")
+    if code in ("57014",):
+        return DatabaseTimeoutError(
+            "The statement was cancelled by statement_timeout; raise HACS_DB_STATEMENT_TIMEOUT "
+            "or narrow the query."
+        )
+    if code in ("55P03", "25P03"):
+        return DatabaseTimeoutError(f"Lock or idle-transaction timeout (SQLSTATE {code}).")
+    if code in ("40001", "40P01"):
+        return TransientDatabaseError(
+            f"Transaction aborted by a concurrent one (SQLSTATE {code}) after retries; try again."
+        )
+    if code in ("3F000", "42P01"):
+        return SchemaNotMigratedError(
+            "The hacs schema is missing; run `alembic upgrade head` or "
+            "`await hacs_persistence.migrations.run_migration()`."
+        )
+    if code.startswith("08") or code in ("57P01", "57P02", "57P03"):
+        if during_commit:
+            return OutcomeUnknownError(
+                "The connection was lost during COMMIT; the write may or may not have been saved."
+            )
+        return DatabaseUnavailableError(
+            f"The database is unavailable (SQLSTATE {code}); nothing was written. Retry later."
+        )
+    if code.startswith("28"):
+        return DatabaseUnavailableError(
+            f"Authentication failed (SQLSTATE {code}): check the user and password in the URL."
+        )
+    return HacsPersistenceError(f"Database error SQLSTATE {code}")
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    current: BaseException | None = exc
+    names: list[str] = []
+    while current is not None and len(names) < 10:
+        names.append(type(current).__name__)
+        if isinstance(current, (ConnectionError, OSError)):
+            return True
+        orig: Any = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return any(
+        n in ("ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError")
+        for n in names
+    )

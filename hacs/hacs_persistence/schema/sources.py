@@ -1,0 +1,159 @@
+"""How a typed key column is derived from a resource.
+
+A source is a small function from a resource (any object with attributes, or a dict) to a column
+value. Tables declare their sources on the columns (see ``key_column``); the mapping layer applies
+them. Nothing here knows about pydantic: sources only read attributes and keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "Source",
+    "attr",
+    "coalesce",
+    "coding",
+    "parse_reference",
+    "participant_ref",
+    "primary_name",
+    "ref_id",
+    "text_of",
+]
+
+Source = Callable[[Any], Any]
+
+
+def _get(obj: Any, key: str | int) -> Any:
+    if obj is None:
+        return None
+    if isinstance(key, int):
+        if isinstance(obj, Sequence) and not isinstance(obj, str):
+            return obj[key] if -len(obj) <= key < len(obj) else None
+        return None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def attr(*path: str | int) -> Source:
+    """Follow attribute names and list indexes: ``attr("address", 0, "city")``."""
+
+    def source(resource: Any) -> Any:
+        value = resource
+        for key in path:
+            value = _get(value, key)
+            if value is None:
+                return None
+        return value
+
+    return source
+
+
+def coalesce(*sources: Source) -> Source:
+    """The first source that gives a value other than None."""
+
+    def source(resource: Any) -> Any:
+        for candidate in sources:
+            value = candidate(resource)
+            if value is not None:
+                return value
+        return None
+
+    return source
+
+
+def parse_reference(reference: str | None) -> tuple[str, str] | None:
+    """Split ``Type/id`` (also ``.../Type/id`` and ``Type/id/_history/n``) into (type, id)."""
+    if not reference or reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2 or not parts[-2][:1].isupper():
+        return None
+    return parts[-2], parts[-1]
+
+
+def _reference_string(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    ref = _get(value, "reference")
+    return ref if isinstance(ref, str) else None
+
+
+def ref_id(*path: str | int, target: str = "Patient") -> Source:
+    """The id of the reference at ``path`` when it points at a ``target`` resource."""
+    get = attr(*path)
+
+    def source(resource: Any) -> Any:
+        parsed = parse_reference(_reference_string(get(resource)))
+        return parsed[1] if parsed and parsed[0] == target else None
+
+    return source
+
+
+def participant_ref(field: str, target: str = "Patient") -> Source:
+    """The id of the first ``target`` reference among ``field[*].actor`` (e.g. Appointment)."""
+
+    def source(resource: Any) -> Any:
+        for participant in _get(resource, field) or ():
+            parsed = parse_reference(_reference_string(_get(participant, "actor")))
+            if parsed and parsed[0] == target:
+                return parsed[1]
+        return None
+
+    return source
+
+
+def coding(*path: str | int, part: str) -> Source:
+    """A part (system, code, display) of the first coding of the CodeableConcept at ``path``.
+
+    When the path ends at a list of CodeableConcepts, the first one is used.
+    """
+    get = attr(*path)
+
+    def source(resource: Any) -> Any:
+        concept = get(resource)
+        if isinstance(concept, Sequence) and not isinstance(concept, str):
+            concept = concept[0] if concept else None
+        codings = _get(concept, "coding") or ()
+        for item in codings:
+            value = _get(item, part)
+            if value is not None:
+                return value
+        return None
+
+    return source
+
+
+def text_of(*path: str | int) -> Source:
+    """The text of a CodeableConcept: its ``text``, else its first coding's display."""
+    get = attr(*path)
+    display = coding(*path, part="display")
+
+    def source(resource: Any) -> Any:
+        concept = get(resource)
+        if isinstance(concept, str):
+            return concept
+        text = _get(concept, "text")
+        return text if text is not None else display(resource)
+
+    return source
+
+
+def primary_name(part: str) -> Source:
+    """A part of the person's official name (else their first name): ``family`` or ``given``."""
+
+    def source(resource: Any) -> Any:
+        names = _get(resource, "name") or ()
+        chosen = next((n for n in names if _get(n, "use") == "official"), None)
+        if chosen is None and names:
+            chosen = names[0]
+        value = _get(chosen, part)
+        if part == "given" and value is not None:
+            return list(value)
+        return value
+
+    return source
