@@ -72,7 +72,8 @@ class Actor(BaseModel):
     Permissions are normalised on construction (invalid ones raise a pydantic
     ``ValidationError``) and compiled once into a private :class:`PermissionSet`.
     Assigning ``actor.permissions = [...]`` re-validates and recompiles; mutating the
-    list in place does not, so always assign a new list.
+    list in place or ``model_copy(update={"permissions": ...})`` does not, so assign a
+    new list (or use ``model_validate``) to change permissions.
 
     Example:
         >>> actor = Actor(name="db-writer", role="system", permissions=["patient:write"])

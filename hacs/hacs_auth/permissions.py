@@ -142,7 +142,7 @@ class Permission:
         ``write`` covers ``read`` on the same resource type.
         """
         target = other if isinstance(other, Permission) else parse_permission(other)
-        if not self.is_global and (target.is_global or target.resource != self.resource):
+        if not self.is_global and target.resource != self.resource:
             return False
         return target.action in _ACTION_CLOSURE[self.action]
 

@@ -1,0 +1,57 @@
+"""hacs_persistence: PostgreSQL storage for hacs resources (typed tables, JSONB, audit, history).
+
+Public entry points: ``create_postgres_adapter`` and the adapters (``adapter``), the migration
+API (``migrations``) and the inspection helpers re-exported here.
+"""
+
+from __future__ import annotations
+
+from hacs_persistence.adapter import HistoryEntry, PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.audit import audit_context
+from hacs_persistence.config import DatabaseSettings, load_settings, mask_url
+from hacs_persistence.errors import (
+    ConfigurationError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    HacsPersistenceError,
+    InvalidQueryError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ReferentialIntegrityError,
+    ResourceNotFoundError,
+    ResourceValidationError,
+    SchemaNotMigratedError,
+    VersionConflictError,
+)
+from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
+from hacs_persistence.inspection import get_generic_table_status, verify_database_environment
+from hacs_persistence.migrations import get_migration_status, run_migration
+from hacs_persistence.search import Page
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseSettings",
+    "DatabaseTimeoutError",
+    "DatabaseUnavailableError",
+    "GranularPostgreSQLAdapter",
+    "HacsPersistenceError",
+    "HistoryEntry",
+    "InvalidQueryError",
+    "OutcomeUnknownError",
+    "Page",
+    "PermissionDeniedError",
+    "PostgreSQLAdapter",
+    "ReferentialIntegrityError",
+    "ResourceNotFoundError",
+    "ResourceValidationError",
+    "SchemaNotMigratedError",
+    "VersionConflictError",
+    "audit_context",
+    "create_postgres_adapter",
+    "get_generic_table_status",
+    "get_migration_status",
+    "load_settings",
+    "mask_url",
+    "run_migration",
+    "verify_database_environment",
+]

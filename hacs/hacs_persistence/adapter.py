@@ -1,0 +1,563 @@
+"""The adapters: save, read, update, delete, search and history of resources, for an actor.
+
+``PostgreSQLAdapter`` keeps every resource type as JSONB in ``public.hacs_resources``.
+``GranularPostgreSQLAdapter`` (``granular_adapter``) keeps types that have a typed table there
+(key columns) with their documents in ``hacs_core.resource_versions``, and every other type in the
+JSONB table. Both check the actor before touching data, write the audit row in the same
+transaction as the change, translate database errors once, and never leave half-written data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from sqlalchemy import Text, bindparam, cast, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hacs_auth import Actor, get_current_actor
+from hacs_models import BaseResource, new_resource_id
+from hacs_persistence.audit import AuditContext, audit_params
+from hacs_persistence.engine import ResolvedDatabase, get_engine, resolve_database
+from hacs_persistence.errors import (
+    DatabaseUnavailableError,
+    HacsPersistenceError,
+    PermissionDeniedError,
+    ResourceNotFoundError,
+    ResourceValidationError,
+    SchemaNotMigratedError,
+    VersionConflictError,
+    translate_database_error,
+)
+from hacs_persistence.mapping import ResourceMapping, document_json, mapping_for
+from hacs_persistence.schema import ResourceVersionTable
+from hacs_persistence.search import Page, build_search, next_cursor
+from hacs_persistence.statements import audit_insert, statements_for
+
+__all__ = [
+    "HistoryEntry",
+    "PostgreSQLAdapter",
+    "create_postgres_adapter",
+]
+
+R = TypeVar("R", bound=BaseResource)
+VERSIONS = ResourceVersionTable.__table__
+# An auto-generated id that collides with a stored one is regenerated this many times.
+_ID_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class HistoryEntry(Generic[R]):
+    """One stored version of a resource: what it was and who changed it how and when."""
+
+    version: int
+    operation: str
+    changed_at: datetime
+    changed_by: str | None
+    resource: R
+
+
+class PostgreSQLAdapter:
+    """Async persistence of hacs resources as JSONB documents (every resource type)."""
+
+    typed_storage: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        database: ResolvedDatabase | None = None,
+        *,
+        vector_dim: int | None = None,
+        request_id: str | None = None,
+        purpose_of_use: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.database = database
+        self.vector_dim = vector_dim
+        self.audit_defaults = AuditContext(request_id, purpose_of_use)
+        self._tx: ContextVar[AsyncConnection | None] = ContextVar(
+            f"hacs_tx_{id(self)}", default=None
+        )
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release the adapter's pooled connections."""
+        if not self._closed:
+            self._closed = True
+            await self.engine.dispose()
+
+    async def __aenter__(self) -> PostgreSQLAdapter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def mapping(self, model_cls: type[BaseResource]) -> ResourceMapping:
+        """Where this adapter stores ``model_cls``."""
+        return mapping_for(model_cls, typed=self.typed_storage)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Run several calls (and your own SQL on the yielded connection) in one transaction.
+
+        Everything inside commits together when the block ends, or rolls back on an exception.
+        Nested blocks join the outer transaction.
+        """
+        current = self._tx.get()
+        if current is not None:
+            yield current
+            return
+        async with self._unit() as conn:
+            token = self._tx.set(conn)
+            try:
+                yield conn
+            finally:
+                self._tx.reset(token)
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[AsyncConnection]:
+        """The caller's transaction if one is open, else a new one committed at the end."""
+        current = self._tx.get()
+        if current is not None:
+            yield current
+            return
+        try:
+            conn = await self.engine.connect()
+        except (DBAPIError, OSError, SQLAlchemyError) as exc:
+            raise translate_database_error(exc) from exc
+        try:
+            try:
+                await conn.begin()
+                yield conn
+            except BaseException:
+                await _rollback_quietly(conn)
+                raise
+            try:
+                await conn.commit()
+            except (DBAPIError, OSError) as exc:
+                raise translate_database_error(exc, during_commit=True) from exc
+        finally:
+            await _close_quietly(conn)
+
+    async def _execute(self, conn: AsyncConnection, statement: Any, params: Any = None) -> Any:
+        try:
+            return await conn.execute(statement, params)
+        except (DBAPIError, OSError) as exc:
+            raise translate_database_error(exc) from exc
+
+    # -- permissions and audit -------------------------------------------------------------
+
+    def _actor(self, actor: Actor | None) -> Actor:
+        resolved = actor if actor is not None else get_current_actor()
+        if resolved is None:
+            raise PermissionDeniedError(
+                "No actor: pass the Actor acting, or set one with configure_hacs(current_actor=...)."
+            )
+        if not isinstance(resolved, Actor):
+            raise PermissionDeniedError(f"actor must be a hacs Actor, not {type(resolved).__name__}.")
+        return resolved
+
+    async def _authorize(
+        self, actor: Actor, action: str, resource_type: str, resource_id: str | None, audit: str
+    ) -> None:
+        if actor.is_active and actor.can(action, resource_type):
+            return
+        reason = "is inactive" if not actor.is_active else f"lacks {resource_type.lower()}:{action}"
+        await self._audit_failure(actor, audit, resource_type, resource_id, "denied", reason)
+        raise PermissionDeniedError(
+            f"Actor {actor.id} {reason}; {audit} of {resource_type} refused.",
+            actor_id=actor.id,
+            permission=f"{resource_type.lower()}:{action}",
+        )
+
+    async def _audit_failure(
+        self,
+        actor: Actor | None,
+        action: str,
+        resource_type: str | None,
+        resource_id: str | None,
+        outcome: str,
+        detail: str | None = None,
+        count: int | None = None,
+    ) -> None:
+        # Its own transaction: the attempt it records has been (or will be) rolled back.
+        params = audit_params(actor, action, self.audit_defaults)
+        params.update(p_rt=resource_type, p_rid=resource_id, p_outcome=outcome, p_detail=detail,
+                      p_count=count)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(audit_insert(), params)
+        except (DBAPIError, OSError) as exc:
+            raise translate_database_error(exc) from exc
+
+    async def _audit_in(
+        self, conn: AsyncConnection, actor: Actor, action: str, resource_type: str,
+        resource_id: str | None, count: int | None = None, detail: str | None = None,
+    ) -> None:
+        params = audit_params(actor, action, self.audit_defaults)
+        params.update(p_rt=resource_type, p_rid=resource_id, p_outcome="success", p_detail=detail,
+                      p_count=count)
+        await self._execute(conn, audit_insert(), params)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _check_resource(self, resource: Any) -> BaseResource:
+        if not isinstance(resource, BaseResource):
+            raise ResourceValidationError(
+                f"Expected a hacs resource (BaseResource), got {type(resource).__name__}."
+            )
+        if self.vector_dim is not None:
+            embedding = getattr(resource, "embedding", None)
+            if embedding is not None and len(embedding) != self.vector_dim:
+                raise ResourceValidationError(
+                    f"{resource.resource_type}.embedding has {len(embedding)} dimensions; this "
+                    f"database stores {self.vector_dim}."
+                )
+        return resource
+
+    def _write_params(
+        self, mapping: ResourceMapping, resource: BaseResource, actor: Actor, action: str
+    ) -> dict[str, Any]:
+        params = audit_params(actor, action, self.audit_defaults)
+        params["p_rt"] = mapping.resource_type
+        params["p_id"] = resource.id
+        params["p_doc"] = document_json(resource)
+        for key, value in mapping.key_values(resource).items():
+            params[f"k_{key}"] = value
+        return params
+
+    async def save(self, resource: R, actor: Actor | None = None) -> R:
+        """Insert a new resource, or update a stored one (which must carry its stored version).
+
+        The resource is returned with the database's version and timestamps set on it.
+        """
+        acting = self._actor(actor)
+        resource = self._check_resource(resource)  # type: ignore[assignment]
+        mapping = self.mapping(type(resource))
+        if resource.version is not None:
+            return await self.update(resource, acting, expected_version=resource.version)
+        await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
+        async with self._unit() as conn:
+            await self._insert(conn, mapping, resource, acting)
+        return resource
+
+    async def _insert(
+        self, conn: AsyncConnection, mapping: ResourceMapping, resource: BaseResource,
+        actor: Actor,
+    ) -> None:
+        statements = statements_for(mapping)
+        generated = "id" not in resource.model_fields_set
+        for _attempt in range(_ID_ATTEMPTS):
+            params = self._write_params(mapping, resource, actor, "create")
+            row = (await self._execute(conn, statements.insert, params)).first()
+            if row is not None:
+                _stamp(resource, row.version, row.created_at, row.updated_at)
+                return
+            stored = (await self._execute(conn, statements.current_version, params)).first()
+            if not generated:
+                await self._audit_failure(actor, "create", mapping.resource_type, resource.id,
+                                          "conflict")
+                raise VersionConflictError(
+                    mapping.resource_type, resource.id, None, stored.version if stored else None
+                )
+            # A collision of a generated id: draw a new one and try again.
+            resource.__dict__["id"] = new_resource_id(mapping.resource_type)
+        raise ResourceValidationError(
+            f"Could not find a free id for a new {mapping.resource_type} after {_ID_ATTEMPTS} "
+            "attempts; pass an explicit id."
+        )
+
+    async def update(
+        self, resource: R, actor: Actor | None = None, expected_version: int | None = None
+    ) -> R:
+        """Store a new version of a resource; the stored version must be ``expected_version``.
+
+        ``expected_version`` defaults to the resource's own ``version``. A stale or missing
+        version raises ``VersionConflictError``. Updating a deleted resource restores it.
+        """
+        acting = self._actor(actor)
+        resource = self._check_resource(resource)  # type: ignore[assignment]
+        mapping = self.mapping(type(resource))
+        expected = expected_version if expected_version is not None else resource.version
+        await self._authorize(acting, "write", mapping.resource_type, resource.id, "update")
+        if expected is None:
+            await self._audit_failure(acting, "update", mapping.resource_type, resource.id,
+                                      "conflict")
+            raise VersionConflictError(mapping.resource_type, resource.id, None, None)
+        async with self._unit() as conn:
+            await self._update(conn, mapping, resource, acting, expected)
+        return resource
+
+    async def _update(
+        self, conn: AsyncConnection, mapping: ResourceMapping, resource: BaseResource,
+        actor: Actor, expected: int,
+    ) -> None:
+        statements = statements_for(mapping)
+        params = self._write_params(mapping, resource, actor, "update")
+        params["p_expected"] = expected
+        row = (await self._execute(conn, statements.update, params)).first()
+        if row is not None:
+            _stamp(resource, row.version, row.created_at, row.updated_at)
+            return
+        stored = (await self._execute(conn, statements.current_version, params)).first()
+        if stored is None:
+            await self._audit_failure(actor, "update", mapping.resource_type, resource.id,
+                                      "not_found")
+            raise ResourceNotFoundError(mapping.resource_type, resource.id)
+        await self._audit_failure(actor, "update", mapping.resource_type, resource.id,
+                                  "conflict")
+        raise VersionConflictError(mapping.resource_type, resource.id, expected, stored.version)
+
+    async def delete(
+        self, model_cls: type[BaseResource], resource_id: str, actor: Actor | None = None
+    ) -> int:
+        """Soft-delete: add a tombstone version and hide the resource. Returns that version."""
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "delete", mapping.resource_type, resource_id, "delete")
+        statements = statements_for(mapping)
+        params = audit_params(acting, "delete", self.audit_defaults)
+        params.update(p_rt=mapping.resource_type, p_id=resource_id)
+        async with self._unit() as conn:
+            row = (await self._execute(conn, statements.delete, params)).first()
+            if row is None:
+                stored = (await self._execute(conn, statements.current_version, params)).first()
+        if row is None:
+            await self._audit_failure(acting, "delete", mapping.resource_type, resource_id,
+                                      "not_found")
+            raise ResourceNotFoundError(
+                mapping.resource_type, resource_id, deleted=stored is not None
+            )
+        return int(row.version)
+
+    async def save_many(self, resources: Iterable[R], actor: Actor | None = None) -> list[R]:
+        """Save many resources in one transaction, in any order (references checked at commit).
+
+        Needs write permission for every type involved; nothing is written if any part fails.
+        """
+        acting = self._actor(actor)
+        items = [self._check_resource(r) for r in resources]
+        for resource_type in sorted({r.resource_type for r in items}):
+            await self._authorize(acting, "write", resource_type, None, "save_many")
+        async with self._unit() as conn:
+            # Foreign keys are checked at commit, so an observation may precede its patient.
+            await self._execute(conn, text("SET CONSTRAINTS ALL DEFERRED"))
+            for resource in items:
+                mapping = self.mapping(type(resource))
+                if resource.version is None:
+                    await self._insert(conn, mapping, resource, acting)
+                else:
+                    await self._update(conn, mapping, resource, acting, resource.version)
+        return items  # type: ignore[return-value]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read(self, model_cls: type[R], resource_id: str, actor: Actor | None = None) -> R:
+        """The current version of a resource; ``ResourceNotFoundError`` if absent or deleted."""
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "read", mapping.resource_type, resource_id, "read")
+        params = audit_params(acting, "read", self.audit_defaults)
+        params.update(p_rt=mapping.resource_type, p_id=resource_id)
+        async with self._unit() as conn:
+            row = (await self._execute(conn, statements_for(mapping).read, params)).first()
+        if row is None:
+            raise ResourceNotFoundError(mapping.resource_type, resource_id)
+        if row.deleted_at is not None:
+            raise ResourceNotFoundError(mapping.resource_type, resource_id, deleted=True)
+        return _validate(model_cls, row.document)
+
+    async def search(
+        self,
+        model_cls: type[R],
+        actor: Actor | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[R]:
+        """One page of live resources matching ``filters`` (see ``hacs_persistence.search``)."""
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "read", mapping.resource_type, None, "search")
+        try:
+            plan = build_search(mapping, filters, order_by, limit, cursor)
+        except ResourceValidationError:
+            await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
+            raise
+        async with self._unit() as conn:
+            rows = (await self._execute(conn, plan.statement)).all()
+            items = [_validate(model_cls, row.document) for row in rows[: plan.limit]]
+            await self._audit_in(conn, acting, "search", mapping.resource_type, None,
+                                 count=len(items))
+        return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
+
+    async def history(
+        self, model_cls: type[R], resource_id: str, actor: Actor | None = None
+    ) -> list[HistoryEntry[R]]:
+        """Every stored version, newest first (deletes appear as ``operation == "delete"``)."""
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "read", mapping.resource_type, resource_id, "history")
+        statement = (
+            select(
+                VERSIONS.c.version,
+                VERSIONS.c.operation,
+                VERSIONS.c.changed_at,
+                VERSIONS.c.changed_by,
+                cast(VERSIONS.c.document, Text).label("document"),
+            )
+            .where(
+                VERSIONS.c.resource_type == bindparam("p_rt"), VERSIONS.c.id == bindparam("p_id")
+            )
+            .order_by(VERSIONS.c.version.desc())
+        )
+        params = {"p_rt": mapping.resource_type, "p_id": resource_id}
+        async with self._unit() as conn:
+            rows = (await self._execute(conn, statement, params)).all()
+            if rows:
+                await self._audit_in(conn, acting, "history", mapping.resource_type,
+                                     resource_id, count=len(rows))
+        if not rows:
+            await self._audit_failure(acting, "history", mapping.resource_type, resource_id,
+                                      "not_found")
+            raise ResourceNotFoundError(mapping.resource_type, resource_id)
+        return [
+            HistoryEntry(
+                row.version, row.operation, row.changed_at, row.changed_by,
+                _validate(model_cls, row.document),
+            )
+            for row in rows
+        ]
+
+    async def read_version(
+        self, model_cls: type[R], resource_id: str, version: int, actor: Actor | None = None
+    ) -> R:
+        """Any stored version of a resource (a tombstone reads as the last document)."""
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "read", mapping.resource_type, resource_id, "read_version")
+        statement = select(cast(VERSIONS.c.document, Text).label("document")).where(
+            VERSIONS.c.resource_type == bindparam("p_rt"),
+            VERSIONS.c.id == bindparam("p_id"),
+            VERSIONS.c.version == bindparam("p_version"),
+        )
+        params = {"p_rt": mapping.resource_type, "p_id": resource_id, "p_version": version}
+        async with self._unit() as conn:
+            row = (await self._execute(conn, statement, params)).first()
+            if row is not None:
+                await self._audit_in(conn, acting, "read_version", mapping.resource_type,
+                                     resource_id, detail=f"version={version}")
+        if row is None:
+            await self._audit_failure(acting, "read_version", mapping.resource_type,
+                                      resource_id, "not_found", detail=f"version={version}")
+            raise ResourceNotFoundError(mapping.resource_type, f"{resource_id}/_history/{version}")
+        return _validate(model_cls, row.document)
+
+
+def _stamp(resource: BaseResource, version: int, created_at: datetime, updated_at: datetime) -> None:
+    # The object becomes the stored resource: version and database timestamps, and its id is
+    # now a real one (so saving it again is an update, never a second insert).
+    resource.__dict__.update(version=version, created_at=created_at, updated_at=updated_at)
+    resource.__pydantic_fields_set__.update({"id", "version", "created_at", "updated_at"})
+
+
+def _validate(model_cls: type[R], document: str) -> R:
+    try:
+        return model_cls.model_validate_json(document)
+    except ValueError as exc:
+        raise ResourceValidationError(
+            f"A stored {model_cls.__name__} document does not validate: {exc}"
+        ) from exc
+
+
+async def _rollback_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.rollback()
+    except (DBAPIError, OSError, SQLAlchemyError):
+        pass  # the connection is gone; the server rolls back on its own
+
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.close()
+    except (DBAPIError, OSError, SQLAlchemyError):
+        pass
+
+
+async def _schema_state(engine: AsyncEngine) -> tuple[str | None, int | None]:
+    async with engine.connect() as conn:
+        exists = await conn.scalar(text("SELECT to_regclass('hacs_admin.alembic_version')"))
+        revision = None
+        if exists:
+            revision = await conn.scalar(text("SELECT version_num FROM hacs_admin.alembic_version"))
+        dim = await conn.scalar(
+            text(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = "
+                "to_regclass('hacs_agents.memory_blocks') AND attname = 'embedding'"
+            )
+        )
+    return revision, dim
+
+
+async def create_postgres_adapter(
+    database_url: str | None = None,
+    *,
+    kind: Literal["auto", "granular", "jsonb"] = "auto",
+    request_id: str | None = None,
+    purpose_of_use: str | None = None,
+    **settings: Any,
+) -> PostgreSQLAdapter:
+    """A connected adapter for the configured database (granular unless ``kind="jsonb"``).
+
+    ``settings`` are ``DatabaseSettings`` fields (the guide's ``production_config`` works as is).
+    Raises ``SchemaNotMigratedError`` on a database that is not at the Alembic head: this never
+    runs DDL.
+    """
+    from hacs_persistence.config import load_settings
+    from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
+    from hacs_persistence.migrations import head_revision
+
+    resolved = await resolve_database(database_url, load_settings(**settings))
+    engine = await get_engine(resolved)
+    try:
+        revision, dim = await _schema_state(engine)
+    except (DBAPIError, OSError) as exc:
+        raise translate_database_error(exc) from exc
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailableError(f"Cannot reach {resolved.target.masked}.") from exc
+    head = head_revision()
+    if revision != head:
+        state = "has no hacs schema" if revision is None else f"is at revision {revision}"
+        raise SchemaNotMigratedError(
+            f"The database {resolved.target.masked} {state}, not {head}: run `alembic upgrade "
+            "head` (or `await hacs_persistence.migrations.run_migration()`) first."
+        )
+    cls = PostgreSQLAdapter if kind == "jsonb" else GranularPostgreSQLAdapter
+    return cls(
+        engine,
+        resolved,
+        vector_dim=int(dim) if dim and dim > 0 else None,
+        request_id=request_id,
+        purpose_of_use=purpose_of_use,
+    )
+
+
+

@@ -1,0 +1,112 @@
+"""The one place where a model becomes a row and a row becomes a model.
+
+A resource is stored as (a) its full JSON document and (b) for types with a typed table, the key
+columns that the table declares, each derived by the source on its column (``Column.info``). Field
+lists are never written here: they come from the table metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Column, Table
+
+from hacs_models import BaseResource, get_model_class
+from hacs_persistence.errors import ResourceValidationError
+from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable
+from hacs_persistence.schema.base import TypedResourceTable
+
+__all__ = [
+    "ResourceMapping",
+    "document_json",
+    "mapping_for",
+    "model_from_document",
+]
+
+# eq=False: identity semantics (columns overload ==), so mappings can key caches.
+@dataclass(frozen=True, eq=False)
+class ResourceMapping:
+    """How one resource type is stored: its table (typed or the JSONB fallback) and key columns."""
+
+    resource_type: str
+    table: Table
+    typed: bool
+    key_columns: tuple[Column[Any], ...]
+    sources: tuple[Callable[[Any], Any], ...]
+
+    def key_values(self, resource: BaseResource) -> dict[str, Any]:
+        """The typed key column values of ``resource`` (empty for the JSONB fallback)."""
+        try:
+            return {
+                column.key: source(resource)
+                for column, source in zip(self.key_columns, self.sources, strict=True)
+            }
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ResourceValidationError(
+                f"{self.resource_type}/{resource.id}: cannot derive the indexed columns ({exc})"
+            ) from exc
+
+    @property
+    def filterable(self) -> dict[str, Column[Any]]:
+        """Columns a search may filter and sort on: the key columns plus the envelope's."""
+        names = (*(c.key for c in self.key_columns), "id", "created_at", "updated_at", "version")
+        return {name: self.table.c[name] for name in names if name in self.table.c}
+
+
+def _typed_table_for(model_cls: type[BaseResource]) -> type[TypedResourceTable] | None:
+    # A subclass with its own resource_type (VipPatient(Patient)) lives in its parent's table.
+    for cls in model_cls.__mro__:
+        if isinstance(cls, type) and issubclass(cls, BaseResource):
+            name = cls.model_fields["resource_type"].default
+            if isinstance(name, str) and name in TYPED_TABLES:
+                return TYPED_TABLES[name]
+    return None
+
+
+@cache
+def mapping_for(model_cls: type[BaseResource], *, typed: bool = True) -> ResourceMapping:
+    """The mapping of a model class; ``typed=False`` forces the JSONB fallback table."""
+    resource_type = model_cls.type_name()
+    table_cls = _typed_table_for(model_cls) if typed else None
+    if table_cls is None:
+        return ResourceMapping(
+            resource_type, ResourceDocumentTable.__table__, False, (), ()  # type: ignore[arg-type]
+        )
+    table: Table = table_cls.__table__  # type: ignore[assignment]
+    key_columns = tuple(c for c in table.columns if "source" in c.info)
+    return ResourceMapping(
+        resource_type,
+        table,
+        True,
+        key_columns,
+        tuple(c.info["source"] for c in key_columns),
+    )
+
+
+def document_json(resource: BaseResource) -> str:
+    """The resource as the JSON document stored in ``resource_versions``/``hacs_resources``."""
+    return resource.model_dump_json()
+
+
+def model_from_document(
+    model_cls: type[BaseResource], document: str | bytes | dict[str, Any]
+) -> BaseResource:
+    """Validate a stored document back into a model (the stored type's own class if registered)."""
+    if isinstance(document, dict):
+        stored_type = document.get("resource_type")
+        cls = _class_for(model_cls, stored_type)
+        return cls.model_validate(document)
+    cls = model_cls
+    return cls.model_validate_json(document)
+
+
+def _class_for(model_cls: type[BaseResource], stored_type: Any) -> type[BaseResource]:
+    if not isinstance(stored_type, str) or stored_type == model_cls.type_name():
+        return model_cls
+    try:
+        return get_model_class(stored_type)
+    except KeyError:
+        return model_cls

@@ -1,0 +1,375 @@
+"""SQLAlchemy Core statements for the adapters' hot paths, built once per table.
+
+Each write is one statement: data-modifying CTEs change the resource row, append its version
+document and write the audit row together, so a save, update, delete or read is one round trip.
+The audit CTE reads from the change's RETURNING, so a change that did not happen is never audited
+as a success. Statements carry only bound parameters; identifiers come from the table metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    Insert,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from hacs_persistence.mapping import ResourceMapping
+from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+
+__all__ = ["AUDIT_PARAMS", "Statements", "audit_insert", "statements_for"]
+
+VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
+
+# Parameters every audited statement takes (besides those of its own).
+AUDIT_PARAMS = (
+    "a_actor_id",
+    "a_actor_name",
+    "a_actor_role",
+    "a_action",
+    "a_request_id",
+    "a_purpose",
+)
+
+
+def _p(name: str, type_: Any = Text) -> Any:
+    return bindparam(name, type_=type_)
+
+
+def _audit_columns() -> list[str]:
+    return [
+        "actor_id",
+        "actor_name",
+        "actor_role",
+        "action",
+        "resource_type",
+        "resource_id",
+        "outcome",
+        "result_count",
+        "request_id",
+        "purpose_of_use",
+    ]
+
+
+def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> list[Any]:
+    return [
+        _p("a_actor_id"),
+        _p("a_actor_name"),
+        _p("a_actor_role"),
+        _p("a_action"),
+        _p("p_rt"),
+        resource_id,
+        outcome,
+        count if count is not None else null(),
+        _p("a_request_id"),
+        _p("a_purpose"),
+    ]
+
+
+def audit_insert() -> Insert:
+    """A plain audit row insert (denied or failed attempts, searches)."""
+    return insert(AUDIT).values(
+        actor_id=_p("a_actor_id"),
+        actor_name=_p("a_actor_name"),
+        actor_role=_p("a_actor_role"),
+        action=_p("a_action"),
+        resource_type=_p("p_rt"),
+        resource_id=_p("p_rid"),
+        outcome=_p("p_outcome"),
+        result_count=bindparam("p_count", type_=AUDIT.c.result_count.type),
+        detail=_p("p_detail"),
+        request_id=_p("a_request_id"),
+        purpose_of_use=_p("a_purpose"),
+    )
+
+
+def _stamped(document: Any, version: Any, created_at: Any, updated_at: Any) -> Any:
+    # The stored document carries the database's version and timestamps, so reading it back
+    # needs no merging.
+    return document.op("||")(
+        func.jsonb_build_object(
+            "version", version, "created_at", created_at, "updated_at", updated_at
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The hot-path statements of one storage route (typed table or JSONB fallback)."""
+
+    insert: Any
+    update: Any
+    delete: Any
+    read: Any
+    current_version: Select[Any]
+
+
+def _doc_param() -> Any:
+    return cast(_p("p_doc"), JSONB)
+
+
+def _typed_statements(mapping: ResourceMapping) -> Statements:
+    table = mapping.table
+    keys = {c.key: bindparam(f"k_{c.key}", type_=c.type) for c in mapping.key_columns}
+    now = func.now()
+
+    # -- insert: versions row, then the typed row selected from it, then the audit row.
+    v_ins = (
+        pg_insert(VERSIONS)
+        .values(
+            resource_type=_p("p_rt"),
+            id=_p("p_id"),
+            version=1,
+            operation="create",
+            document=_stamped(_doc_param(), 1, now, now),
+            changed_at=now,
+            changed_by=_p("a_actor_id"),
+        )
+        .on_conflict_do_nothing()
+        .returning(VERSIONS.c.id)
+        .cte("v")
+    )
+    t_cols = ["id", "resource_type", "version", "created_at", "updated_at", "created_by",
+              "updated_by", *keys]
+    t_ins = (
+        pg_insert(table)
+        .from_select(
+            t_cols,
+            select(
+                v_ins.c.id,
+                _p("p_rt"),
+                literal(1),
+                now,
+                now,
+                _p("a_actor_id"),
+                _p("a_actor_id"),
+                *keys.values(),
+            ).select_from(v_ins),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .cte("t")
+    )
+    insert_stmt = _returning_with_audit(t_ins, "success")
+
+    # -- update with the version check; a deleted resource updated at its version is restored.
+    t_upd = (
+        update(table)
+        .where(
+            table.c.id == _p("p_id"),
+            table.c.resource_type == _p("p_rt"),
+            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+        )
+        .values(
+            version=table.c.version + 1,
+            updated_at=now,
+            updated_by=_p("a_actor_id"),
+            deleted_at=null(),
+            **keys,
+        )
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .cte("t")
+    )
+    update_stmt = _returning_with_audit(
+        t_upd, "success", versions=_version_from(t_upd, "update", _doc_param())
+    )
+
+    # -- delete: a tombstone version carrying the last document.
+    t_del = (
+        update(table)
+        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
+               table.c.deleted_at.is_(None))
+        .values(version=table.c.version + 1, updated_at=now, deleted_at=now,
+                updated_by=_p("a_actor_id"))
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .cte("t")
+    )
+    prev = VERSIONS.alias("prev")
+    last_doc = (
+        select(prev.c.document)
+        .where(prev.c.resource_type == _p("p_rt"), prev.c.id == t_del.c.id,
+               prev.c.version == t_del.c.version - 1)
+        .scalar_subquery()
+    )
+    delete_stmt = _returning_with_audit(
+        t_del, "success", versions=_version_from(t_del, "delete", last_doc)
+    )
+
+    # -- read: the current document, with the audit row written in the same round trip.
+    r = (
+        select(
+            cast(VERSIONS.c.document, Text).label("document"),
+            table.c.deleted_at,
+            table.c.version,
+        )
+        .select_from(
+            table.join(
+                VERSIONS,
+                and_(
+                    VERSIONS.c.resource_type == table.c.resource_type,
+                    VERSIONS.c.id == table.c.id,
+                    VERSIONS.c.version == table.c.version,
+                ),
+            )
+        )
+        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
+        .cte("r")
+    )
+    read_stmt = _read_with_audit(r)
+    current = select(table.c.version, table.c.deleted_at).where(
+        table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
+    )
+    return Statements(insert_stmt, update_stmt, delete_stmt, read_stmt, current)
+
+
+def _version_from(changed: CTE, operation: str, document: Any) -> Any:
+    """Append the version row for a changed resource (one from the change's RETURNING)."""
+    return (
+        insert(VERSIONS)
+        .from_select(
+            ["resource_type", "id", "version", "operation", "document", "changed_at",
+             "changed_by"],
+            select(
+                _p("p_rt"),
+                changed.c.id,
+                changed.c.version,
+                literal(operation),
+                _stamped(document, changed.c.version, changed.c.created_at,
+                         changed.c.updated_at),
+                changed.c.updated_at,
+                _p("a_actor_id"),
+            ).select_from(changed),
+        )
+        .cte("v")
+    )
+
+
+def _returning_with_audit(changed: CTE, outcome: str, versions: Any = None) -> Select[Any]:
+    audit = (
+        insert(AUDIT)
+        .from_select(
+            _audit_columns(),
+            select(*_audit_values(changed.c.id, literal(outcome))).select_from(changed),
+        )
+        .cte("a")
+    )
+    stmt = select(changed.c.id, changed.c.version, changed.c.created_at, changed.c.updated_at)
+    if versions is not None:
+        stmt = stmt.add_cte(versions)
+    return stmt.add_cte(audit)
+
+
+def _read_with_audit(r: CTE) -> Select[Any]:
+    found = exists(select(1).select_from(r).where(r.c.deleted_at.is_(None)))
+    audit = (
+        insert(AUDIT)
+        .from_select(
+            _audit_columns(),
+            select(
+                *_audit_values(
+                    _p("p_id"), case((found, literal("success")), else_=literal("not_found"))
+                )
+            ),
+        )
+        .cte("a")
+    )
+    return select(r.c.document, r.c.deleted_at, r.c.version).add_cte(audit)
+
+
+def _document_statements(mapping: ResourceMapping) -> Statements:
+    table = mapping.table
+    now = func.now()
+    t_ins = (
+        pg_insert(table)
+        .values(
+            resource_type=_p("p_rt"),
+            id=_p("p_id"),
+            version=1,
+            document=_stamped(_doc_param(), 1, now, now),
+            created_at=now,
+            updated_at=now,
+            created_by=_p("a_actor_id"),
+            updated_by=_p("a_actor_id"),
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
+                   table.c.document)
+        .cte("t")
+    )
+    insert_stmt = _returning_with_audit(
+        t_ins, "success", versions=_version_from(t_ins, "create", t_ins.c.document)
+    )
+    t_upd = (
+        update(table)
+        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
+               table.c.version == bindparam("p_expected", type_=table.c.version.type))
+        .values(
+            version=table.c.version + 1,
+            updated_at=now,
+            updated_by=_p("a_actor_id"),
+            deleted_at=null(),
+            document=_stamped(_doc_param(), table.c.version + 1, table.c.created_at, now),
+        )
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
+                   table.c.document)
+        .cte("t")
+    )
+    update_stmt = _returning_with_audit(
+        t_upd, "success", versions=_version_from(t_upd, "update", t_upd.c.document)
+    )
+    t_del = (
+        update(table)
+        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
+               table.c.deleted_at.is_(None))
+        .values(
+            version=table.c.version + 1,
+            updated_at=now,
+            deleted_at=now,
+            updated_by=_p("a_actor_id"),
+            document=_stamped(table.c.document, table.c.version + 1, table.c.created_at, now),
+        )
+        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
+                   table.c.document)
+        .cte("t")
+    )
+    delete_stmt = _returning_with_audit(
+        t_del, "success", versions=_version_from(t_del, "delete", t_del.c.document)
+    )
+    r = (
+        select(cast(table.c.document, Text).label("document"), table.c.deleted_at,
+               table.c.version)
+        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
+        .cte("r")
+    )
+    current = select(table.c.version, table.c.deleted_at).where(
+        table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
+    )
+    return Statements(insert_stmt, update_stmt, delete_stmt, _read_with_audit(r), current)
+
+
+@cache
+def statements_for(mapping: ResourceMapping) -> Statements:
+    """The statements of a mapping, built once and reused (SQLAlchemy caches their compilation)."""
+    if mapping.typed:
+        return _typed_statements(mapping)
+    return _document_statements(mapping)

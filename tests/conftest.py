@@ -1,0 +1,113 @@
+"""Test fixtures: a real PostgreSQL (embedded by default, or HACS_TEST_DATABASE_URL).
+
+The schema is built once per session by running the Alembic migrations into a template database;
+every test that needs isolation gets its own database cloned from that template, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from hacs_persistence.engine import close_engines
+
+TEMPLATE = f"hacs_test_template_{os.getpid()}"
+
+
+def _server_url() -> str:
+    configured = os.environ.get("HACS_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    import platformdirs
+
+    from hacs_persistence.embedded import ensure_embedded_server
+
+    data_dir = Path(
+        os.environ.get("HACS_TEST_EMBEDDED_DIR")
+        or platformdirs.user_cache_path("hacs") / "test-postgres18"
+    )
+    return ensure_embedded_server(data_dir, announce=False)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def admin_connect(url: str) -> asyncpg.Connection:
+    """A raw asyncpg connection to the server's maintenance database."""
+    parsed = make_url(with_database(url, "postgres"))
+    query = dict(parsed.query)
+    return await asyncpg.connect(
+        host=query.get("host") or parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of the PostgreSQL server the suite runs against."""
+    return _server_url()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Tests pass URLs explicitly; a developer's own DATABASE_URL must never leak into them.
+    for name in ("DATABASE_URL", "HACS_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HACS_JWT_SECRET", "test-secret-" + "x" * 40)
+    yield
+
+
+@pytest.fixture(scope="session")
+async def template_url(server_url: str) -> AsyncIterator[str]:
+    """A database migrated to head with `alembic upgrade head`, used as the clone template."""
+    from hacs_persistence.migrations import upgrade
+
+    admin = await admin_connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        url = with_database(server_url, TEMPLATE)
+        await upgrade(url)
+        yield url
+        await close_engines()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _fresh_database(server_url: str, template: str | None) -> AsyncIterator[str]:
+    name = f"hacs_t_{uuid.uuid4().hex[:12]}"
+    admin = await admin_connect(server_url)
+    try:
+        clause = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+        yield with_database(server_url, name)
+        await close_engines()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    async for url in _fresh_database(server_url, TEMPLATE):
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh database with no hacs schema at all (for migration tests)."""
+    async for url in _fresh_database(server_url, None):
+        yield url
