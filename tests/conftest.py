@@ -111,3 +111,26 @@ async def empty_database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh database with no hacs schema at all (for migration tests)."""
     async for url in _fresh_database(server_url, None):
         yield url
+
+
+async def db_connect(url: str) -> asyncpg.Connection:
+    """A raw asyncpg connection to the database of ``url`` (for assertions in SQL)."""
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    return await asyncpg.connect(
+        host=query.get("host") or parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection to the test's database."""
+    conn = await db_connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
