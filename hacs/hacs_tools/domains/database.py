@@ -1,0 +1,392 @@
+"""Database tools for agents: save, read, update, delete and search resources as the current actor.
+
+Each tool returns a :class:`~hacs_tools.results.HACSResult` and never raises (except
+``KeyboardInterrupt``, ``SystemExit`` and task cancellation, which must reach the caller).
+Resources go in as dicts or models and come back as JSON-mode dicts. Every ``a*`` coroutine has a
+synchronous twin that runs it through :func:`hacs_tools.runner.run_sync`, so the twins also work
+inside a running event loop.
+
+Each call opens an adapter and closes it when done: asyncpg connections belong to one event loop,
+and the sync twins run each call on a loop of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from hacs_auth import Actor
+from hacs_models import BaseResource, UnknownResourceTypeError, get_model_class
+from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_tools.actors import current_actor_id, resolve_actor
+from hacs_tools.results import (
+    ErrorCode,
+    HACSResult,
+    ToolError,
+    failure_from_exception,
+    success,
+)
+from hacs_tools.runner import run_sync
+
+__all__ = [
+    "adelete_resource",
+    "aread_resource",
+    "asave_resource",
+    "asearch_resources",
+    "aupdate_resource",
+    "delete_resource",
+    "read_resource",
+    "save_resource",
+    "search_resources",
+    "update_resource",
+]
+
+ResourceInput = Mapping[str, Any] | BaseResource
+"""A resource as a tool accepts it: a dict with a ``resource_type`` or a hacs model."""
+
+
+# -- shared machinery ----------------------------------------------------------------------
+
+
+async def _guarded(
+    operation: str, actor_id: str | None, call: Callable[[Actor], Awaitable[HACSResult]]
+) -> HACSResult:
+    """Run ``call`` as the resolved current actor, turning any failure into a result."""
+    try:
+        return await call(resolve_actor(actor_id))
+    except Exception as exc:  # BaseException (cancellation, interrupts) deliberately passes
+        return failure_from_exception(exc, operation=operation, actor_id=current_actor_id())
+
+
+async def _connect(database_url: str | None) -> PostgreSQLAdapter:
+    # Looked up at call time (not bound at import) so one place decides how tools connect.
+    return await create_postgres_adapter(database_url)
+
+
+def _model_class(resource_type: object) -> type[BaseResource]:
+    if not isinstance(resource_type, str):
+        raise UnknownResourceTypeError(
+            f"resource_type must be a type name such as 'Patient', not {type(resource_type).__name__}."
+        )
+    return get_model_class(resource_type)
+
+
+def _check_id(resource_id: object) -> str:
+    if not isinstance(resource_id, str) or not resource_id:
+        raise ToolError(ErrorCode.VALIDATION, "resource_id must be a non-empty string.")
+    return resource_id
+
+
+def _to_model(resource: object, resource_type: str | None) -> BaseResource:
+    """The resource as a validated model of its registered class.
+
+    A dict is validated by the class of its ``resource_type`` (or of ``resource_type``), so a
+    bad field fails here with its name, before anything is sent to the database.
+    """
+    if isinstance(resource, BaseResource):
+        if resource_type is not None and resource_type != resource.resource_type:
+            raise ToolError(
+                ErrorCode.VALIDATION,
+                f"resource_type {resource_type!r} does not match the {resource.resource_type} "
+                "resource given.",
+            )
+        return resource
+    if not isinstance(resource, Mapping):
+        raise ToolError(
+            ErrorCode.VALIDATION,
+            f"resource must be a dict or a hacs resource, not {type(resource).__name__}.",
+        )
+    type_name = resource_type if resource_type is not None else resource.get("resource_type")
+    if type_name is None:
+        raise ToolError(
+            ErrorCode.VALIDATION,
+            "resource_type is required: include it in the resource or pass resource_type=.",
+        )
+    # A dict whose own resource_type differs from the argument fails model validation,
+    # which names the resource_type field.
+    return _model_class(type_name).model_validate(dict(resource))
+
+
+def _dump(resource: BaseResource) -> dict[str, Any]:
+    return resource.model_dump(mode="json")
+
+
+# -- read ----------------------------------------------------------------------------------
+
+
+async def aread_resource(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Read the current version of a resource.
+
+    Args:
+        resource_id: The resource's id, e.g. ``"patient-1234"``.
+        resource_type: Its type, e.g. ``"Patient"``.
+        actor_id: Optional check that the current actor is who the caller thinks it is.
+        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
+
+    Returns:
+        On success ``data={"resource": {...}}`` (JSON-mode dict); on failure an error such
+        as ``not_found`` or ``permission_denied``.
+    """
+    state: dict[str, type[BaseResource]] = {}
+
+    def prepare() -> None:
+        _check_id(resource_id)
+        state["cls"] = _model_class(resource_type)
+
+    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
+        resource = await adapter.read(state["cls"], resource_id, actor)
+        return success(
+            f"{resource.resource_type} {resource.id} retrieved",
+            {"resource": _dump(resource)},
+            actor_id=actor.id,
+        )
+
+    return await _run("read_resource", actor_id, database_url, prepare, step)
+
+
+def read_resource(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`aread_resource` (also safe inside a running event loop)."""
+    return run_sync(
+        aread_resource(resource_id, resource_type, actor_id, database_url=database_url)
+    )
+
+
+# -- save ----------------------------------------------------------------------------------
+
+
+async def asave_resource(
+    resource: ResourceInput,
+    resource_type: str | None = None,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Create a resource (or store a new version of one that carries its ``version``).
+
+    Args:
+        resource: A dict with a ``resource_type`` (validated by that type's model) or a hacs
+            model. A model passed in is stamped with its stored version, as by
+            ``adapter.save``, so saving it again updates it.
+        resource_type: The type of a dict without one, or a check of the given type.
+        actor_id: Optional check that the current actor is who the caller thinks it is.
+        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
+
+    Returns:
+        On success ``data={"resource": {...}}`` with the stored id and version; on failure
+        e.g. ``validation`` (naming the field), ``version_conflict`` or ``permission_denied``.
+    """
+    state: dict[str, BaseResource] = {}
+
+    def prepare() -> None:
+        state["resource"] = _to_model(resource, resource_type)
+
+    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
+        saved = await adapter.save(state["resource"], actor)
+        return success(
+            f"{saved.resource_type} {saved.id} saved (version {saved.version})",
+            {"resource": _dump(saved)},
+            actor_id=actor.id,
+        )
+
+    return await _run("save_resource", actor_id, database_url, prepare, step)
+
+
+def save_resource(
+    resource: ResourceInput,
+    resource_type: str | None = None,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`asave_resource` (also safe inside a running event loop)."""
+    return run_sync(asave_resource(resource, resource_type, actor_id, database_url=database_url))
+
+
+# -- update --------------------------------------------------------------------------------
+
+
+async def aupdate_resource(
+    resource: ResourceInput,
+    expected_version: int | None = None,
+    actor_id: str | None = None,
+    *,
+    resource_type: str | None = None,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Replace a stored resource with a new version (optimistic concurrency).
+
+    Args:
+        resource: The complete new resource, as a dict or a hacs model.
+        expected_version: The version the change is based on; defaults to the resource's own
+            ``version``. A stale version fails with ``version_conflict``.
+        actor_id: Optional check that the current actor is who the caller thinks it is.
+        resource_type: The type of a dict without one, or a check of the given type.
+        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
+
+    Returns:
+        On success ``data={"resource": {...}}`` with the new version.
+    """
+    state: dict[str, BaseResource] = {}
+
+    def prepare() -> None:
+        state["resource"] = _to_model(resource, resource_type)
+
+    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
+        updated = await adapter.update(state["resource"], actor, expected_version=expected_version)
+        return success(
+            f"{updated.resource_type} {updated.id} updated (version {updated.version})",
+            {"resource": _dump(updated)},
+            actor_id=actor.id,
+        )
+
+    return await _run("update_resource", actor_id, database_url, prepare, step)
+
+
+def update_resource(
+    resource: ResourceInput,
+    expected_version: int | None = None,
+    actor_id: str | None = None,
+    *,
+    resource_type: str | None = None,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`aupdate_resource` (also safe inside a running event loop)."""
+    return run_sync(
+        aupdate_resource(
+            resource,
+            expected_version,
+            actor_id,
+            resource_type=resource_type,
+            database_url=database_url,
+        )
+    )
+
+
+# -- delete --------------------------------------------------------------------------------
+
+
+async def adelete_resource(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Soft-delete a resource: it disappears from reads and searches, its history remains.
+
+    Returns:
+        On success ``data={"resource_type", "id", "version"}`` (the tombstone's version).
+    """
+    state: dict[str, type[BaseResource]] = {}
+
+    def prepare() -> None:
+        _check_id(resource_id)
+        state["cls"] = _model_class(resource_type)
+
+    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
+        cls = state["cls"]
+        version = await adapter.delete(cls, resource_id, actor)
+        type_name = cls.type_name()
+        return success(
+            f"{type_name} {resource_id} deleted (version {version})",
+            {"resource_type": type_name, "id": resource_id, "version": version},
+            actor_id=actor.id,
+        )
+
+    return await _run("delete_resource", actor_id, database_url, prepare, step)
+
+
+def delete_resource(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`adelete_resource` (also safe inside a running event loop)."""
+    return run_sync(
+        adelete_resource(resource_id, resource_type, actor_id, database_url=database_url)
+    )
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+async def asearch_resources(
+    resource_type: str,
+    filters: Mapping[str, Any] | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """One page of live resources of a type matching ``filters``.
+
+    Args:
+        resource_type: The type to search, e.g. ``"Patient"``.
+        filters: ``{"field": value}`` or ``{"field__op": value}``; see
+            ``hacs_persistence.search`` for fields and operators.
+        order_by: A field, ``-field`` for descending; defaults to ``id``.
+        limit: Page size (default 50, at most 1000).
+        cursor: The ``next_cursor`` of the previous page.
+        actor_id: Optional check that the current actor is who the caller thinks it is.
+        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
+
+    Returns:
+        On success ``data={"resources": [...], "next_cursor": str | None, "count": n}``;
+        a bad filter, sort key or cursor fails with ``invalid_query``.
+    """
+    state: dict[str, type[BaseResource]] = {}
+
+    def prepare() -> None:
+        state["cls"] = _model_class(resource_type)
+
+    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
+        cls = state["cls"]
+        page = await adapter.search(
+            cls, actor, filters=filters, order_by=order_by, limit=limit, cursor=cursor
+        )
+        more = "; more on the next page (pass next_cursor)" if page.next_cursor else ""
+        return success(
+            f"Found {len(page.items)} {cls.type_name()} resource(s){more}",
+            {
+                "resources": [_dump(item) for item in page.items],
+                "next_cursor": page.next_cursor,
+                "count": len(page.items),
+            },
+            actor_id=actor.id,
+        )
+
+    return await _run("search_resources", actor_id, database_url, prepare, step)
+
+
+def search_resources(
+    resource_type: str,
+    filters: Mapping[str, Any] | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    actor_id: str | None = None,
+    *,
+    database_url: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`asearch_resources` (also safe inside a running event loop)."""
+    return run_sync(
+        asearch_resources(
+            resource_type, filters, order_by, limit, cursor, actor_id, database_url=database_url
+        )
+    )
