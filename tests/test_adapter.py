@@ -62,8 +62,13 @@ def make_patient(**overrides: Any) -> Patient:
         "active": True,
         "telecom": [ContactPoint(system="phone", value="+1-555-0198", use="mobile")],
         "address": [
-            Address(use="home", line=["456 Pine Avenue"], city="Houston", state="TX",
-                    postal_code="77001")
+            Address(
+                use="home",
+                line=["456 Pine Avenue"],
+                city="Houston",
+                state="TX",
+                postal_code="77001",
+            )
         ],
         "identifier": [Identifier(system="urn:mrn", value="MRN-1")],
         "text": {"status": "generated", "div": "<div>Carlos</div>"},
@@ -76,11 +81,22 @@ def make_patient(**overrides: Any) -> Patient:
 def make_observation(patient_id: str, value: float = 118, **overrides: Any) -> Observation:
     obs = Observation(
         status="final",
-        category=[CodeableConcept(text="Vital Signs", coding=[{
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "vital-signs", "display": "Vital Signs"}])],
-        code=CodeableConcept(text="Systolic blood pressure", coding=[{
-            "system": "http://loinc.org", "code": "8480-6", "display": "Systolic BP"}]),
+        category=[
+            CodeableConcept(
+                text="Vital Signs",
+                coding=[
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                        "display": "Vital Signs",
+                    }
+                ],
+            )
+        ],
+        code=CodeableConcept(
+            text="Systolic blood pressure",
+            coding=[{"system": "http://loinc.org", "code": "8480-6", "display": "Systolic BP"}],
+        ),
         subject=f"Patient/{patient_id}",
         effective_date_time=datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
         **overrides,
@@ -124,8 +140,13 @@ async def test_create_postgres_adapter_picks_granular_or_jsonb(database_url: str
 
 async def test_production_config_is_accepted_as_written(database_url: str) -> None:
     production_config = {
-        "connection_pool_size": 20, "max_overflow": 30, "pool_timeout": 30, "pool_recycle": 3600,
-        "ssl_mode": "prefer", "application_name": "hacs-production", "statement_timeout": 30000,
+        "connection_pool_size": 20,
+        "max_overflow": 30,
+        "pool_timeout": 30,
+        "pool_recycle": 3600,
+        "ssl_mode": "prefer",
+        "application_name": "hacs-production",
+        "statement_timeout": 30000,
         "idle_in_transaction_session_timeout": 60000,
     }
     async with await create_postgres_adapter(database_url, **production_config) as adapter:
@@ -168,13 +189,25 @@ async def test_granular_adapter_fills_typed_columns_and_versions(
     patient = await granular.save(make_patient(), WRITER)
     obs = await granular.save(make_observation(patient.id), WRITER)
     row = await db.fetchrow("SELECT * FROM hacs_core.patients WHERE id = $1", patient.id)
-    assert (row["family_name"], row["given_names"], row["gender"], row["birth_date"],
-            row["city"], row["state"], row["postal_code"], row["version"]) == (
-        "Fernandez", ["Carlos", "Miguel"], "male", date(1978, 12, 3), "Houston", "TX", "77001", 1)
+    assert (
+        row["family_name"],
+        row["given_names"],
+        row["gender"],
+        row["birth_date"],
+        row["city"],
+        row["state"],
+        row["postal_code"],
+        row["version"],
+    ) == ("Fernandez", ["Carlos", "Miguel"], "male", date(1978, 12, 3), "Houston", "TX", "77001", 1)
     orow = await db.fetchrow("SELECT * FROM hacs_core.observations WHERE id = $1", obs.id)
-    assert (orow["patient_id"], orow["code"], orow["code_system"], float(orow["value_numeric"]),
-            orow["value_unit"], orow["category_code"]) == (
-        patient.id, "8480-6", "http://loinc.org", 118.0, "mmHg", "vital-signs")
+    assert (
+        orow["patient_id"],
+        orow["code"],
+        orow["code_system"],
+        float(orow["value_numeric"]),
+        orow["value_unit"],
+        orow["category_code"],
+    ) == (patient.id, "8480-6", "http://loinc.org", 118.0, "mmHg", "vital-signs")
     doc = await db.fetchval(
         "SELECT document->>'full_name' FROM hacs_core.patients_current WHERE id = $1", patient.id
     )
@@ -189,7 +222,8 @@ async def test_jsonb_adapter_stores_every_type_in_hacs_resources(
         patient = await adapter.save(make_patient(), WRITER)
     row = await db.fetchrow(
         "SELECT resource_type, version, document->>'gender' AS g FROM public.hacs_resources "
-        "WHERE id = $1", patient.id,
+        "WHERE id = $1",
+        patient.id,
     )
     assert tuple(row) == ("Patient", 1, "male")
     assert await db.fetchval("SELECT count(*) FROM hacs_core.patients") == 0
@@ -200,9 +234,12 @@ async def test_type_without_typed_table_uses_the_fallback(
 ) -> None:
     device = await granular.save(Device(status="active", manufacturer="Acme"), ADMIN)
     assert await granular.read(Device, device.id, ADMIN) == device
-    assert await db.fetchval(
-        "SELECT document->>'manufacturer' FROM public.hacs_resources WHERE id = $1", device.id
-    ) == "Acme"
+    assert (
+        await db.fetchval(
+            "SELECT document->>'manufacturer' FROM public.hacs_resources WHERE id = $1", device.id
+        )
+        == "Acme"
+    )
     page = await granular.search(Device, ADMIN, filters={"manufacturer": "Acme"})
     assert [d.id for d in page] == [device.id]
     assert len(await granular.search(Device, ADMIN, filters={"manufacturer": "Other"})) == 0
@@ -385,9 +422,12 @@ async def test_save_many_defers_references_to_commit(
     observations = [make_observation(patient.id, value=v) for v in (110, 120, 130)]
     saved = await granular.save_many([*observations, patient], WRITER)
     assert all(r.version == 1 for r in saved)
-    assert await db.fetchval(
-        "SELECT count(*) FROM hacs_core.observations WHERE patient_id = $1", patient.id
-    ) == 3
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM hacs_core.observations WHERE patient_id = $1", patient.id
+        )
+        == 3
+    )
 
 
 async def test_save_many_is_all_or_nothing(
@@ -399,14 +439,13 @@ async def test_save_many_is_all_or_nothing(
         await granular.save_many(items, WRITER)
     assert await db.fetchval("SELECT count(*) FROM hacs_core.patients") == 0
     assert await db.fetchval("SELECT count(*) FROM hacs_core.resource_versions") == 0
-    assert await db.fetchval(
-        "SELECT count(*) FROM hacs_audit.audit_events WHERE outcome = 'success'"
-    ) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM hacs_audit.audit_events WHERE outcome = 'success'")
+        == 0
+    )
 
 
-async def test_save_many_needs_write_for_every_type(
-    adapter: Any, db: asyncpg.Connection
-) -> None:
+async def test_save_many_needs_write_for_every_type(adapter: Any, db: asyncpg.Connection) -> None:
     patient_writer = Actor(name="pw", role="system", permissions=["patient:write"])
     patient = make_patient()
     with pytest.raises(PermissionDeniedError, match="observation:write"):
@@ -432,9 +471,12 @@ async def test_caller_transaction_rolls_back_several_saves(
     async with adapter.transaction():
         await adapter.save(make_patient(), WRITER)
         await adapter.save(make_patient(), WRITER)
-    assert await db.fetchval(
-        "SELECT count(*) FROM hacs_core.resource_versions WHERE operation = 'create'"
-    ) == 2
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM hacs_core.resource_versions WHERE operation = 'create'"
+        )
+        == 2
+    )
 
 
 async def test_search_filters_operators_and_keyset_pagination(adapter: Any) -> None:
@@ -442,18 +484,25 @@ async def test_search_filters_operators_and_keyset_pagination(adapter: Any) -> N
     for i, birth in enumerate(births):
         gender = "female" if i % 2 else "male"
         name = HumanName(use="official", family=f"Smith{i}", given=["Pat"])
-        await adapter.save(make_patient(birth_date=birth, gender=gender, name=[name],
-                                        full_name=None), WRITER)
+        await adapter.save(
+            make_patient(birth_date=birth, gender=gender, name=[name], full_name=None), WRITER
+        )
     if isinstance(adapter, GranularPostgreSQLAdapter):
-        page = await adapter.search(Patient, WRITER, filters={
-            "birth_date__gte": date(1952, 1, 1), "birth_date__lt": "1956-01-01",
-            "gender__in": ["female", "other"], "family_name__prefix": "Smith"})
+        page = await adapter.search(
+            Patient,
+            WRITER,
+            filters={
+                "birth_date__gte": date(1952, 1, 1),
+                "birth_date__lt": "1956-01-01",
+                "gender__in": ["female", "other"],
+                "family_name__prefix": "Smith",
+            },
+        )
         assert sorted(p.birth_date.year for p in page) == [1953, 1955]
     seen: list[str] = []
     cursor = None
     while True:
-        page = await adapter.search(Patient, WRITER, order_by="-created_at", limit=3,
-                                    cursor=cursor)
+        page = await adapter.search(Patient, WRITER, order_by="-created_at", limit=3, cursor=cursor)
         seen.extend(p.id for p in page)
         cursor = page.next_cursor
         if cursor is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from hacs_persistence.config import (
 )
 from hacs_persistence.engine import get_engine, resolve_database
 from hacs_persistence.errors import ConfigurationError
-from tests.conftest import db_connect
 
 PRODUCTION_CONFIG = {
     "connection_pool_size": 20,
@@ -41,9 +39,7 @@ def test_database_url_wins_over_hacs_database_url(monkeypatch: pytest.MonkeyPatc
     assert resolve_database_url() == ("postgresql://a@h1/db", "DATABASE_URL")
 
 
-def test_empty_values_count_as_unset(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", "")
     monkeypatch.setenv("HACS_DATABASE_URL", "postgresql://b@h2/db")
@@ -82,13 +78,19 @@ def test_accepted_schemes_normalise_to_asyncpg(url: str) -> None:
     target = build_connection_target(url, DatabaseSettings())
     assert target.url.drivername == "postgresql+asyncpg"
     assert (target.url.host, target.url.port, target.url.database) == (
-        "db.example.org", 5433, "clinic")
+        "db.example.org",
+        5433,
+        "clinic",
+    )
     assert target.masked == "postgresql://u:***@db.example.org:5433/clinic".replace(
-        "postgresql", url.split("://")[0])
+        "postgresql", url.split("://")[0]
+    )
 
 
 def test_unix_socket_host_goes_to_asyncpg() -> None:
-    target = build_connection_target("postgresql://postgres@/postgres?host=/tmp/pg", DatabaseSettings())
+    target = build_connection_target(
+        "postgresql://postgres@/postgres?host=/tmp/pg", DatabaseSettings()
+    )
     assert target.connect_args["host"] == "/tmp/pg"
     assert target.url.query == {}
 
@@ -102,9 +104,24 @@ def test_plain_sslmodes_pass_through(mode: str) -> None:
 def _self_signed_ca(tmp_path: Path) -> Path:
     key, cert = tmp_path / "ca.key", tmp_path / "ca.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=hacs-test-ca"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hacs-test-ca",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert
 
@@ -126,8 +143,9 @@ def test_verify_modes_build_an_ssl_context_with_the_ca(
 def test_verify_mode_without_ca_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PGSSLROOTCERT", raising=False)
     with pytest.raises(ConfigurationError, match="sslrootcert") as info:
-        build_connection_target("postgresql://u:topsecret@h/db?sslmode=verify-full",
-                                DatabaseSettings())
+        build_connection_target(
+            "postgresql://u:topsecret@h/db?sslmode=verify-full", DatabaseSettings()
+        )
     assert "topsecret" not in str(info.value)
 
 
@@ -160,7 +178,10 @@ def test_settings_accept_the_guides_production_config() -> None:
 def test_settings_defaults_and_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = DatabaseSettings()
     assert (defaults.connection_pool_size, defaults.ssl_mode, defaults.application_name) == (
-        20, "prefer", "hacs")
+        20,
+        "prefer",
+        "hacs",
+    )
     monkeypatch.setenv("HACS_DB_CONNECTION_POOL_SIZE", "7")
     monkeypatch.setenv("HACS_DB_SSL_MODE", "REQUIRE")
     settings = load_settings()
@@ -180,14 +201,22 @@ def test_bad_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_settings_are_applied_to_every_connection(database_url: str) -> None:
-    settings = load_settings(statement_timeout=1234, idle_in_transaction_session_timeout=5678,
-                             application_name="hacs-test-app")
+    settings = load_settings(
+        statement_timeout=1234,
+        idle_in_transaction_session_timeout=5678,
+        application_name="hacs-test-app",
+    )
     engine = await get_engine(await resolve_database(database_url, settings))
     async with engine.connect() as conn:
-        values = (await conn.execute(text(
-            "SELECT current_setting('statement_timeout'), "
-            "current_setting('idle_in_transaction_session_timeout'), "
-            "current_setting('application_name'), current_setting('TimeZone')"))).one()
+        values = (
+            await conn.execute(
+                text(
+                    "SELECT current_setting('statement_timeout'), "
+                    "current_setting('idle_in_transaction_session_timeout'), "
+                    "current_setting('application_name'), current_setting('TimeZone')"
+                )
+            )
+        ).one()
     assert tuple(values) == ("1234ms", "5678ms", "hacs-test-app", "UTC")
     await engine.dispose()
 
@@ -229,8 +258,13 @@ async def open_connections():
         await conn.close()
 print(asyncio.run(once()), asyncio.run(once()), asyncio.run(open_connections()))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stderr
     # Both runs worked, and each loop's engine was disposed with it while the process lives on.
     assert result.stdout.strip() == "Loop Test Loop Test 0"

@@ -9,9 +9,8 @@ transaction as the change, translate database errors once, and never leave half-
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,6 @@ from hacs_persistence.audit import AuditContext, audit_params
 from hacs_persistence.engine import ResolvedDatabase, get_engine, resolve_database
 from hacs_persistence.errors import (
     DatabaseUnavailableError,
-    HacsPersistenceError,
     PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
@@ -167,10 +165,13 @@ class PostgreSQLAdapter:
         resolved = actor if actor is not None else get_current_actor()
         if resolved is None:
             raise PermissionDeniedError(
-                "No actor: pass the Actor acting, or set one with configure_hacs(current_actor=...)."
+                "No actor: pass the acting Actor, or set one with "
+                "configure_hacs(current_actor=...)."
             )
         if not isinstance(resolved, Actor):
-            raise PermissionDeniedError(f"actor must be a hacs Actor, not {type(resolved).__name__}.")
+            raise PermissionDeniedError(
+                f"actor must be a hacs Actor, not {type(resolved).__name__}."
+            )
         return resolved
 
     async def _authorize(
@@ -198,8 +199,9 @@ class PostgreSQLAdapter:
     ) -> None:
         # Its own transaction: the attempt it records has been (or will be) rolled back.
         params = audit_params(actor, action, self.audit_defaults)
-        params.update(p_rt=resource_type, p_rid=resource_id, p_outcome=outcome, p_detail=detail,
-                      p_count=count)
+        params.update(
+            p_rt=resource_type, p_rid=resource_id, p_outcome=outcome, p_detail=detail, p_count=count
+        )
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(audit_insert(), params)
@@ -207,12 +209,23 @@ class PostgreSQLAdapter:
             raise translate_database_error(exc) from exc
 
     async def _audit_in(
-        self, conn: AsyncConnection, actor: Actor, action: str, resource_type: str,
-        resource_id: str | None, count: int | None = None, detail: str | None = None,
+        self,
+        conn: AsyncConnection,
+        actor: Actor,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        count: int | None = None,
+        detail: str | None = None,
     ) -> None:
         params = audit_params(actor, action, self.audit_defaults)
-        params.update(p_rt=resource_type, p_rid=resource_id, p_outcome="success", p_detail=detail,
-                      p_count=count)
+        params.update(
+            p_rt=resource_type,
+            p_rid=resource_id,
+            p_outcome="success",
+            p_detail=detail,
+            p_count=count,
+        )
         await self._execute(conn, audit_insert(), params)
 
     # -- writes ----------------------------------------------------------------------------
@@ -258,7 +271,10 @@ class PostgreSQLAdapter:
         return resource
 
     async def _insert(
-        self, conn: AsyncConnection, mapping: ResourceMapping, resource: BaseResource,
+        self,
+        conn: AsyncConnection,
+        mapping: ResourceMapping,
+        resource: BaseResource,
         actor: Actor,
     ) -> None:
         statements = statements_for(mapping)
@@ -271,8 +287,9 @@ class PostgreSQLAdapter:
                 return
             stored = (await self._execute(conn, statements.current_version, params)).first()
             if not generated:
-                await self._audit_failure(actor, "create", mapping.resource_type, resource.id,
-                                          "conflict")
+                await self._audit_failure(
+                    actor, "create", mapping.resource_type, resource.id, "conflict"
+                )
                 raise VersionConflictError(
                     mapping.resource_type, resource.id, None, stored.version if stored else None
                 )
@@ -297,16 +314,21 @@ class PostgreSQLAdapter:
         expected = expected_version if expected_version is not None else resource.version
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "update")
         if expected is None:
-            await self._audit_failure(acting, "update", mapping.resource_type, resource.id,
-                                      "conflict")
+            await self._audit_failure(
+                acting, "update", mapping.resource_type, resource.id, "conflict"
+            )
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
         async with self._unit() as conn:
             await self._update(conn, mapping, resource, acting, expected)
         return resource
 
     async def _update(
-        self, conn: AsyncConnection, mapping: ResourceMapping, resource: BaseResource,
-        actor: Actor, expected: int,
+        self,
+        conn: AsyncConnection,
+        mapping: ResourceMapping,
+        resource: BaseResource,
+        actor: Actor,
+        expected: int,
     ) -> None:
         statements = statements_for(mapping)
         params = self._write_params(mapping, resource, actor, "update")
@@ -317,11 +339,11 @@ class PostgreSQLAdapter:
             return
         stored = (await self._execute(conn, statements.current_version, params)).first()
         if stored is None:
-            await self._audit_failure(actor, "update", mapping.resource_type, resource.id,
-                                      "not_found")
+            await self._audit_failure(
+                actor, "update", mapping.resource_type, resource.id, "not_found"
+            )
             raise ResourceNotFoundError(mapping.resource_type, resource.id)
-        await self._audit_failure(actor, "update", mapping.resource_type, resource.id,
-                                  "conflict")
+        await self._audit_failure(actor, "update", mapping.resource_type, resource.id, "conflict")
         raise VersionConflictError(mapping.resource_type, resource.id, expected, stored.version)
 
     async def delete(
@@ -339,8 +361,9 @@ class PostgreSQLAdapter:
             if row is None:
                 stored = (await self._execute(conn, statements.current_version, params)).first()
         if row is None:
-            await self._audit_failure(acting, "delete", mapping.resource_type, resource_id,
-                                      "not_found")
+            await self._audit_failure(
+                acting, "delete", mapping.resource_type, resource_id, "not_found"
+            )
             raise ResourceNotFoundError(
                 mapping.resource_type, resource_id, deleted=stored is not None
             )
@@ -405,8 +428,9 @@ class PostgreSQLAdapter:
         async with self._unit() as conn:
             rows = (await self._execute(conn, plan.statement)).all()
             items = [_validate(model_cls, row.document) for row in rows[: plan.limit]]
-            await self._audit_in(conn, acting, "search", mapping.resource_type, None,
-                                 count=len(items))
+            await self._audit_in(
+                conn, acting, "search", mapping.resource_type, None, count=len(items)
+            )
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
     async def history(
@@ -433,15 +457,20 @@ class PostgreSQLAdapter:
         async with self._unit() as conn:
             rows = (await self._execute(conn, statement, params)).all()
             if rows:
-                await self._audit_in(conn, acting, "history", mapping.resource_type,
-                                     resource_id, count=len(rows))
+                await self._audit_in(
+                    conn, acting, "history", mapping.resource_type, resource_id, count=len(rows)
+                )
         if not rows:
-            await self._audit_failure(acting, "history", mapping.resource_type, resource_id,
-                                      "not_found")
+            await self._audit_failure(
+                acting, "history", mapping.resource_type, resource_id, "not_found"
+            )
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
         return [
             HistoryEntry(
-                row.version, row.operation, row.changed_at, row.changed_by,
+                row.version,
+                row.operation,
+                row.changed_at,
+                row.changed_by,
                 _validate(model_cls, row.document),
             )
             for row in rows
@@ -463,16 +492,30 @@ class PostgreSQLAdapter:
         async with self._unit() as conn:
             row = (await self._execute(conn, statement, params)).first()
             if row is not None:
-                await self._audit_in(conn, acting, "read_version", mapping.resource_type,
-                                     resource_id, detail=f"version={version}")
+                await self._audit_in(
+                    conn,
+                    acting,
+                    "read_version",
+                    mapping.resource_type,
+                    resource_id,
+                    detail=f"version={version}",
+                )
         if row is None:
-            await self._audit_failure(acting, "read_version", mapping.resource_type,
-                                      resource_id, "not_found", detail=f"version={version}")
+            await self._audit_failure(
+                acting,
+                "read_version",
+                mapping.resource_type,
+                resource_id,
+                "not_found",
+                detail=f"version={version}",
+            )
             raise ResourceNotFoundError(mapping.resource_type, f"{resource_id}/_history/{version}")
         return _validate(model_cls, row.document)
 
 
-def _stamp(resource: BaseResource, version: int, created_at: datetime, updated_at: datetime) -> None:
+def _stamp(
+    resource: BaseResource, version: int, created_at: datetime, updated_at: datetime
+) -> None:
     # The object becomes the stored resource: version and database timestamps, and its id is
     # now a real one (so saving it again is an update, never a second insert).
     resource.__dict__.update(version=version, created_at=created_at, updated_at=updated_at)
@@ -489,17 +532,14 @@ def _validate(model_cls: type[R], document: str) -> R:
 
 
 async def _rollback_quietly(conn: AsyncConnection) -> None:
-    try:
+    # If the connection is gone, the server has rolled back on its own.
+    with suppress(DBAPIError, OSError, SQLAlchemyError):
         await conn.rollback()
-    except (DBAPIError, OSError, SQLAlchemyError):
-        pass  # the connection is gone; the server rolls back on its own
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:
-    try:
+    with suppress(DBAPIError, OSError, SQLAlchemyError):
         await conn.close()
-    except (DBAPIError, OSError, SQLAlchemyError):
-        pass
 
 
 async def _schema_state(engine: AsyncEngine) -> tuple[str | None, int | None]:
@@ -558,6 +598,3 @@ async def create_postgres_adapter(
         request_id=request_id,
         purpose_of_use=purpose_of_use,
     )
-
-
-

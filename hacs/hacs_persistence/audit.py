@@ -21,7 +21,8 @@ class AuditContext:
     purpose_of_use: str | None = None
 
 
-_context: ContextVar[AuditContext] = ContextVar("hacs_audit_context", default=AuditContext())
+_EMPTY = AuditContext()
+_context: ContextVar[AuditContext] = ContextVar("hacs_audit_context", default=_EMPTY)
 
 
 def current_audit_context() -> AuditContext:

@@ -70,7 +70,7 @@ class DatabaseSettings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> DatabaseSettings:
-    """Build settings from the environment plus explicit overrides, with errors that name the setting."""
+    """Settings from the environment plus explicit overrides; errors name the setting."""
     try:
         return DatabaseSettings(**overrides)
     except ValidationError as exc:
@@ -134,9 +134,12 @@ class ConnectionTarget:
     @property
     def cache_key(self) -> str:
         """A key that identifies the target for engine caching (contains the password)."""
-        return self.url.render_as_string(hide_password=False) + "|" + repr(
-            sorted((k, repr(v)) for k, v in self.connect_args.items() if k != "ssl")
-        ) + f"|{self.ssl_mode}"
+        return (
+            self.url.render_as_string(hide_password=False)
+            + "|"
+            + repr(sorted((k, repr(v)) for k, v in self.connect_args.items() if k != "ssl"))
+            + f"|{self.ssl_mode}"
+        )
 
 
 def _ssl_argument(mode: str, root_cert: str | None, masked: str) -> Any:
@@ -158,7 +161,7 @@ def _ssl_argument(mode: str, root_cert: str | None, masked: str) -> Any:
 
 
 def build_connection_target(url: str, settings: DatabaseSettings) -> ConnectionTarget:
-    """Parse and normalise a PostgreSQL URL (``postgres://``, unix socket ``?host=``, ``sslmode``)."""
+    """Parse and normalise a PostgreSQL URL (``postgres://``, socket ``?host=``, ``sslmode``)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -169,7 +172,8 @@ def build_connection_target(url: str, settings: DatabaseSettings) -> ConnectionT
     masked = mask_url(parsed)
     if parsed.drivername not in _SCHEMES:
         raise ConfigurationError(
-            f"Unsupported database URL scheme {parsed.drivername!r} in {masked}: use postgresql://, "
+            f"Unsupported database URL scheme {parsed.drivername!r} in {masked}: use "
+            "postgresql://, "
             "postgres:// or postgresql+asyncpg://."
         )
     query = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in parsed.query.items()}
@@ -191,7 +195,8 @@ def build_connection_target(url: str, settings: DatabaseSettings) -> ConnectionT
     unknown = sorted(query)
     if unknown:
         raise ConfigurationError(
-            f"Unsupported URL parameter(s) {', '.join(unknown)} in {masked}; supported: host, port, "
+            f"Unsupported URL parameter(s) {', '.join(unknown)} in {masked}; supported: "
+            "host, port, "
             "sslmode, sslrootcert, application_name."
         )
     connect_args["ssl"] = _ssl_argument(ssl_mode, root_cert, masked)

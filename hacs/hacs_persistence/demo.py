@@ -46,12 +46,12 @@ def extract_blocks(markdown: str) -> list[GuideBlock]:
         if match is None:
             i += 1
             continue
-        start, body = i, []
+        start, content = i, []
         i += 1
         while i < len(lines) and not lines[i].rstrip().startswith("```"):
-            body.append(lines[i])
+            content.append(lines[i])
             i += 1
-        fences.append((match.group(1), start + 1, "\n".join(body)))
+        fences.append((match.group(1), start + 1, "\n".join(content)))
         i += 1
     blocks: list[GuideBlock] = []
     for index, (language, line, body) in enumerate(fences):
@@ -88,7 +88,9 @@ def run_blocks(
     try:
         for block in blocks:
             code = compile(
-                block.code, f"<guide block at line {block.line}>", "exec",
+                block.code,
+                f"<guide block at line {block.line}>",
+                "exec",
                 flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
             )
             sink = _Tee(echo)

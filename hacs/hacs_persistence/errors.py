@@ -1,4 +1,4 @@
-"""The one exception tree of the persistence layer, and the single place database errors map into it.
+"""The persistence layer's one exception tree, and the one place database errors map into it.
 
 Callers catch ``HacsPersistenceError`` (or a subclass); driver and SQLAlchemy exceptions never leak.
 Database errors are translated once, by SQLSTATE, in :func:`translate_database_error`.
@@ -54,7 +54,7 @@ class TransientDatabaseError(HacsPersistenceError):
 
 
 class SchemaNotMigratedError(HacsPersistenceError):
-    """The database schema is missing or behind; run ``alembic upgrade head`` or ``run_migration()``."""
+    """The schema is missing or behind: run ``alembic upgrade head`` or ``run_migration()``."""
 
 
 class ResourceNotFoundError(HacsPersistenceError):

@@ -1,4 +1,4 @@
-"""The granular adapter: typed, indexed tables per resource type, documents in the versions table."""
+"""The granular adapter: typed, indexed tables per resource type; documents in the versions."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from sqlalchemy import func, select, text
 
 from hacs_persistence.config import URL_ENV_VARS, mask_url
 from hacs_persistence.engine import ResolvedDatabase, one_off_connection, resolve_database
-from hacs_persistence.migrations import get_migration_status
 from hacs_persistence.schema import HACS_SCHEMAS, ResourceDocumentTable
 
 __all__ = ["get_generic_table_status", "verify_database_environment"]
@@ -63,11 +62,15 @@ async def verify_database_environment(database_url: str | None = None) -> dict[s
                 )
             ).one()
             schemas = (
-                await conn.execute(
-                    text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:s)"),
-                    {"s": list(HACS_SCHEMAS)},
+                (
+                    await conn.execute(
+                        text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:s)"),
+                        {"s": list(HACS_SCHEMAS)},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         major, minor = version_num // 10000, version_num % 10000
         result["connection_test"] = {
             "success": True,
@@ -120,8 +123,12 @@ async def get_generic_table_status(database_url: str | None = None) -> dict[str,
                 text("SELECT to_regclass('public.hacs_resources') IS NOT NULL")
             )
             if not exists:
-                return {"table_exists": False, "total_resources": 0, "resource_types_count": 0,
-                        "resource_breakdown": {}}
+                return {
+                    "table_exists": False,
+                    "total_resources": 0,
+                    "resource_types_count": 0,
+                    "resource_breakdown": {},
+                }
             live = table.c.deleted_at.is_(None)
             counts = (
                 await conn.execute(

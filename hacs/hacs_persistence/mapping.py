@@ -26,6 +26,7 @@ __all__ = [
     "model_from_document",
 ]
 
+
 # eq=False: identity semantics (columns overload ==), so mappings can key caches.
 @dataclass(frozen=True, eq=False)
 class ResourceMapping:
@@ -66,16 +67,20 @@ def _typed_table_for(model_cls: type[BaseResource]) -> type[TypedResourceTable] 
     return None
 
 
+def _table(table_cls: type[Any]) -> Table:
+    table = table_cls.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 @cache
 def mapping_for(model_cls: type[BaseResource], *, typed: bool = True) -> ResourceMapping:
     """The mapping of a model class; ``typed=False`` forces the JSONB fallback table."""
     resource_type = model_cls.type_name()
     table_cls = _typed_table_for(model_cls) if typed else None
     if table_cls is None:
-        return ResourceMapping(
-            resource_type, ResourceDocumentTable.__table__, False, (), ()  # type: ignore[arg-type]
-        )
-    table: Table = table_cls.__table__  # type: ignore[assignment]
+        return ResourceMapping(resource_type, _table(ResourceDocumentTable), False, (), ())
+    table = _table(table_cls)
     key_columns = tuple(c for c in table.columns if "source" in c.info)
     return ResourceMapping(
         resource_type,

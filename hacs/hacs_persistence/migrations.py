@@ -168,11 +168,15 @@ async def get_migration_status(database_url: str | None = None) -> dict[str, Any
                 text("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
             )
             schemas = (
-                await conn.execute(
-                    text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:s)"),
-                    {"s": list(HACS_SCHEMAS)},
+                (
+                    await conn.execute(
+                        text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:s)"),
+                        {"s": list(HACS_SCHEMAS)},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             current = None
             version_table = f"{VERSION_TABLE_SCHEMA}.{ALEMBIC_VERSION_TABLE}"
             if await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": version_table}):
@@ -194,7 +198,9 @@ def _status(
         if schema != "public" or name in expected["public"]:
             found[schema].add(name)
     missing = sorted(
-        f"{schema}.{name}" for schema, names in expected.items() for name in names
+        f"{schema}.{name}"
+        for schema, names in expected.items()
+        for name in names
         if name not in found[schema]
     )
     head = head_revision()

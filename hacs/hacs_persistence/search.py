@@ -18,8 +18,18 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ARRAY, Column, ColumnElement, Select, Text, and_, cast, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    FromClause,
+    Select,
+    Text,
+    and_,
+    cast,
+    or_,
+    select,
+)
 
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
@@ -135,7 +145,7 @@ def _condition(column: Column[Any], op: str, value: Any, key: str) -> ColumnElem
         # startswith(autoescape) binds the value and escapes % and _ inside it.
         return column.startswith(prefix, autoescape=True)
     coerced = _coerce(column, value, key)
-    comparisons = {
+    comparisons: dict[str, ColumnElement[bool]] = {
         "eq": column == coerced,
         "ne": column != coerced,
         "lt": column < coerced,
@@ -265,6 +275,7 @@ def build_search(
             f"Unknown sort field {sort_name!r} for {mapping.resource_type}; sortable fields: "
             f"{', '.join(sorted(n for n, c in sortable.items() if not isinstance(c.type, ARRAY)))}."
         )
+    source: FromClause
     if mapping.typed:
         conditions = _typed_conditions(mapping, filters)
         document = cast(VERSIONS.c.document, Text)
@@ -312,6 +323,3 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
         return None
     last = rows[plan.limit - 1]
     return _encode_cursor(plan.order_by, last.sort_value, last.id)
-
-
-

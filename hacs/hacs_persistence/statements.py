@@ -149,8 +149,16 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .returning(VERSIONS.c.id)
         .cte("v")
     )
-    t_cols = ["id", "resource_type", "version", "created_at", "updated_at", "created_by",
-              "updated_by", *keys]
+    t_cols = [
+        "id",
+        "resource_type",
+        "version",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+        *keys,
+    ]
     t_ins = (
         pg_insert(table)
         .from_select(
@@ -197,18 +205,25 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
     # -- delete: a tombstone version carrying the last document.
     t_del = (
         update(table)
-        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
-               table.c.deleted_at.is_(None))
-        .values(version=table.c.version + 1, updated_at=now, deleted_at=now,
-                updated_by=_p("a_actor_id"))
+        .where(
+            table.c.id == _p("p_id"),
+            table.c.resource_type == _p("p_rt"),
+            table.c.deleted_at.is_(None),
+        )
+        .values(
+            version=table.c.version + 1, updated_at=now, deleted_at=now, updated_by=_p("a_actor_id")
+        )
         .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
         .cte("t")
     )
     prev = VERSIONS.alias("prev")
     last_doc = (
         select(prev.c.document)
-        .where(prev.c.resource_type == _p("p_rt"), prev.c.id == t_del.c.id,
-               prev.c.version == t_del.c.version - 1)
+        .where(
+            prev.c.resource_type == _p("p_rt"),
+            prev.c.id == t_del.c.id,
+            prev.c.version == t_del.c.version - 1,
+        )
         .scalar_subquery()
     )
     delete_stmt = _returning_with_audit(
@@ -247,15 +262,13 @@ def _version_from(changed: CTE, operation: str, document: Any) -> Any:
     return (
         insert(VERSIONS)
         .from_select(
-            ["resource_type", "id", "version", "operation", "document", "changed_at",
-             "changed_by"],
+            ["resource_type", "id", "version", "operation", "document", "changed_at", "changed_by"],
             select(
                 _p("p_rt"),
                 changed.c.id,
                 changed.c.version,
                 literal(operation),
-                _stamped(document, changed.c.version, changed.c.created_at,
-                         changed.c.updated_at),
+                _stamped(document, changed.c.version, changed.c.created_at, changed.c.updated_at),
                 changed.c.updated_at,
                 _p("a_actor_id"),
             ).select_from(changed),
@@ -312,8 +325,9 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             updated_by=_p("a_actor_id"),
         )
         .on_conflict_do_nothing()
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
-                   table.c.document)
+        .returning(
+            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
+        )
         .cte("t")
     )
     insert_stmt = _returning_with_audit(
@@ -321,8 +335,11 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     )
     t_upd = (
         update(table)
-        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
-               table.c.version == bindparam("p_expected", type_=table.c.version.type))
+        .where(
+            table.c.id == _p("p_id"),
+            table.c.resource_type == _p("p_rt"),
+            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+        )
         .values(
             version=table.c.version + 1,
             updated_at=now,
@@ -330,8 +347,9 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             deleted_at=null(),
             document=_stamped(_doc_param(), table.c.version + 1, table.c.created_at, now),
         )
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
-                   table.c.document)
+        .returning(
+            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
+        )
         .cte("t")
     )
     update_stmt = _returning_with_audit(
@@ -339,8 +357,11 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     )
     t_del = (
         update(table)
-        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"),
-               table.c.deleted_at.is_(None))
+        .where(
+            table.c.id == _p("p_id"),
+            table.c.resource_type == _p("p_rt"),
+            table.c.deleted_at.is_(None),
+        )
         .values(
             version=table.c.version + 1,
             updated_at=now,
@@ -348,16 +369,16 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             updated_by=_p("a_actor_id"),
             document=_stamped(table.c.document, table.c.version + 1, table.c.created_at, now),
         )
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at,
-                   table.c.document)
+        .returning(
+            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
+        )
         .cte("t")
     )
     delete_stmt = _returning_with_audit(
         t_del, "success", versions=_version_from(t_del, "delete", t_del.c.document)
     )
     r = (
-        select(cast(table.c.document, Text).label("document"), table.c.deleted_at,
-               table.c.version)
+        select(cast(table.c.document, Text).label("document"), table.c.deleted_at, table.c.version)
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
         .cte("r")
     )

@@ -1,0 +1,44 @@
+"""Agent-facing tools: functions that act as the current actor and return results, never raise.
+
+Every tool returns a :class:`HACSResult` (``success``, ``message``, ``data``, ``error``) so an
+agent can read the outcome instead of handling exceptions. Each ``a*`` coroutine has a sync twin
+that also works inside a running event loop::
+
+    from hacs_tools import configure_hacs, read_resource
+
+    configure_hacs(current_actor=actor)
+    result = read_resource(resource_id="patient-1234", resource_type="Patient")
+    if result.success:
+        patient = result.data["resource"]
+"""
+
+from hacs_auth import configure_hacs
+from hacs_tools.domains.database import (
+    adelete_resource,
+    aread_resource,
+    asave_resource,
+    asearch_resources,
+    aupdate_resource,
+    delete_resource,
+    read_resource,
+    save_resource,
+    search_resources,
+    update_resource,
+)
+from hacs_tools.results import ErrorCode, HACSResult
+
+__all__ = [
+    "ErrorCode",
+    "HACSResult",
+    "adelete_resource",
+    "aread_resource",
+    "asave_resource",
+    "asearch_resources",
+    "aupdate_resource",
+    "configure_hacs",
+    "delete_resource",
+    "read_resource",
+    "save_resource",
+    "search_resources",
+    "update_resource",
+]

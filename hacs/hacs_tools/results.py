@@ -174,12 +174,16 @@ def _persistence(exc: HacsPersistenceError) -> tuple[ErrorCode, str, dict[str, A
     if isinstance(exc, PermissionDeniedError):
         return ErrorCode.PERMISSION_DENIED, str(exc), {"permission": exc.permission or None}
     if isinstance(exc, VersionConflictError):
-        return ErrorCode.VERSION_CONFLICT, _conflict_message(exc), {
-            "resource_type": exc.resource_type,
-            "id": exc.resource_id,
-            "expected_version": exc.expected,
-            "stored_version": exc.actual,
-        }
+        return (
+            ErrorCode.VERSION_CONFLICT,
+            _conflict_message(exc),
+            {
+                "resource_type": exc.resource_type,
+                "id": exc.resource_id,
+                "expected_version": exc.expected,
+                "stored_version": exc.actual,
+            },
+        )
     if isinstance(exc, InvalidQueryError):
         return ErrorCode.INVALID_QUERY, str(exc), None
     if isinstance(exc, UniqueViolationError):
@@ -219,9 +223,7 @@ def _conflict_message(exc: VersionConflictError) -> str:
     return str(exc)
 
 
-def _validation(
-    exc: ValidationError, title: str
-) -> tuple[ErrorCode, str, dict[str, Any] | None]:
+def _validation(exc: ValidationError, title: str) -> tuple[ErrorCode, str, dict[str, Any] | None]:
     # include_input/include_context off: the input is resource content (possibly PHI).
     errors = [
         {

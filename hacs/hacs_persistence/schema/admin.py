@@ -19,7 +19,7 @@ class SystemConfigurationTable(Base):
     """Operational settings, one row per unique key."""
 
     __tablename__ = "system_configuration"
-    __table_args__ = {"schema": "hacs_admin"}
+    __table_args__ = {"schema": "hacs_admin"}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     id: Mapped[int] = mapped_column(Identity(always=True), primary_key=True)
     key: Mapped[str] = mapped_column(unique=True)

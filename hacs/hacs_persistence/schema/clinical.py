@@ -1,4 +1,4 @@
-"""``hacs_clinical``: conditions, medications, procedures, reports, plans and knowledge artefacts."""
+"""``hacs_clinical``: conditions, medications, procedures, reports, plans, knowledge artefacts."""
 
 from __future__ import annotations
 
@@ -68,9 +68,7 @@ class ConditionTable(PatientLinkMixin, EncounterLinkMixin, CodedMixin, TypedReso
     clinical_status: Mapped[str | None] = key_column(
         coding("clinical_status", part="code"), index=True
     )
-    verification_status: Mapped[str | None] = key_column(
-        coding("verification_status", part="code")
-    )
+    verification_status: Mapped[str | None] = key_column(coding("verification_status", part="code"))
     category_code: Mapped[str | None] = key_column(coding("category", part="code"))
     onset_at: Mapped[datetime | None] = key_column(attr("onset_date_time"))
     abatement_at: Mapped[datetime | None] = key_column(attr("abatement_date_time"))
@@ -131,9 +129,7 @@ class AllergyIntoleranceTable(PatientLinkMixin, CodedMixin, TypedResourceTable):
     patient_path: ClassVar[tuple[str | int, ...]] = ("patient",)
 
     clinical_status: Mapped[str | None] = key_column(coding("clinical_status", part="code"))
-    verification_status: Mapped[str | None] = key_column(
-        coding("verification_status", part="code")
-    )
+    verification_status: Mapped[str | None] = key_column(coding("verification_status", part="code"))
     criticality: Mapped[str | None] = key_column(attr("criticality"))
     onset_at: Mapped[datetime | None] = key_column(attr("onset_date_time"))
     recorded_at: Mapped[datetime | None] = key_column(attr("recorded_date"))

@@ -38,4 +38,7 @@ class ResourceDocumentTable(Base):
     updated_by: Mapped[str | None]
     deleted_at: Mapped[datetime | None]
 
-    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+    __mapper_args__ = {  # noqa: RUF012 (SQLAlchemy reads it as is)
+        "version_id_col": version,
+        "version_id_generator": False,
+    }

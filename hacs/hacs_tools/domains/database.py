@@ -6,8 +6,9 @@ Resources go in as dicts or models and come back as JSON-mode dicts. Every ``a*`
 synchronous twin that runs it through :func:`hacs_tools.runner.run_sync`, so the twins also work
 inside a running event loop.
 
-Each call opens an adapter and closes it when done: asyncpg connections belong to one event loop,
-and the sync twins run each call on a loop of its own.
+Arguments are checked before a connection is opened, so a refused or malformed call never touches
+the database. Each call then opens an adapter and closes it when done: asyncpg connections belong
+to one event loop, and the sync twins run each call on a loop of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from hacs_auth import Actor
 from hacs_models import BaseResource, UnknownResourceTypeError, get_model_class
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapter import create_postgres_adapter
 from hacs_tools.actors import current_actor_id, resolve_actor
 from hacs_tools.results import (
     ErrorCode,
@@ -58,15 +59,11 @@ async def _guarded(
         return failure_from_exception(exc, operation=operation, actor_id=current_actor_id())
 
 
-async def _connect(database_url: str | None) -> PostgreSQLAdapter:
-    # Looked up at call time (not bound at import) so one place decides how tools connect.
-    return await create_postgres_adapter(database_url)
-
-
 def _model_class(resource_type: object) -> type[BaseResource]:
     if not isinstance(resource_type, str):
+        kind = type(resource_type).__name__
         raise UnknownResourceTypeError(
-            f"resource_type must be a type name such as 'Patient', not {type(resource_type).__name__}."
+            f"resource_type must be a type name such as 'Patient', not {kind}."
         )
     return get_model_class(resource_type)
 
@@ -133,21 +130,19 @@ async def aread_resource(
         On success ``data={"resource": {...}}`` (JSON-mode dict); on failure an error such
         as ``not_found`` or ``permission_denied``.
     """
-    state: dict[str, type[BaseResource]] = {}
 
-    def prepare() -> None:
+    async def call(actor: Actor) -> HACSResult:
+        cls = _model_class(resource_type)
         _check_id(resource_id)
-        state["cls"] = _model_class(resource_type)
-
-    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
-        resource = await adapter.read(state["cls"], resource_id, actor)
+        async with await create_postgres_adapter(database_url) as adapter:
+            resource = await adapter.read(cls, resource_id, actor)
         return success(
             f"{resource.resource_type} {resource.id} retrieved",
             {"resource": _dump(resource)},
             actor_id=actor.id,
         )
 
-    return await _run("read_resource", actor_id, database_url, prepare, step)
+    return await _guarded("read_resource", actor_id, call)
 
 
 def read_resource(
@@ -158,9 +153,7 @@ def read_resource(
     database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`aread_resource` (also safe inside a running event loop)."""
-    return run_sync(
-        aread_resource(resource_id, resource_type, actor_id, database_url=database_url)
-    )
+    return run_sync(aread_resource(resource_id, resource_type, actor_id, database_url=database_url))
 
 
 # -- save ----------------------------------------------------------------------------------
@@ -187,20 +180,18 @@ async def asave_resource(
         On success ``data={"resource": {...}}`` with the stored id and version; on failure
         e.g. ``validation`` (naming the field), ``version_conflict`` or ``permission_denied``.
     """
-    state: dict[str, BaseResource] = {}
 
-    def prepare() -> None:
-        state["resource"] = _to_model(resource, resource_type)
-
-    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
-        saved = await adapter.save(state["resource"], actor)
+    async def call(actor: Actor) -> HACSResult:
+        model = _to_model(resource, resource_type)
+        async with await create_postgres_adapter(database_url) as adapter:
+            saved = await adapter.save(model, actor)
         return success(
             f"{saved.resource_type} {saved.id} saved (version {saved.version})",
             {"resource": _dump(saved)},
             actor_id=actor.id,
         )
 
-    return await _run("save_resource", actor_id, database_url, prepare, step)
+    return await _guarded("save_resource", actor_id, call)
 
 
 def save_resource(
@@ -238,20 +229,18 @@ async def aupdate_resource(
     Returns:
         On success ``data={"resource": {...}}`` with the new version.
     """
-    state: dict[str, BaseResource] = {}
 
-    def prepare() -> None:
-        state["resource"] = _to_model(resource, resource_type)
-
-    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
-        updated = await adapter.update(state["resource"], actor, expected_version=expected_version)
+    async def call(actor: Actor) -> HACSResult:
+        model = _to_model(resource, resource_type)
+        async with await create_postgres_adapter(database_url) as adapter:
+            updated = await adapter.update(model, actor, expected_version=expected_version)
         return success(
             f"{updated.resource_type} {updated.id} updated (version {updated.version})",
             {"resource": _dump(updated)},
             actor_id=actor.id,
         )
 
-    return await _run("update_resource", actor_id, database_url, prepare, step)
+    return await _guarded("update_resource", actor_id, call)
 
 
 def update_resource(
@@ -289,15 +278,12 @@ async def adelete_resource(
     Returns:
         On success ``data={"resource_type", "id", "version"}`` (the tombstone's version).
     """
-    state: dict[str, type[BaseResource]] = {}
 
-    def prepare() -> None:
+    async def call(actor: Actor) -> HACSResult:
+        cls = _model_class(resource_type)
         _check_id(resource_id)
-        state["cls"] = _model_class(resource_type)
-
-    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
-        cls = state["cls"]
-        version = await adapter.delete(cls, resource_id, actor)
+        async with await create_postgres_adapter(database_url) as adapter:
+            version = await adapter.delete(cls, resource_id, actor)
         type_name = cls.type_name()
         return success(
             f"{type_name} {resource_id} deleted (version {version})",
@@ -305,7 +291,7 @@ async def adelete_resource(
             actor_id=actor.id,
         )
 
-    return await _run("delete_resource", actor_id, database_url, prepare, step)
+    return await _guarded("delete_resource", actor_id, call)
 
 
 def delete_resource(
@@ -350,16 +336,13 @@ async def asearch_resources(
         On success ``data={"resources": [...], "next_cursor": str | None, "count": n}``;
         a bad filter, sort key or cursor fails with ``invalid_query``.
     """
-    state: dict[str, type[BaseResource]] = {}
 
-    def prepare() -> None:
-        state["cls"] = _model_class(resource_type)
-
-    async def step(actor: Actor, adapter: PostgreSQLAdapter) -> HACSResult:
-        cls = state["cls"]
-        page = await adapter.search(
-            cls, actor, filters=filters, order_by=order_by, limit=limit, cursor=cursor
-        )
+    async def call(actor: Actor) -> HACSResult:
+        cls = _model_class(resource_type)
+        async with await create_postgres_adapter(database_url) as adapter:
+            page = await adapter.search(
+                cls, actor, filters=filters, order_by=order_by, limit=limit, cursor=cursor
+            )
         more = "; more on the next page (pass next_cursor)" if page.next_cursor else ""
         return success(
             f"Found {len(page.items)} {cls.type_name()} resource(s){more}",
@@ -371,7 +354,7 @@ async def asearch_resources(
             actor_id=actor.id,
         )
 
-    return await _run("search_resources", actor_id, database_url, prepare, step)
+    return await _guarded("search_resources", actor_id, call)
 
 
 def search_resources(
