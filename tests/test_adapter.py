@@ -41,7 +41,7 @@ READER = Actor(name="reader", role="physician", permissions=["patient:read"])
 class Device(BaseResource):
     """A type without a typed table: it must live in the JSONB fallback."""
 
-    resource_type: str = "Device"
+    resource_type: str = "AdapterDevice"
     status: str | None = None
     manufacturer: str | None = None
 
@@ -49,7 +49,7 @@ class Device(BaseResource):
 class VipPatient(Patient):
     """A subclass with its own resource_type: stored in patients, read back as itself."""
 
-    resource_type: str = "VipPatient"
+    resource_type: str = "AdapterVipPatient"
     tier: str = "gold"
 
 

@@ -31,6 +31,7 @@ _VARIABLE = [
     (re.compile(r"\b([a-z]+)-[0-9a-f]{8}\b"), r"\1-<id>"),
     (re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00"), "<utc-timestamp>"),
     (re.compile(r"(Database: ).+"), r"\1<database>"),
+    (re.compile(r"(PostgreSQL: PostgreSQL )[\d.]+"), r"\1<version>"),
     (re.compile(r"(URL preview: postgresql://).+"), r"\1<rest>"),
 ]
 

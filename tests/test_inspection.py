@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Specimen(BaseResource):
-    resource_type: str = "Specimen"
+    resource_type: str = "InspectionSpecimen"
     status: str | None = None
 
 
@@ -63,7 +63,7 @@ async def test_generic_table_status_counts_by_type_largest_first(database_url: s
     status = await get_generic_table_status(database_url)
     assert status["total_resources"] == 4
     assert status["resource_types_count"] == 2
-    assert list(status["resource_breakdown"].items()) == [("Patient", 3), ("Specimen", 1)]
+    assert list(status["resource_breakdown"].items()) == [("Patient", 3), ("InspectionSpecimen", 1)]
     assert status["earliest_record"] <= status["latest_record"]
 
 

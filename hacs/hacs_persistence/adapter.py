@@ -24,8 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hacs_auth import Actor, get_current_actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.audit import AuditContext, audit_params
-from hacs_persistence.engine import ResolvedDatabase, get_engine, resolve_database
+from hacs_persistence.engine import (
+    ResolvedDatabase,
+    acquire_engine,
+    release_engine,
+    resolve_database,
+)
 from hacs_persistence.errors import (
+    ConfigurationError,
     DatabaseUnavailableError,
     PermissionDeniedError,
     ResourceNotFoundError,
@@ -88,10 +94,10 @@ class PostgreSQLAdapter:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Release the adapter's pooled connections."""
+        """Release the adapter's engine (disposed when no other adapter uses it)."""
         if not self._closed:
             self._closed = True
-            await self.engine.dispose()
+            await release_engine(self.engine)
 
     async def __aenter__(self) -> PostgreSQLAdapter:
         return self
@@ -575,21 +581,26 @@ async def create_postgres_adapter(
     from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
     from hacs_persistence.migrations import head_revision
 
+    if kind not in ("auto", "granular", "jsonb"):
+        raise ConfigurationError(f"kind must be 'auto', 'granular' or 'jsonb', not {kind!r}.")
     resolved = await resolve_database(database_url, load_settings(**settings))
-    engine = await get_engine(resolved)
+    engine = await acquire_engine(resolved)
     try:
         revision, dim = await _schema_state(engine)
-    except (DBAPIError, OSError) as exc:
-        raise translate_database_error(exc) from exc
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailableError(f"Cannot reach {resolved.target.masked}.") from exc
-    head = head_revision()
-    if revision != head:
-        state = "has no hacs schema" if revision is None else f"is at revision {revision}"
-        raise SchemaNotMigratedError(
-            f"The database {resolved.target.masked} {state}, not {head}: run `alembic upgrade "
-            "head` (or `await hacs_persistence.migrations.run_migration()`) first."
-        )
+        head = head_revision()
+        if revision != head:
+            state = "has no hacs schema" if revision is None else f"is at revision {revision}"
+            raise SchemaNotMigratedError(
+                f"The database {resolved.target.masked} {state}, not {head}: run `alembic "
+                "upgrade head` (or `await hacs_persistence.migrations.run_migration()`) first."
+            )
+    except BaseException as exc:
+        await release_engine(engine)
+        if isinstance(exc, (DBAPIError, OSError)):
+            raise translate_database_error(exc) from exc
+        if isinstance(exc, SQLAlchemyError):
+            raise DatabaseUnavailableError(f"Cannot reach {resolved.target.masked}.") from exc
+        raise
     cls = PostgreSQLAdapter if kind == "jsonb" else GranularPostgreSQLAdapter
     return cls(
         engine,

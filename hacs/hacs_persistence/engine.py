@@ -28,10 +28,12 @@ from hacs_persistence.config import (
 
 __all__ = [
     "ResolvedDatabase",
+    "acquire_engine",
     "close_engines",
     "dispose_engine",
     "get_engine",
     "one_off_connection",
+    "release_engine",
     "resolve_database",
 ]
 
@@ -111,6 +113,28 @@ async def get_engine(resolved: ResolvedDatabase) -> AsyncEngine:
         if loop not in _sentinels or _sentinels[loop].done():
             _sentinels[loop] = loop.create_task(_dispose_at_shutdown(loop), name="hacs-dispose")
     return engine
+
+
+# How many open adapters use each cached engine: the last one to close disposes it, so closing
+# one adapter never drops the pool another adapter on the same loop and URL is using.
+_users: weakref.WeakKeyDictionary[AsyncEngine, int] = weakref.WeakKeyDictionary()
+
+
+async def acquire_engine(resolved: ResolvedDatabase) -> AsyncEngine:
+    """``get_engine`` for a long-lived user (an adapter) that will call ``release_engine``."""
+    engine = await get_engine(resolved)
+    _users[engine] = _users.get(engine, 0) + 1
+    return engine
+
+
+async def release_engine(engine: AsyncEngine) -> None:
+    """Give back an engine from ``acquire_engine``; the last user disposes it."""
+    remaining = _users.get(engine, 1) - 1
+    if remaining > 0:
+        _users[engine] = remaining
+        return
+    _users.pop(engine, None)
+    await dispose_engine(engine)
 
 
 async def dispose_engine(engine: AsyncEngine) -> None:

@@ -152,7 +152,7 @@ def read_resource(
     *,
     database_url: str | None = None,
 ) -> HACSResult:
-    """Synchronous :func:`aread_resource` (also safe inside a running event loop)."""
+    """Synchronous :func:`aread_resource`; also works in a running loop (blocking it)."""
     return run_sync(aread_resource(resource_id, resource_type, actor_id, database_url=database_url))
 
 
@@ -201,7 +201,7 @@ def save_resource(
     *,
     database_url: str | None = None,
 ) -> HACSResult:
-    """Synchronous :func:`asave_resource` (also safe inside a running event loop)."""
+    """Synchronous :func:`asave_resource`; also works in a running loop (blocking it)."""
     return run_sync(asave_resource(resource, resource_type, actor_id, database_url=database_url))
 
 
@@ -251,7 +251,7 @@ def update_resource(
     resource_type: str | None = None,
     database_url: str | None = None,
 ) -> HACSResult:
-    """Synchronous :func:`aupdate_resource` (also safe inside a running event loop)."""
+    """Synchronous :func:`aupdate_resource`; also works in a running loop (blocking it)."""
     return run_sync(
         aupdate_resource(
             resource,
@@ -301,7 +301,7 @@ def delete_resource(
     *,
     database_url: str | None = None,
 ) -> HACSResult:
-    """Synchronous :func:`adelete_resource` (also safe inside a running event loop)."""
+    """Synchronous :func:`adelete_resource`; also works in a running loop (blocking it)."""
     return run_sync(
         adelete_resource(resource_id, resource_type, actor_id, database_url=database_url)
     )
@@ -367,7 +367,7 @@ def search_resources(
     *,
     database_url: str | None = None,
 ) -> HACSResult:
-    """Synchronous :func:`asearch_resources` (also safe inside a running event loop)."""
+    """Synchronous :func:`asearch_resources`; also works in a running loop (blocking it)."""
     return run_sync(
         asearch_resources(
             resource_type, filters, order_by, limit, cursor, actor_id, database_url=database_url
