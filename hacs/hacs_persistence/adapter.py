@@ -10,7 +10,7 @@ transaction as the change, translate database errors once, and never leave half-
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +44,7 @@ from hacs_persistence.mapping import ResourceMapping, document_json, mapping_for
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.search import Page, build_search, next_cursor
 from hacs_persistence.statements import audit_insert, statements_for
+from hacs_persistence.unit import Unit, open_unit
 
 __all__ = [
     "HistoryEntry",
@@ -86,9 +87,7 @@ class PostgreSQLAdapter:
         self.database = database
         self.vector_dim = vector_dim
         self.audit_defaults = AuditContext(request_id, purpose_of_use)
-        self._tx: ContextVar[AsyncConnection | None] = ContextVar(
-            f"hacs_tx_{id(self)}", default=None
-        )
+        self._tx: ContextVar[Unit | None] = ContextVar(f"hacs_tx_{id(self)}", default=None)
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -125,45 +124,24 @@ class PostgreSQLAdapter:
         """
         current = self._tx.get()
         if current is not None:
-            yield current
+            yield current.conn
             return
-        async with self._unit() as conn:
-            token = self._tx.set(conn)
+        async with open_unit(self.engine, transactional=True) as unit:
+            token = self._tx.set(unit)
             try:
-                yield conn
+                yield unit.conn
             finally:
                 self._tx.reset(token)
 
     @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[AsyncConnection]:
-        """The caller's transaction if one is open, else a new one committed at the end."""
+    async def _unit(self, *, transactional: bool = False) -> AsyncIterator[Unit]:
+        """The caller's transaction if one is open, else a connection of our own."""
         current = self._tx.get()
         if current is not None:
             yield current
             return
-        try:
-            conn = await self.engine.connect()
-        except (DBAPIError, OSError, SQLAlchemyError) as exc:
-            raise translate_database_error(exc) from exc
-        try:
-            try:
-                await conn.begin()
-                yield conn
-            except BaseException:
-                await _rollback_quietly(conn)
-                raise
-            try:
-                await conn.commit()
-            except (DBAPIError, OSError) as exc:
-                raise translate_database_error(exc, during_commit=True) from exc
-        finally:
-            await _close_quietly(conn)
-
-    async def _execute(self, conn: AsyncConnection, statement: Any, params: Any = None) -> Any:
-        try:
-            return await conn.execute(statement, params)
-        except (DBAPIError, OSError) as exc:
-            raise translate_database_error(exc) from exc
+        async with open_unit(self.engine, transactional=transactional) as unit:
+            yield unit
 
     # -- permissions and audit -------------------------------------------------------------
 
@@ -209,14 +187,14 @@ class PostgreSQLAdapter:
             p_rt=resource_type, p_rid=resource_id, p_outcome=outcome, p_detail=detail, p_count=count
         )
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(audit_insert(), params)
+            async with open_unit(self.engine, transactional=False) as unit:
+                await unit.fetchrow(audit_insert(), params)
         except (DBAPIError, OSError) as exc:
             raise translate_database_error(exc) from exc
 
     async def _audit_in(
         self,
-        conn: AsyncConnection,
+        unit: Unit,
         actor: Actor,
         action: str,
         resource_type: str,
@@ -232,7 +210,7 @@ class PostgreSQLAdapter:
             p_detail=detail,
             p_count=count,
         )
-        await self._execute(conn, audit_insert(), params)
+        await unit.fetchrow(audit_insert(), params)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -272,13 +250,13 @@ class PostgreSQLAdapter:
         if resource.version is not None:
             return await self.update(resource, acting, expected_version=resource.version)
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
-        async with self._unit() as conn:
-            await self._insert(conn, mapping, resource, acting)
+        async with self._unit() as unit:
+            await self._insert(unit, mapping, resource, acting)
         return resource
 
     async def _insert(
         self,
-        conn: AsyncConnection,
+        unit: Unit,
         mapping: ResourceMapping,
         resource: BaseResource,
         actor: Actor,
@@ -287,17 +265,17 @@ class PostgreSQLAdapter:
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
             params = self._write_params(mapping, resource, actor, "create")
-            row = (await self._execute(conn, statements.insert, params)).first()
+            row = await unit.fetchrow(statements.insert, params)
             if row is not None:
-                _stamp(resource, row.version, row.created_at, row.updated_at)
+                _stamp(resource, row["version"], row["created_at"], row["updated_at"])
                 return
-            stored = (await self._execute(conn, statements.current_version, params)).first()
+            stored = await unit.fetchrow(statements.current_version, params)
             if not generated:
                 await self._audit_failure(
                     actor, "create", mapping.resource_type, resource.id, "conflict"
                 )
                 raise VersionConflictError(
-                    mapping.resource_type, resource.id, None, stored.version if stored else None
+                    mapping.resource_type, resource.id, None, stored["version"] if stored else None
                 )
             # A collision of a generated id: draw a new one and try again.
             resource.__dict__["id"] = new_resource_id(mapping.resource_type)
@@ -324,13 +302,13 @@ class PostgreSQLAdapter:
                 acting, "update", mapping.resource_type, resource.id, "conflict"
             )
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
-        async with self._unit() as conn:
-            await self._update(conn, mapping, resource, acting, expected)
+        async with self._unit() as unit:
+            await self._update(unit, mapping, resource, acting, expected)
         return resource
 
     async def _update(
         self,
-        conn: AsyncConnection,
+        unit: Unit,
         mapping: ResourceMapping,
         resource: BaseResource,
         actor: Actor,
@@ -339,18 +317,20 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         params = self._write_params(mapping, resource, actor, "update")
         params["p_expected"] = expected
-        row = (await self._execute(conn, statements.update, params)).first()
+        row = await unit.fetchrow(statements.update, params)
         if row is not None:
-            _stamp(resource, row.version, row.created_at, row.updated_at)
+            _stamp(resource, row["version"], row["created_at"], row["updated_at"])
             return
-        stored = (await self._execute(conn, statements.current_version, params)).first()
+        stored = await unit.fetchrow(statements.current_version, params)
         if stored is None:
             await self._audit_failure(
                 actor, "update", mapping.resource_type, resource.id, "not_found"
             )
             raise ResourceNotFoundError(mapping.resource_type, resource.id)
         await self._audit_failure(actor, "update", mapping.resource_type, resource.id, "conflict")
-        raise VersionConflictError(mapping.resource_type, resource.id, expected, stored.version)
+        raise VersionConflictError(
+            mapping.resource_type, resource.id, expected, stored["version"]
+        )
 
     async def delete(
         self, model_cls: type[BaseResource], resource_id: str, actor: Actor | None = None
@@ -362,10 +342,10 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         params = audit_params(acting, "delete", self.audit_defaults)
         params.update(p_rt=mapping.resource_type, p_id=resource_id)
-        async with self._unit() as conn:
-            row = (await self._execute(conn, statements.delete, params)).first()
+        async with self._unit() as unit:
+            row = await unit.fetchrow(statements.delete, params)
             if row is None:
-                stored = (await self._execute(conn, statements.current_version, params)).first()
+                stored = await unit.fetchrow(statements.current_version, params)
         if row is None:
             await self._audit_failure(
                 acting, "delete", mapping.resource_type, resource_id, "not_found"
@@ -373,7 +353,7 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError(
                 mapping.resource_type, resource_id, deleted=stored is not None
             )
-        return int(row.version)
+        return int(row["version"])
 
     async def save_many(self, resources: Iterable[R], actor: Actor | None = None) -> list[R]:
         """Save many resources in one transaction, in any order (references checked at commit).
@@ -384,15 +364,15 @@ class PostgreSQLAdapter:
         items = [self._check_resource(r) for r in resources]
         for resource_type in sorted({r.resource_type for r in items}):
             await self._authorize(acting, "write", resource_type, None, "save_many")
-        async with self._unit() as conn:
+        async with self._unit(transactional=True) as unit:
             # Foreign keys are checked at commit, so an observation may precede its patient.
-            await self._execute(conn, text("SET CONSTRAINTS ALL DEFERRED"))
+            await unit.execute(text("SET CONSTRAINTS ALL DEFERRED"))
             for resource in items:
                 mapping = self.mapping(type(resource))
                 if resource.version is None:
-                    await self._insert(conn, mapping, resource, acting)
+                    await self._insert(unit, mapping, resource, acting)
                 else:
-                    await self._update(conn, mapping, resource, acting, resource.version)
+                    await self._update(unit, mapping, resource, acting, resource.version)
         return items  # type: ignore[return-value]
 
     # -- reads -----------------------------------------------------------------------------
@@ -404,13 +384,13 @@ class PostgreSQLAdapter:
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "read")
         params = audit_params(acting, "read", self.audit_defaults)
         params.update(p_rt=mapping.resource_type, p_id=resource_id)
-        async with self._unit() as conn:
-            row = (await self._execute(conn, statements_for(mapping).read, params)).first()
+        async with self._unit() as unit:
+            row = await unit.fetchrow(statements_for(mapping).read, params)
         if row is None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
-        if row.deleted_at is not None:
+        if row["deleted_at"] is not None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id, deleted=True)
-        return _validate(model_cls, row.document)
+        return _validate(model_cls, row["document"])
 
     async def search(
         self,
@@ -431,11 +411,11 @@ class PostgreSQLAdapter:
         except ResourceValidationError:
             await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
             raise
-        async with self._unit() as conn:
-            rows = (await self._execute(conn, plan.statement)).all()
+        async with self._unit(transactional=True) as unit:
+            rows = (await unit.execute(plan.statement)).all()
             items = [_validate(model_cls, row.document) for row in rows[: plan.limit]]
             await self._audit_in(
-                conn, acting, "search", mapping.resource_type, None, count=len(items)
+                unit, acting, "search", mapping.resource_type, None, count=len(items)
             )
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
@@ -460,11 +440,11 @@ class PostgreSQLAdapter:
             .order_by(VERSIONS.c.version.desc())
         )
         params = {"p_rt": mapping.resource_type, "p_id": resource_id}
-        async with self._unit() as conn:
-            rows = (await self._execute(conn, statement, params)).all()
+        async with self._unit(transactional=True) as unit:
+            rows = (await unit.execute(statement, params)).all()
             if rows:
                 await self._audit_in(
-                    conn, acting, "history", mapping.resource_type, resource_id, count=len(rows)
+                    unit, acting, "history", mapping.resource_type, resource_id, count=len(rows)
                 )
         if not rows:
             await self._audit_failure(
@@ -495,11 +475,11 @@ class PostgreSQLAdapter:
             VERSIONS.c.version == bindparam("p_version"),
         )
         params = {"p_rt": mapping.resource_type, "p_id": resource_id, "p_version": version}
-        async with self._unit() as conn:
-            row = (await self._execute(conn, statement, params)).first()
+        async with self._unit(transactional=True) as unit:
+            row = (await unit.execute(statement, params)).first()
             if row is not None:
                 await self._audit_in(
-                    conn,
+                    unit,
                     acting,
                     "read_version",
                     mapping.resource_type,
@@ -535,17 +515,6 @@ def _validate(model_cls: type[R], document: str) -> R:
         raise ResourceValidationError(
             f"A stored {model_cls.__name__} document does not validate: {exc}"
         ) from exc
-
-
-async def _rollback_quietly(conn: AsyncConnection) -> None:
-    # If the connection is gone, the server has rolled back on its own.
-    with suppress(DBAPIError, OSError, SQLAlchemyError):
-        await conn.rollback()
-
-
-async def _close_quietly(conn: AsyncConnection) -> None:
-    with suppress(DBAPIError, OSError, SQLAlchemyError):
-        await conn.close()
 
 
 async def _schema_state(engine: AsyncEngine) -> tuple[str | None, int | None]:

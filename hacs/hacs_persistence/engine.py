@@ -35,6 +35,7 @@ __all__ = [
     "one_off_connection",
     "release_engine",
     "resolve_database",
+    "transactional",
 ]
 
 
@@ -81,8 +82,13 @@ def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> Asyn
         # statements asyncpg still prepares, so two clients never collide on one server session.
         url = url.update_query_dict({"prepared_statement_cache_size": "0"})
         connect_args["prepared_statement_name_func"] = lambda: f"__hacs_{uuid.uuid4().hex}__"
+    # AUTOCOMMIT: the adapters open transactions themselves, at the driver level, only where a
+    # unit needs one; a single audited statement then costs one round trip, and the pool's
+    # pre-ping is one round trip instead of BEGIN/ping/ROLLBACK. Code that wants SQLAlchemy's
+    # usual implicit transactions uses ``transactional(engine)``.
     return create_async_engine(
         url,
+        isolation_level="AUTOCOMMIT",
         pool_size=settings.connection_pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
@@ -113,6 +119,11 @@ async def get_engine(resolved: ResolvedDatabase) -> AsyncEngine:
         if loop not in _sentinels or _sentinels[loop].done():
             _sentinels[loop] = loop.create_task(_dispose_at_shutdown(loop), name="hacs-dispose")
     return engine
+
+
+def transactional(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool with SQLAlchemy's usual transactions (for ORM sessions and repositories)."""
+    return engine.execution_options(isolation_level="READ COMMITTED")
 
 
 # How many open adapters use each cached engine: the last one to close disposes it, so closing

@@ -466,7 +466,7 @@ class PatientRepository(Repository[PatientTable]):
             raise InvalidQueryError(f"start ({start}) is after end ({end}).")
         birth: Any = self.model_type.birth_date
         return await self._page(
-            [birth > start, birth < end],
+            [birth.between(start, end)],
             order_by="birth_date",
             descending=False,
             limit=limit,

@@ -86,6 +86,7 @@ def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> list[Any
     ]
 
 
+@cache
 def audit_insert() -> Insert:
     """A plain audit row insert (denied or failed attempts, searches)."""
     return insert(AUDIT).values(
