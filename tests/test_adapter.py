@@ -546,3 +546,72 @@ async def test_validation_errors_name_the_problem(granular: PostgreSQLAdapter) -
     bad.__dict__["full_name"] = "nul\x00byte"
     with pytest.raises(ResourceValidationError):
         await granular.save(bad, ADMIN)
+
+
+async def test_save_many_bulk_creates_and_updates_with_versions_and_audit(
+    adapter: Any, db: asyncpg.Connection
+) -> None:
+    patients = [make_patient(full_name=None, name=[HumanName(family=f"F{i}")]) for i in range(300)]
+    await adapter.save_many(patients, WRITER)
+    assert {p.version for p in patients} == {1}
+    assert len({p.created_at for p in patients}) == 1  # one transaction, one timestamp
+    again = await adapter.read(Patient, patients[7].id, WRITER)
+    assert again == patients[7]
+    for p in patients[:100]:
+        p.gender = "female"
+    await adapter.save_many(patients[:100], WRITER)
+    assert {p.version for p in patients[:100]} == {2}
+    assert (await adapter.read(Patient, patients[5].id, WRITER)).gender == "female"
+    counts = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE operation = 'create') AS c, "
+        "count(*) FILTER (WHERE operation = 'update') AS u FROM hacs_core.resource_versions"
+    )
+    assert tuple(counts) == (300, 100)
+    audits = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE action = 'create') AS c, "
+        "count(*) FILTER (WHERE action = 'update') AS u FROM hacs_audit.audit_events "
+        "WHERE outcome = 'success'"
+    )
+    assert tuple(audits) == (300, 100)
+
+
+async def test_save_many_stale_version_fails_whole_batch_and_restores_objects(
+    adapter: Any, db: asyncpg.Connection
+) -> None:
+    first, second = make_patient(), make_patient()
+    await adapter.save_many([first, second], WRITER)
+    stale = second.model_copy()
+    second.gender = "female"
+    await adapter.save(second, WRITER)
+    fresh = make_patient()
+    first.gender = "other"
+    stale.gender = "unknown"
+    with pytest.raises(VersionConflictError):
+        await adapter.save_many([fresh, first, stale], WRITER)
+    assert fresh.version is None and first.version == 1 and stale.version == 1
+    assert (await adapter.read(Patient, first.id, WRITER)).gender == "male"
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM hacs_core.resource_versions WHERE id = $1", fresh.id
+        )
+        == 0
+    )
+    # Retrying with fresh objects works: nothing of the failed batch is left behind.
+    await adapter.save_many([fresh], WRITER)
+    assert fresh.version == 1
+
+
+async def test_save_many_redraws_colliding_generated_ids_and_refuses_explicit_ones(
+    adapter: Any,
+) -> None:
+    stored = await adapter.save(make_patient(id="patient-bulk-explicit"), WRITER)
+    clash = make_patient()
+    clash.__dict__["id"] = stored.id
+    clash.__pydantic_fields_set__.discard("id")
+    await adapter.save_many([clash], WRITER)
+    assert clash.id != stored.id and clash.version == 1
+    with pytest.raises(VersionConflictError):
+        await adapter.save_many([make_patient(id="patient-bulk-explicit")], WRITER)
+    twice = [make_patient(id="patient-twice"), make_patient(id="patient-twice")]
+    with pytest.raises(VersionConflictError):
+        await adapter.save_many(twice, WRITER)

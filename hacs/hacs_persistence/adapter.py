@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hacs_auth import Actor, get_current_actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.audit import AuditContext, audit_params
+from hacs_persistence.bulk import bulk_insert, bulk_update, group_by_mapping
 from hacs_persistence.engine import (
     ResolvedDatabase,
     acquire_engine,
@@ -44,7 +45,7 @@ from hacs_persistence.mapping import ResourceMapping, document_json, mapping_for
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.search import Page, build_search, next_cursor
 from hacs_persistence.statements import audit_insert, statements_for
-from hacs_persistence.unit import Unit, open_unit
+from hacs_persistence.unit import DRIVER_ERRORS, Unit, open_unit
 
 __all__ = [
     "HistoryEntry",
@@ -328,9 +329,7 @@ class PostgreSQLAdapter:
             )
             raise ResourceNotFoundError(mapping.resource_type, resource.id)
         await self._audit_failure(actor, "update", mapping.resource_type, resource.id, "conflict")
-        raise VersionConflictError(
-            mapping.resource_type, resource.id, expected, stored["version"]
-        )
+        raise VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"])
 
     async def delete(
         self, model_cls: type[BaseResource], resource_id: str, actor: Actor | None = None
@@ -364,15 +363,25 @@ class PostgreSQLAdapter:
         items = [self._check_resource(r) for r in resources]
         for resource_type in sorted({r.resource_type for r in items}):
             await self._authorize(acting, "write", resource_type, None, "save_many")
-        async with self._unit(transactional=True) as unit:
-            # Foreign keys are checked at commit, so an observation may precede its patient.
-            await unit.execute(text("SET CONSTRAINTS ALL DEFERRED"))
-            for resource in items:
-                mapping = self.mapping(type(resource))
-                if resource.version is None:
-                    await self._insert(unit, mapping, resource, acting)
-                else:
-                    await self._update(unit, mapping, resource, acting, resource.version)
+        new, stored = group_by_mapping(items, self.mapping)
+        audit = audit_params(acting, "create", self.audit_defaults)
+        snapshot = [(r, _envelope_of(r)) for r in items]
+        try:
+            async with self._unit(transactional=True) as unit:
+                try:
+                    # Foreign keys are checked at commit: an observation may precede its patient.
+                    await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
+                    if new:
+                        await bulk_insert(unit, new, acting, audit)
+                    if stored:
+                        await bulk_update(unit, stored, {**audit, "a_action": "update"})
+                except DRIVER_ERRORS as exc:
+                    raise translate_database_error(exc) from exc
+        except BaseException:
+            # Nothing was stored, so the objects must not look stored either.
+            for resource, envelope in snapshot:
+                _restore_envelope(resource, envelope)
+            raise
         return items  # type: ignore[return-value]
 
     # -- reads -----------------------------------------------------------------------------
@@ -506,6 +515,18 @@ def _stamp(
     # now a real one (so saving it again is an update, never a second insert).
     resource.__dict__.update(version=version, created_at=created_at, updated_at=updated_at)
     resource.__pydantic_fields_set__.update({"id", "version", "created_at", "updated_at"})
+
+
+def _envelope_of(resource: BaseResource) -> tuple[dict[str, Any], set[str]]:
+    fields = {k: resource.__dict__[k] for k in ("id", "version", "created_at", "updated_at")}
+    return fields, set(resource.__pydantic_fields_set__)
+
+
+def _restore_envelope(resource: BaseResource, envelope: tuple[dict[str, Any], set[str]]) -> None:
+    fields, fields_set = envelope
+    resource.__dict__.update(fields)
+    resource.__pydantic_fields_set__.clear()
+    resource.__pydantic_fields_set__.update(fields_set)
 
 
 def _validate(model_cls: type[R], document: str) -> R:

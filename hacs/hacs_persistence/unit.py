@@ -18,14 +18,14 @@ from sqlalchemy.sql.elements import ClauseElement
 from hacs_persistence.errors import translate_database_error
 from hacs_persistence.executor import compiled
 
-__all__ = ["Unit", "open_unit"]
+__all__ = ["DRIVER_ERRORS", "Unit", "open_unit"]
 
 # Errors that mean "the database said no" or "the connection broke"; anything else is a bug.
-_DB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError, SQLAlchemyError)
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError, SQLAlchemyError)
 try:  # asyncpg is a hard dependency; the import only keeps the tuple definition in one place.
     import asyncpg
 
-    _DB_ERRORS = (*_DB_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
+    DRIVER_ERRORS = (*DRIVER_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
 except ImportError:  # pragma: no cover
     pass
 
@@ -42,14 +42,14 @@ class Unit:
         prepared = compiled(statement)
         try:
             return await self.driver.fetchrow(prepared.sql, *prepared.arguments(params))
-        except _DB_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
         """Run any statement through SQLAlchemy (rich queries, DDL-free utility statements)."""
         try:
             return await self.conn.execute(statement, params)
-        except _DB_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
 
@@ -59,7 +59,7 @@ async def open_unit(engine: AsyncEngine, *, transactional: bool) -> AsyncIterato
     try:
         conn = await engine.connect()
         raw = await conn.get_raw_connection()
-    except _DB_ERRORS as exc:
+    except DRIVER_ERRORS as exc:
         raise translate_database_error(exc) from exc
     unit = Unit(conn, raw.driver_connection)
     try:
@@ -69,18 +69,18 @@ async def open_unit(engine: AsyncEngine, *, transactional: bool) -> AsyncIterato
         transaction = unit.driver.transaction()
         try:
             await transaction.start()
-        except _DB_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
         try:
             yield unit
         except BaseException:
-            with suppress(*_DB_ERRORS):
+            with suppress(*DRIVER_ERRORS):
                 await transaction.rollback()
             raise
         try:
             await transaction.commit()
-        except _DB_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate_database_error(exc, during_commit=True) from exc
     finally:
-        with suppress(*_DB_ERRORS):
+        with suppress(*DRIVER_ERRORS):
             await conn.close()

@@ -1,0 +1,195 @@
+"""What every ``hacs`` command shares: consoles, exit codes, the database option, error handling.
+
+Errors end a command with one line on stderr (never a traceback, never a password) and one of the
+exit codes of :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from hacs_persistence.config import (
+    build_connection_target,
+    load_settings,
+    mask_url,
+    resolve_database_url,
+)
+from hacs_persistence.engine import ResolvedDatabase, resolve_database
+from hacs_persistence.errors import ConfigurationError, HacsPersistenceError
+
+__all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "CliState",
+    "DatabaseUnreachable",
+    "DatabaseUrlOption",
+    "ExitCode",
+    "check_configuration",
+    "cli_errors",
+    "console",
+    "database_url",
+    "err_console",
+    "fail",
+    "preflight",
+    "redact",
+    "run",
+    "source_label",
+]
+
+T = TypeVar("T")
+
+# highlight=False: no colouring of numbers and paths guessed by Rich; the output stays plain text
+# when it is not a terminal (pipes, CI, tests).
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# asyncpg's own default is 60 s; a CLI check should say "unreachable" sooner.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every ``hacs`` command."""
+
+    OK = 0
+    FAILED = 1  # a check failed (drift, schema not at head) or an operation failed
+    USAGE = 2  # bad command line, invalid database URL or HACS_DB_* setting
+    UNREACHABLE = 3  # cannot connect: server down, refused, authentication, unknown database
+
+
+@dataclass
+class CliState:
+    """Options of the ``hacs`` callback, handed to every command through the Click context."""
+
+    database_url: str | None = None
+
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        show_default=False,
+        help=(
+            "PostgreSQL URL; overrides DATABASE_URL, HACS_DATABASE_URL and .env "
+            "(default: those, else the embedded server). Printed only with its password masked."
+        ),
+    ),
+]
+
+
+def database_url(ctx: typer.Context, local: str | None) -> str | None:
+    """The URL for this command: its own ``--database-url``, else the global one, else None."""
+    if local:
+        return local
+    state = ctx.find_object(CliState)
+    return state.database_url if state is not None else None
+
+
+_USERINFO_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@")
+
+
+def redact(message: str, url: str | None = None) -> str:
+    """Hide the password of ``url`` (and any ``user:password@`` in the text) in a message."""
+    if url:
+        password: str | None = None
+        try:
+            password = make_url(url).password
+        except Exception:
+            match = _USERINFO_PASSWORD.search(url)
+            password = match.group(2) if match else None
+        if password:
+            message = message.replace(url, mask_url(url)).replace(str(password), "***")
+    return _USERINFO_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", message)
+
+
+def fail(message: str, code: ExitCode = ExitCode.FAILED, url: str | None = None) -> NoReturn:
+    """Print ``Error: message`` on stderr (password hidden) and exit with ``code``."""
+    line = Text("Error: ", style="bold red")
+    line.append(redact(" ".join(message.split()), url))
+    err_console.print(line, soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
+class DatabaseUnreachable(Exception):
+    """The database could not be connected to; the message is already masked."""
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one async library call to completion on a fresh event loop."""
+    return asyncio.run(coroutine)
+
+
+def check_configuration(url: str | None) -> None:
+    """Validate settings and URL without connecting; raises ``ConfigurationError``."""
+    settings = load_settings()
+    resolved_url, _source = resolve_database_url(url)
+    if resolved_url is not None:
+        build_connection_target(resolved_url, settings)
+
+
+async def preflight(url: str | None) -> ResolvedDatabase:
+    """Resolve the database (starting the embedded one if needed) and open one connection."""
+    resolved: ResolvedDatabase | None = None
+    try:
+        resolved = await resolve_database(url)
+        args = {**resolved.target.connect_args, "timeout": CONNECT_TIMEOUT_SECONDS}
+        engine = create_async_engine(resolved.target.url, poolclass=NullPool, connect_args=args)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        where = resolved.target.masked if resolved else mask_url(url)
+        detail = _exception_text(exc)
+        if resolved is not None:
+            detail = redact(detail, resolved.url)
+        raise DatabaseUnreachable(f"Cannot connect to the database at {where}: {detail}") from None
+    return resolved
+
+
+def _exception_text(exc: BaseException) -> str:
+    # SQLAlchemy wraps driver errors; the driver's own message is the useful part.
+    original = getattr(exc, "orig", None) or exc
+    message = str(original).split("\n(Background on this error", 1)[0].strip()
+    return f"{type(original).__name__}: {message}" if message else type(original).__name__
+
+
+def source_label(source: str) -> str:
+    """Where the URL came from, in the CLI's words (``argument`` is the option)."""
+    return "--database-url option" if source == "argument" else source
+
+
+@contextmanager
+def cli_errors(url: str | None) -> Iterator[None]:
+    """Turn any exception of a command into a one-line message and an exit code."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+        raise
+    except ConfigurationError as exc:
+        fail(str(exc), ExitCode.USAGE, url)
+    except DatabaseUnreachable as exc:
+        fail(str(exc), ExitCode.UNREACHABLE, url)
+    except HacsPersistenceError as exc:
+        fail(str(exc), ExitCode.FAILED, url)
+    except KeyboardInterrupt:
+        fail("Interrupted.", ExitCode.FAILED, url)
+    except Exception as exc:
+        fail(f"Unexpected {_exception_text(exc)}", ExitCode.FAILED, url)

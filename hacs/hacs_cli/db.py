@@ -1,0 +1,254 @@
+"""``hacs db``: migrate the schema up or down, show its status, detect drift (Alembic underneath)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from hacs_cli.common import (
+    DatabaseUrlOption,
+    ExitCode,
+    check_configuration,
+    cli_errors,
+    console,
+    database_url,
+    fail,
+    preflight,
+    redact,
+    run,
+)
+from hacs_persistence.migrations import (
+    alembic_config,
+    downgrade,
+    expected_tables,
+    get_migration_status,
+    upgrade,
+)
+
+__all__ = ["app", "register", "render_status"]
+
+app = typer.Typer(
+    name="db",
+    help="Migrate the hacs schema and check its state (Alembic underneath).",
+    no_args_is_help=True,
+)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``hacs db ...`` to the root application."""
+    root.add_typer(app, name="db")
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _yes_no(value: object) -> str:
+    return "yes" if value else "no"
+
+
+def render_status(status: dict[str, Any], target: str) -> None:
+    """Print ``get_migration_status`` as the guide's figures plus a per-schema table."""
+    complete = bool(status["migration_complete"])
+    summary = Table(title=f"Migration status of {target}", box=box.SIMPLE, show_header=False)
+    summary.add_column("figure", style="bold")
+    summary.add_column("value")
+    summary.add_row(
+        "Migration complete",
+        Text(str(complete), style="green" if complete else "bold red"),
+    )
+    summary.add_row("Tables found", f"{status['total_tables']}/{status['expected_tables']}")
+    summary.add_row("pgvector enabled", str(status["pgvector_enabled"]))
+    summary.add_row("Current revision", status["current_revision"] or "none (not migrated)")
+    summary.add_row("Head revision", status["head_revision"] or "none")
+    console.print(summary)
+
+    expected = expected_tables()
+    schemas = Table(title="Schema breakdown", box=box.SIMPLE)
+    schemas.add_column("Schema")
+    schemas.add_column("Tables found", justify="right")
+    schemas.add_column("Expected", justify="right")
+    for schema, found in status["schema_breakdown"].items():
+        wanted = len(expected.get(schema, []))
+        style = "" if found == wanted else "bold red"
+        schemas.add_row(schema, Text(str(found), style=style), str(wanted))
+    console.print(schemas)
+
+    missing: list[str] = status.get("missing_tables") or []
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        console.print(Text(f"Missing tables: {shown}", style="yellow"), soft_wrap=True)
+    if not complete:
+        console.print("Run `hacs db upgrade` to migrate the database to head.", markup=False)
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Show what the database has against what this version of hacs expects.
+
+    Prints the user guide's figures: migration complete, tables found/expected, pgvector, the
+    per-schema breakdown and the current/head revision. Exit code 0 when the migration is
+    complete, 1 when it is not, 3 when the database cannot be reached.
+    """
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        resolved = run(preflight(url))
+        status = run(get_migration_status(url))
+        if "error" in status:
+            fail(status["error"], ExitCode.UNREACHABLE, url)
+        if as_json:
+            typer.echo(json.dumps(status, indent=2))
+        else:
+            render_status(status, resolved.target.masked)
+        if not status["migration_complete"]:
+            raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("upgrade")
+def upgrade_command(
+    ctx: typer.Context,
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: head (default), a revision id or +N.")
+    ] = "head",
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Migrate the database up to a revision (``alembic upgrade``; idempotent at head).
+
+    Creates the hacs schemas, tables, views, triggers and the pgvector extension on a new
+    database. Two processes upgrading at once are serialised by an advisory lock.
+    """
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        resolved = run(preflight(url))
+        run(upgrade(url, revision))
+        _report_revision(url, f"Upgraded {resolved.target.masked} to {revision}")
+
+
+@app.command("downgrade")
+def downgrade_command(
+    ctx: typer.Context,
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: a revision id, -N, or base (drops everything).")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+    ] = False,
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Migrate the database down to a revision (``alembic downgrade``).
+
+    Downgrading drops the tables added after that revision with their data; ``base`` removes
+    every hacs table. Asks for confirmation unless ``--yes`` is given.
+    """
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        resolved = run(preflight(url))
+        if not yes:
+            what = "every hacs table" if revision == "base" else f"what came after {revision}"
+            question = f"Downgrade {resolved.target.masked} to {revision}? This drops {what}"
+            try:
+                confirmed = typer.confirm(question + " and its data.", default=False)
+            except typer.Abort:
+                confirmed = False
+            if not confirmed:
+                fail("Downgrade cancelled; pass --yes to run it without a prompt.", url=url)
+        run(downgrade(revision, url))
+        _report_revision(url, f"Downgraded {resolved.target.masked} to {revision}")
+
+
+def _report_revision(url: str | None, done: str) -> None:
+    status = run(get_migration_status(url))
+    if "error" in status:
+        console.print(f"{done}.", markup=False, soft_wrap=True)
+        return
+    console.print(
+        f"{done}: revision {status['current_revision'] or 'none'} "
+        f"(head {status['head_revision']}), "
+        f"{status['total_tables']}/{status['expected_tables']} tables.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("check")
+def check_command(
+    ctx: typer.Context,
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Compare the live schema with the tables' metadata (``alembic check``).
+
+    Exit code 0 when they agree; 1 with a summary of the differences when they drift (or when the
+    database is not at head), 3 when the database cannot be reached.
+    """
+    from alembic import command
+    from alembic.util.exc import AutogenerateDiffsDetected, CommandError
+
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        resolved = run(preflight(url))
+        try:
+            # Alembic is synchronous; env.py runs its own event loop (none is running here).
+            command.check(alembic_config(resolved.url))
+        except AutogenerateDiffsDetected as exc:
+            console.print(
+                f"Schema drift in {resolved.target.masked}: {len(exc.diffs)} difference(s) "
+                "between the database and the hacs metadata:",
+                markup=False,
+                soft_wrap=True,
+            )
+            for line in describe_diffs(exc.diffs):
+                console.print(f"  - {redact(line, resolved.url)}", markup=False, soft_wrap=True)
+            raise typer.Exit(int(ExitCode.FAILED)) from None
+        except CommandError as exc:
+            hint = " Run `hacs db upgrade` first." if "not up to date" in str(exc) else ""
+            fail(f"alembic check failed: {exc}.{hint}", ExitCode.FAILED, resolved.url)
+        console.print(
+            f"No drift: {resolved.target.masked} matches the hacs metadata.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def describe_diffs(diffs: list[Any]) -> list[str]:
+    """One readable line per Alembic autogenerate difference."""
+    lines: list[str] = []
+    for diff in diffs:
+        if isinstance(diff, list):  # modify_* operations come grouped per column
+            lines.extend(describe_diffs(diff))
+            continue
+        kind, *rest = diff
+        if kind.startswith("modify_") and len(rest) >= 6:
+            schema, table, column, _existing, old, new = rest[:6]
+            where = ".".join(str(p) for p in (schema, table, column) if p)
+            lines.append(f"{kind}: {where}: {old!r} -> {new!r}")
+            continue
+        objects = [part for part in rest if part is not None and not isinstance(part, str)]
+        parts = objects or [part for part in rest if part]
+        lines.append(f"{kind}: {', '.join(_describe_part(part) for part in parts)}")
+    return lines
+
+
+def _describe_part(part: Any) -> str:
+    if isinstance(part, str):
+        return part
+    name = getattr(part, "name", None)
+    table = getattr(part, "table", None)
+    if table is not None and getattr(table, "name", None):
+        qualified = f"{table.schema}.{table.name}" if table.schema else str(table.name)
+        return f"{qualified}.{name}" if hasattr(part, "type") else f"{name} on {qualified}"
+    schema = getattr(part, "schema", None)
+    if name is not None:
+        return f"{schema}.{name}" if schema else str(name)
+    return repr(part)

@@ -1,0 +1,284 @@
+"""The bulk path of ``save_many``: COPY for new resources, pipelined statements for updates.
+
+New resources are streamed with ``COPY ... FROM STDIN (binary)`` into the versions table, their
+typed (or JSONB) table and the audit table, all inside the caller's single transaction, with the
+foreign keys deferred to commit. Records are generated lazily, so memory does not grow with the
+batch beyond the input itself. Updates reuse the single-row update statement (the same version
+check), pipelined with ``executemany``, and are then verified in one query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from hacs_auth import Actor
+from hacs_models import BaseResource, new_resource_id
+from hacs_persistence.errors import ResourceValidationError, VersionConflictError
+from hacs_persistence.executor import compiled
+from hacs_persistence.mapping import ResourceMapping, document_json
+from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+from hacs_persistence.schema.vectors import vector_columns
+from hacs_persistence.statements import statements_for
+from hacs_persistence.unit import Unit
+
+__all__ = ["bulk_insert", "bulk_update"]
+
+VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
+_ENVELOPE = (
+    "id",
+    "resource_type",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+)
+_AUDIT_COLUMNS = (
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "request_id",
+    "purpose_of_use",
+)
+_VERSION_COLUMNS = (
+    "resource_type",
+    "id",
+    "version",
+    "operation",
+    "document",
+    "changed_at",
+    "changed_by",
+)
+
+
+def _qualified(table: Table) -> tuple[str, str]:
+    return table.name, table.schema or "public"
+
+
+async def _existing_ids(unit: Unit, mapping: ResourceMapping, ids: list[str]) -> set[str]:
+    table = mapping.table
+    name, schema = _qualified(table)
+    if mapping.typed:
+        sql = f'SELECT id FROM "{schema}"."{name}" WHERE id = ANY($1::text[])'
+        rows = await unit.driver.fetch(sql, ids)
+    else:
+        sql = (
+            f'SELECT id FROM "{schema}"."{name}" WHERE resource_type = $1 AND id = ANY($2::text[])'
+        )
+        rows = await unit.driver.fetch(sql, mapping.resource_type, ids)
+    return {row["id"] for row in rows}
+
+
+async def _assign_free_ids(
+    unit: Unit, mapping: ResourceMapping, resources: list[BaseResource]
+) -> None:
+    """Explicit ids that exist are conflicts; generated ids that collide are drawn again."""
+    for _attempt in range(5):
+        taken = await _existing_ids(unit, mapping, [r.id for r in resources])
+        seen: set[str] = set()
+        redrawn = False
+        for resource in resources:
+            clash = resource.id in taken or resource.id in seen
+            if clash and "id" in resource.model_fields_set:
+                raise VersionConflictError(
+                    mapping.resource_type, resource.id, None, None if resource.id in seen else 1
+                )
+            if clash:
+                resource.__dict__["id"] = new_resource_id(mapping.resource_type)
+                redrawn = True
+            seen.add(resource.id)
+        if not redrawn:
+            return
+    raise ResourceValidationError(
+        f"Could not find free ids for new {mapping.resource_type} resources; pass explicit ids."
+    )
+
+
+def _stamp_new(resources: Sequence[BaseResource], now: datetime) -> None:
+    for resource in resources:
+        resource.__dict__.update(version=1, created_at=now, updated_at=now)
+        resource.__pydantic_fields_set__.update({"id", "version", "created_at", "updated_at"})
+
+
+async def bulk_insert(
+    unit: Unit,
+    groups: dict[ResourceMapping, list[BaseResource]],
+    actor: Actor,
+    audit: dict[str, Any],
+) -> None:
+    """Insert new resources of several types with COPY, in the unit's transaction."""
+    now: datetime = await unit.driver.fetchval("SELECT now()")
+    for mapping, resources in groups.items():
+        await _assign_free_ids(unit, mapping, resources)
+        _stamp_new(resources, now)
+        if vector_columns_of(mapping):
+            # asyncpg has no binary COPY codec for pgvector; these tables take the statement path.
+            statement = statements_for(mapping).insert
+            prepared = compiled(statement)
+            for resource in resources:
+                params = dict(audit)
+                params.update(
+                    p_rt=mapping.resource_type, p_id=resource.id, p_doc=document_json(resource)
+                )
+                params.update({f"k_{k}": v for k, v in mapping.key_values(resource).items()})
+                await unit.driver.fetchrow(prepared.sql, *prepared.arguments(params))
+            continue
+        await _copy(
+            unit, VERSIONS, _VERSION_COLUMNS, _version_records(mapping, resources, now, actor)
+        )
+        if mapping.typed:
+            columns = (*_ENVELOPE, *(c.name for c in mapping.key_columns))
+            await _copy(
+                unit, mapping.table, columns, _typed_records(mapping, resources, now, actor)
+            )
+        else:
+            columns = (*_ENVELOPE, "document")
+            await _copy(
+                unit, mapping.table, columns, _document_records(mapping, resources, now, actor)
+            )
+        await _copy(unit, AUDIT, _AUDIT_COLUMNS, _audit_records(mapping, resources, audit))
+
+
+def vector_columns_of(mapping: ResourceMapping) -> bool:
+    """Whether the mapping's table has a pgvector column."""
+    return any(c.table is mapping.table for c in vector_columns(mapping.table.metadata))
+
+
+async def _copy(unit: Unit, table: Table, columns: Sequence[str], records: Iterator[Any]) -> None:
+    name, schema = _qualified(table)
+    await unit.driver.copy_records_to_table(
+        name, schema_name=schema, columns=list(columns), records=records
+    )
+
+
+def _version_records(
+    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
+) -> Iterator[tuple[Any, ...]]:
+    for resource in resources:
+        yield (
+            mapping.resource_type,
+            resource.id,
+            1,
+            "create",
+            document_json(resource),
+            now,
+            actor.id,
+        )
+
+
+def _typed_records(
+    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
+) -> Iterator[tuple[Any, ...]]:
+    arrays = [isinstance(c.type, ARRAY) for c in mapping.key_columns]
+    for resource in resources:
+        keys = mapping.key_values(resource).values()
+        values = [
+            list(v) if is_array and v is not None else v
+            for v, is_array in zip(keys, arrays, strict=True)
+        ]
+        yield (resource.id, mapping.resource_type, 1, now, now, actor.id, actor.id, *values)
+
+
+def _document_records(
+    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
+) -> Iterator[tuple[Any, ...]]:
+    for resource in resources:
+        yield (
+            resource.id,
+            mapping.resource_type,
+            1,
+            now,
+            now,
+            actor.id,
+            actor.id,
+            document_json(resource),
+        )
+
+
+def _audit_records(
+    mapping: ResourceMapping, resources: Sequence[BaseResource], audit: dict[str, Any]
+) -> Iterator[tuple[Any, ...]]:
+    head = (
+        audit["a_actor_id"],
+        audit["a_actor_name"],
+        audit["a_actor_role"],
+        "create",
+        mapping.resource_type,
+    )
+    tail = ("success", audit["a_request_id"], audit["a_purpose"])
+    for resource in resources:
+        yield (*head, resource.id, *tail)
+
+
+async def bulk_update(
+    unit: Unit,
+    groups: dict[ResourceMapping, list[BaseResource]],
+    audit: dict[str, Any],
+) -> None:
+    """Update stored resources with the single-row statement (same version check), pipelined."""
+    now: datetime = await unit.driver.fetchval("SELECT now()")
+    for mapping, resources in groups.items():
+        prepared = compiled(statements_for(mapping).update)
+        expected = {r.id: r.version for r in resources}
+        if len(expected) != len(resources):
+            raise ResourceValidationError(
+                f"The same {mapping.resource_type} appears twice in one save_many."
+            )
+        arguments = []
+        for resource in resources:
+            params = dict(audit)
+            params.update(
+                p_rt=mapping.resource_type,
+                p_id=resource.id,
+                p_doc=document_json(resource),
+                p_expected=resource.version,
+            )
+            params.update({f"k_{k}": v for k, v in mapping.key_values(resource).items()})
+            arguments.append(prepared.arguments(params))
+        await unit.driver.executemany(prepared.sql, arguments)
+        # Every row must now be at expected + 1; any other is a version conflict (or missing).
+        name, schema = _qualified(mapping.table)
+        rows = await unit.driver.fetch(
+            f'SELECT id, version, created_at, updated_at FROM "{schema}"."{name}" '
+            "WHERE resource_type = $1 AND id = ANY($2::text[])",
+            mapping.resource_type,
+            list(expected),
+        )
+        stored = {row["id"]: row for row in rows}
+        for resource in resources:
+            row = stored.get(resource.id)
+            # updated_at is this transaction's now(): a row another writer moved on is not ours.
+            ours = row is not None and row["updated_at"] == now
+            if row is None or not ours or row["version"] != (resource.version or 0) + 1:
+                raise VersionConflictError(
+                    mapping.resource_type,
+                    resource.id,
+                    resource.version,
+                    None if row is None else row["version"],
+                )
+            resource.__dict__.update(
+                version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"]
+            )
+
+
+def group_by_mapping(
+    resources: Sequence[BaseResource], mapping_of: Any
+) -> tuple[dict[ResourceMapping, list[BaseResource]], dict[ResourceMapping, list[BaseResource]]]:
+    """Split resources into (new, stored) groups per storage mapping, keeping their order."""
+    new: dict[ResourceMapping, list[BaseResource]] = defaultdict(list)
+    stored: dict[ResourceMapping, list[BaseResource]] = defaultdict(list)
+    for resource in resources:
+        target = new if resource.version is None else stored
+        target[mapping_of(type(resource))].append(resource)
+    return dict(new), dict(stored)
