@@ -9,7 +9,7 @@ transaction as the change, translate database errors once, and never leave half-
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from hacs_persistence.engine import (
 from hacs_persistence.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
+    InvalidQueryError,
     PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
@@ -43,7 +44,7 @@ from hacs_persistence.errors import (
 )
 from hacs_persistence.mapping import ResourceMapping, document_json, mapping_for
 from hacs_persistence.schema import ResourceVersionTable
-from hacs_persistence.search import Page, build_search, next_cursor
+from hacs_persistence.search import Page, build_search, build_similarity, next_cursor
 from hacs_persistence.statements import audit_insert, statements_for
 from hacs_persistence.unit import DRIVER_ERRORS, Unit, open_unit
 
@@ -427,6 +428,46 @@ class PostgreSQLAdapter:
                 unit, acting, "search", mapping.resource_type, None, count=len(items)
             )
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
+
+    async def search_similar(
+        self,
+        model_cls: type[R],
+        vector: Sequence[float],
+        actor: Actor | None = None,
+        k: int = 10,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        ef_search: int = 100,
+    ) -> list[tuple[R, float]]:
+        """The ``k`` resources nearest to ``vector`` by cosine distance, with their distances.
+
+        Uses the HNSW index with pgvector's iterative scan, so ordinary ``filters`` (same grammar
+        as ``search``: agent, type, tags, patient...) are applied in the same SQL.
+        """
+        acting = self._actor(actor)
+        mapping = self.mapping(model_cls)
+        await self._authorize(acting, "read", mapping.resource_type, None, "search_similar")
+        if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
+            raise InvalidQueryError("ef_search must be a positive integer.")
+        try:
+            statement = build_similarity(mapping, vector, k, filters, self.vector_dim)
+        except ResourceValidationError:
+            await self._audit_failure(
+                acting, "search_similar", mapping.resource_type, None, "invalid"
+            )
+            raise
+        async with self._unit(transactional=True) as unit:
+            # SET LOCAL: the scan settings end with this transaction. The value is an int we
+            # checked, so formatting it into the statement is safe.
+            await unit.driver.execute(
+                "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+                f"SET LOCAL hnsw.ef_search = {min(ef_search, 1000)}"
+            )
+            rows = (await unit.execute(statement)).all()
+            await self._audit_in(
+                unit, acting, "search_similar", mapping.resource_type, None, count=len(rows)
+            )
+        return [(_validate(model_cls, row.document), float(row.distance)) for row in rows]
 
     async def history(
         self, model_cls: type[R], resource_id: str, actor: Actor | None = None

@@ -323,9 +323,9 @@ class Repository(Generic[TableT]):
         """How many rows match (``SELECT count(*)``; no row is loaded)."""
         table = self.model_type
         statement = (
-            select(table).where(*conditions, *self._live(include_deleted))
+            select(func.count()).select_from(table).where(*conditions, *self._live(include_deleted))
         )
-        return len(await self._scalars(statement))
+        return int(await self._scalar(statement) or 0)
 
     async def exists(self, resource_id: str, *, include_deleted: bool = False) -> bool:
         """Whether ``resource_id`` is stored (and live, unless ``include_deleted``)."""

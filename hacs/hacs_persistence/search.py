@@ -35,7 +35,14 @@ from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "OPERATORS", "Page", "build_search"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "OPERATORS",
+    "Page",
+    "build_search",
+    "build_similarity",
+]
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
@@ -323,3 +330,55 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
         return None
     last = rows[plan.limit - 1]
     return _encode_cursor(plan.order_by, last.sort_value, last.id)
+
+
+def build_similarity(
+    mapping: ResourceMapping,
+    vector: Sequence[float],
+    k: int,
+    filters: Mapping[str, Any] | None,
+    dim: int | None,
+) -> Select[Any]:
+    """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
+    table = mapping.table
+    if "embedding" not in table.c:
+        raise InvalidQueryError(f"{mapping.resource_type} has no embedding to search.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PAGE_SIZE:
+        raise InvalidQueryError(f"k must be an integer from 1 to {MAX_PAGE_SIZE}.")
+    try:
+        values = [float(v) for v in vector]
+    except (TypeError, ValueError):
+        raise InvalidQueryError("vector must be a sequence of numbers.") from None
+    if dim is not None and len(values) != dim:
+        raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
+    conditions = _typed_conditions(mapping, filters or {})
+    distance = table.c.embedding.cosine_distance(values).label("distance")
+    # Inner query: what the HNSW index returns (relaxed order with iterative scans); the outer
+    # query restores the exact order of those k rows.
+    nearest = (
+        select(table.c.id, table.c.resource_type, table.c.version, distance)
+        .where(
+            table.c.resource_type == mapping.resource_type,
+            table.c.deleted_at.is_(None),
+            table.c.embedding.is_not(None),
+            *conditions,
+        )
+        .order_by(distance)
+        .limit(k)
+        .cte("nearest")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        select(cast(VERSIONS.c.document, Text).label("document"), nearest.c.distance)
+        .select_from(
+            nearest.join(
+                VERSIONS,
+                and_(
+                    VERSIONS.c.resource_type == nearest.c.resource_type,
+                    VERSIONS.c.id == nearest.c.id,
+                    VERSIONS.c.version == nearest.c.version,
+                ),
+            )
+        )
+        .order_by(nearest.c.distance, nearest.c.id)
+    )

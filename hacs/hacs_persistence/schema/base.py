@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    ARRAY,
     TIMESTAMP,
     Date,
     ForeignKeyConstraint,
@@ -16,7 +15,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, declared_attr, mapped_column
 from sqlalchemy.schema import SchemaItem
 
