@@ -422,8 +422,8 @@ class PostgreSQLAdapter:
             await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
             raise
         async with self._unit(transactional=True) as unit:
-            rows = (await unit.execute(plan.statement)).all()
-            items = [_validate(model_cls, row.document) for row in rows[: plan.limit]]
+            rows = await unit.fetch(plan.statement, plan.params)
+            items = [_validate(model_cls, row["document"]) for row in rows[: plan.limit]]
             await self._audit_in(
                 unit, acting, "search", mapping.resource_type, None, count=len(items)
             )
@@ -450,7 +450,7 @@ class PostgreSQLAdapter:
         if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
             raise InvalidQueryError("ef_search must be a positive integer.")
         try:
-            statement = build_similarity(mapping, vector, k, filters, self.vector_dim)
+            statement, params = build_similarity(mapping, vector, k, filters, self.vector_dim)
         except ResourceValidationError:
             await self._audit_failure(
                 acting, "search_similar", mapping.resource_type, None, "invalid"
@@ -463,11 +463,11 @@ class PostgreSQLAdapter:
                 "SET LOCAL hnsw.iterative_scan = relaxed_order; "
                 f"SET LOCAL hnsw.ef_search = {min(ef_search, 1000)}"
             )
-            rows = (await unit.execute(statement)).all()
+            rows = await unit.fetch(statement, params)
             await self._audit_in(
                 unit, acting, "search_similar", mapping.resource_type, None, count=len(rows)
             )
-        return [(_validate(model_cls, row.document), float(row.distance)) for row in rows]
+        return [(_validate(model_cls, row["document"]), float(row["distance"])) for row in rows]
 
     async def history(
         self, model_cls: type[R], resource_id: str, actor: Actor | None = None

@@ -41,7 +41,7 @@ from sqlalchemy.orm import QueryableAttribute, Session, UOWTransaction
 
 from hacs_models import BaseResource, get_model_class, to_utc
 from hacs_persistence.config import load_settings
-from hacs_persistence.engine import get_engine, resolve_database
+from hacs_persistence.engine import get_engine, resolve_database, transactional
 from hacs_persistence.errors import (
     HacsPersistenceError,
     InvalidQueryError,
@@ -714,10 +714,13 @@ async def session_scope(
 
     The database is resolved like the adapter's (argument, environment, .env, else the embedded
     server); ``settings`` are ``DatabaseSettings`` fields. ``expire_on_commit=False`` keeps rows
-    readable after the block; ORM writes to hacs tables are refused (use the adapter).
+    readable after the block; ORM writes to hacs tables are refused (use the adapter). A session
+    of your own for repositories should be bound to ``engine.transactional(engine)`` likewise.
     """
     resolved = await resolve_database(database_url, load_settings(**settings))
-    engine = await get_engine(resolved)
+    # The library's engine autocommits (the adapters manage their own transactions); the
+    # session uses the same pool with SQLAlchemy's usual transactions.
+    engine = transactional(await get_engine(resolved))
     session = AsyncSession(engine, expire_on_commit=False)
     _guard(session)
     try:

@@ -12,24 +12,28 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
-    ARRAY,
     Column,
     ColumnElement,
     FromClause,
+    Integer,
     Select,
     Text,
     and_,
+    any_,
+    bindparam,
     cast,
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
@@ -130,37 +134,56 @@ def _coerce_text(value: Any, key: str) -> str:
     return value
 
 
-def _condition(column: Column[Any], op: str, value: Any, key: str) -> ColumnElement[bool]:
+# A filter after validation: which column (or document element) and operator, and its value.
+# The statement depends only on the shape (column, operator), so it is built once per shape and
+# the values travel as bound parameters.
+FilterShape = tuple[tuple[str, str], ...]
+
+
+def _check_value(column: Column[Any], op: str, value: Any, key: str) -> Any:
+    """Validate and convert a filter value for ``op`` on ``column``."""
     is_array = isinstance(column.type, ARRAY)
-    if is_array and op not in ("contains",):
+    if is_array and op != "contains":
         raise InvalidQueryError(f"Filter {key!r}: array columns support only 'contains'.")
     if op == "contains":
         if not is_array:
             raise InvalidQueryError(f"Filter {key!r}: 'contains' works on array columns only.")
         items = value if isinstance(value, list) else [value]
-        return column.contains([_coerce_text(v, key) for v in items])
+        return [_coerce_text(v, key) for v in items]
     if op == "in":
         if not isinstance(value, (list, tuple, set, frozenset)) or not value:
             raise InvalidQueryError(f"Filter {key!r}: 'in' takes a non-empty list.")
         if len(value) > _MAX_IN:
             raise InvalidQueryError(f"Filter {key!r}: at most {_MAX_IN} values for 'in'.")
-        return column.in_([_coerce(column, v, key) for v in value])
+        return [_coerce(column, v, key) for v in value]
     if op == "prefix":
         if _python_type(column) is not str:
             raise InvalidQueryError(f"Filter {key!r}: 'prefix' works on text columns only.")
         prefix = _coerce(column, value, key)
-        # startswith(autoescape) binds the value and escapes % and _ inside it.
-        return column.startswith(prefix, autoescape=True)
-    coerced = _coerce(column, value, key)
-    comparisons: dict[str, ColumnElement[bool]] = {
-        "eq": column == coerced,
-        "ne": column != coerced,
-        "lt": column < coerced,
-        "lte": column <= coerced,
-        "gt": column > coerced,
-        "gte": column >= coerced,
+        # LIKE with the value's own wildcards escaped: a prefix is matched literally.
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escaped + "%"
+    return _coerce(column, value, key)
+
+
+def _condition(column: Column[Any], op: str, name: str) -> ColumnElement[bool]:
+    """The SQL condition of one filter shape, its value bound as parameter ``name``."""
+    if op == "contains":
+        return column.contains(bindparam(name, type_=column.type))
+    if op == "in":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    if op == "prefix":
+        return column.like(bindparam(name, type_=Text), escape="\\")
+    value = bindparam(name, type_=column.type)
+    comparisons: dict[str, Callable[[], ColumnElement[bool]]] = {
+        "eq": lambda: column == value,
+        "ne": lambda: column != value,
+        "lt": lambda: column < value,
+        "lte": lambda: column <= value,
+        "gt": lambda: column > value,
+        "gte": lambda: column >= value,
     }
-    return comparisons[op]
+    return comparisons[op]()
 
 
 def _split_key(key: Any) -> tuple[str, str]:
@@ -175,46 +198,56 @@ def _split_key(key: Any) -> tuple[str, str]:
     return name, op
 
 
-def _typed_conditions(
-    mapping: ResourceMapping, filters: Mapping[str, Any]
-) -> list[ColumnElement[bool]]:
+_DOCUMENT_OP = "document"
+
+
+def parse_filters(
+    mapping: ResourceMapping, filters: Mapping[str, Any] | None
+) -> tuple[FilterShape, dict[str, Any]]:
+    """Validate filters against the allow-list: their shape and their bound values."""
+    if filters is not None and not isinstance(filters, Mapping):
+        raise InvalidQueryError("filters must be a mapping of field (or field__op) to value.")
     allowed = mapping.filterable
-    conditions = []
-    for key, value in filters.items():
+    shape: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for key, value in (filters or {}).items():
         name, op = _split_key(key)
+        param = f"f{len(shape)}"
         column = allowed.get(name)
-        if column is None:
+        if column is not None:
+            values[param] = _check_value(column, op, value, key)
+            shape.append((name, op))
+            continue
+        if mapping.typed:
             raise InvalidQueryError(
                 f"Unknown filter field {name!r} for {mapping.resource_type}; filterable fields: "
                 f"{', '.join(sorted(allowed))}."
             )
-        conditions.append(_condition(column, op, value, key))
-    return conditions
-
-
-def _document_conditions(
-    mapping: ResourceMapping, filters: Mapping[str, Any]
-) -> list[ColumnElement[bool]]:
-    allowed = mapping.filterable
-    document = mapping.table.c.document
-    conditions = []
-    for key, value in filters.items():
-        name, op = _split_key(key)
-        if name in allowed:
-            conditions.append(_condition(allowed[name], op, value, key))
-            continue
         if op != "eq" or not _DOCUMENT_KEY.match(name):
             raise InvalidQueryError(
                 f"Filter {key!r}: {mapping.resource_type} has no typed table, so it filters only "
                 "on top-level elements (snake_case names) by equality."
             )
         try:
-            json.dumps(value)
+            encoded = json.dumps({name: value})
         except (TypeError, ValueError):
             raise InvalidQueryError(f"Filter {key!r}: the value must be JSON.") from None
-        if "\\u0000" in json.dumps(value):
+        if "\\u0000" in encoded:
             raise InvalidQueryError(f"Filter {key!r}: values cannot contain NUL characters.")
-        conditions.append(document.contains({name: value}))
+        values[param] = encoded
+        shape.append((name, _DOCUMENT_OP))
+    return tuple(shape), values
+
+
+def _conditions(mapping: ResourceMapping, shape: FilterShape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    for index, (name, op) in enumerate(shape):
+        param = f"f{index}"
+        if op == _DOCUMENT_OP:
+            document = mapping.table.c.document
+            conditions.append(document.op("@>")(cast(bindparam(param, type_=Text), JSONB)))
+        else:
+            conditions.append(_condition(mapping.filterable[name], op, param))
     return conditions
 
 
@@ -246,11 +279,72 @@ def _decode_cursor(cursor: str, order_by: str, column: Column[Any]) -> tuple[Any
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """A compiled search: the statement and how to read its rows into the next cursor."""
+    """A search ready to run: its cached statement, parameters, and how to page on."""
 
     statement: Select[Any]
+    params: dict[str, Any]
     order_by: str
     limit: int
+
+
+def _sort_column(mapping: ResourceMapping, sort_name: str) -> Column[Any]:
+    sortable = mapping.filterable
+    column = sortable.get(sort_name)
+    if column is None or isinstance(column.type, ARRAY):
+        names = sorted(n for n, c in sortable.items() if not isinstance(c.type, ARRAY))
+        raise InvalidQueryError(
+            f"Unknown sort field {sort_name!r} for {mapping.resource_type}; sortable fields: "
+            f"{', '.join(names)}."
+        )
+    return column
+
+
+@cache
+def _search_statement(
+    mapping: ResourceMapping,
+    shape: FilterShape,
+    sort_name: str,
+    descending: bool,
+    cursor_state: str | None,
+    patient_scoped: bool,
+) -> Select[Any]:
+    table = mapping.table
+    sort_col = mapping.filterable[sort_name]
+    conditions = _conditions(mapping, shape)
+    if mapping.typed:
+        document = cast(VERSIONS.c.document, Text)
+        source: FromClause = table.join(
+            VERSIONS,
+            and_(
+                VERSIONS.c.resource_type == table.c.resource_type,
+                VERSIONS.c.id == table.c.id,
+                VERSIONS.c.version == table.c.version,
+            ),
+        )
+    else:
+        document = cast(table.c.document, Text)
+        source = table
+    conditions.append(table.c.resource_type == bindparam("p_rt", type_=Text))
+    conditions.append(table.c.deleted_at.is_(None))
+    if patient_scoped:
+        conditions.append(table.c.patient_id == any_(bindparam("p_patients", type_=ARRAY(Text))))
+    last_id = bindparam("c_id", type_=Text)
+    if cursor_state == "null":
+        conditions.append(and_(sort_col.is_(None), table.c.id > last_id))
+    elif cursor_state == "value":
+        value = bindparam("c_value", type_=sort_col.type)
+        beyond = sort_col < value if descending else sort_col > value
+        conditions.append(
+            or_(beyond, and_(sort_col == value, table.c.id > last_id), sort_col.is_(None))
+        )
+    sort_expr = sort_col.desc().nulls_last() if descending else sort_col.asc().nulls_last()
+    return (
+        select(document.label("document"), sort_col.label("sort_value"), table.c.id)
+        .select_from(source)
+        .where(*conditions)
+        .order_by(sort_expr, table.c.id.asc())
+        .limit(bindparam("p_limit", type_=Integer))
+    )
 
 
 def build_search(
@@ -261,10 +355,8 @@ def build_search(
     cursor: str | None,
     patient_ids: Sequence[str] | None = None,
 ) -> SearchPlan:
-    """Build the keyset-paginated search statement; rows are (document, sort value, id)."""
-    if filters is not None and not isinstance(filters, Mapping):
-        raise InvalidQueryError("filters must be a mapping of field (or field__op) to value.")
-    filters = filters or {}
+    """Validate a search and pick its statement; rows are (document, sort_value, id)."""
+    shape, params = parse_filters(mapping, filters)
     if limit is None:
         limit = DEFAULT_PAGE_SIZE
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
@@ -274,54 +366,20 @@ def build_search(
         raise InvalidQueryError("order_by must be a field name, optionally prefixed with '-'.")
     descending = order.startswith("-")
     sort_name = order.removeprefix("-")
-    table = mapping.table
-    sortable = mapping.filterable
-    sort_col = sortable.get(sort_name)
-    if sort_col is None or isinstance(sort_col.type, ARRAY):
-        raise InvalidQueryError(
-            f"Unknown sort field {sort_name!r} for {mapping.resource_type}; sortable fields: "
-            f"{', '.join(sorted(n for n, c in sortable.items() if not isinstance(c.type, ARRAY)))}."
-        )
-    source: FromClause
-    if mapping.typed:
-        conditions = _typed_conditions(mapping, filters)
-        document = cast(VERSIONS.c.document, Text)
-        source = table.join(
-            VERSIONS,
-            and_(
-                VERSIONS.c.resource_type == table.c.resource_type,
-                VERSIONS.c.id == table.c.id,
-                VERSIONS.c.version == table.c.version,
-            ),
-        )
-    else:
-        conditions = _document_conditions(mapping, filters)
-        document = cast(table.c.document, Text)
-        source = table
-    conditions.append(table.c.resource_type == mapping.resource_type)
-    conditions.append(table.c.deleted_at.is_(None))
-    if patient_ids is not None and "patient_id" in table.c:
-        conditions.append(table.c.patient_id.in_(list(patient_ids)))
+    sort_col = _sort_column(mapping, sort_name)
+    cursor_state = None
     if cursor is not None:
         if not isinstance(cursor, str):
             raise InvalidQueryError("cursor must be the string a previous search returned.")
         value, was_null, last_id = _decode_cursor(cursor, order, sort_col)
-        if was_null:
-            conditions.append(and_(sort_col.is_(None), table.c.id > last_id))
-        else:
-            beyond = sort_col < value if descending else sort_col > value
-            conditions.append(
-                or_(beyond, and_(sort_col == value, table.c.id > last_id), sort_col.is_(None))
-            )
-    sort_expr = sort_col.desc().nulls_last() if descending else sort_col.asc().nulls_last()
-    statement = (
-        select(document.label("document"), sort_col.label("sort_value"), table.c.id)
-        .select_from(source)
-        .where(*conditions)
-        .order_by(sort_expr, table.c.id.asc())
-        .limit(limit + 1)
-    )
-    return SearchPlan(statement, order, limit)
+        cursor_state = "null" if was_null else "value"
+        params.update(c_id=last_id, c_value=value)
+    scoped = patient_ids is not None and "patient_id" in mapping.table.c
+    if scoped:
+        params["p_patients"] = list(patient_ids or ())
+    params.update(p_rt=mapping.resource_type, p_limit=limit + 1)
+    statement = _search_statement(mapping, shape, sort_name, descending, cursor_state, scoped)
+    return SearchPlan(statement, params, order, limit)
 
 
 def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
@@ -329,42 +387,27 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
     if len(rows) <= plan.limit:
         return None
     last = rows[plan.limit - 1]
-    return _encode_cursor(plan.order_by, last.sort_value, last.id)
+    return _encode_cursor(plan.order_by, last["sort_value"], last["id"])
 
 
-def build_similarity(
-    mapping: ResourceMapping,
-    vector: Sequence[float],
-    k: int,
-    filters: Mapping[str, Any] | None,
-    dim: int | None,
-) -> Select[Any]:
-    """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
+@cache
+def _similarity_statement(mapping: ResourceMapping, shape: FilterShape) -> Select[Any]:
     table = mapping.table
-    if "embedding" not in table.c:
-        raise InvalidQueryError(f"{mapping.resource_type} has no embedding to search.")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PAGE_SIZE:
-        raise InvalidQueryError(f"k must be an integer from 1 to {MAX_PAGE_SIZE}.")
-    try:
-        values = [float(v) for v in vector]
-    except (TypeError, ValueError):
-        raise InvalidQueryError("vector must be a sequence of numbers.") from None
-    if dim is not None and len(values) != dim:
-        raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
-    conditions = _typed_conditions(mapping, filters or {})
-    distance = table.c.embedding.cosine_distance(values).label("distance")
+    distance = table.c.embedding.cosine_distance(
+        bindparam("p_vector", type_=table.c.embedding.type)
+    ).label("distance")
     # Inner query: what the HNSW index returns (relaxed order with iterative scans); the outer
     # query restores the exact order of those k rows.
     nearest = (
         select(table.c.id, table.c.resource_type, table.c.version, distance)
         .where(
-            table.c.resource_type == mapping.resource_type,
+            table.c.resource_type == bindparam("p_rt", type_=Text),
             table.c.deleted_at.is_(None),
             table.c.embedding.is_not(None),
-            *conditions,
+            *_conditions(mapping, shape),
         )
         .order_by(distance)
-        .limit(k)
+        .limit(bindparam("p_limit", type_=Integer))
         .cte("nearest")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
@@ -382,3 +425,26 @@ def build_similarity(
         )
         .order_by(nearest.c.distance, nearest.c.id)
     )
+
+
+def build_similarity(
+    mapping: ResourceMapping,
+    vector: Sequence[float],
+    k: int,
+    filters: Mapping[str, Any] | None,
+    dim: int | None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
+    if "embedding" not in mapping.table.c:
+        raise InvalidQueryError(f"{mapping.resource_type} has no embedding to search.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PAGE_SIZE:
+        raise InvalidQueryError(f"k must be an integer from 1 to {MAX_PAGE_SIZE}.")
+    try:
+        values = [float(v) for v in vector]
+    except (TypeError, ValueError):
+        raise InvalidQueryError("vector must be a sequence of numbers.") from None
+    if dim is not None and len(values) != dim:
+        raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
+    shape, params = parse_filters(mapping, filters)
+    params.update(p_vector=values, p_rt=mapping.resource_type, p_limit=k)
+    return _similarity_statement(mapping, shape), params

@@ -45,6 +45,14 @@ class Unit:
         except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
+    async def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """Run a cached statement as a prepared statement; all rows."""
+        prepared = compiled(statement)
+        try:
+            return list(await self.driver.fetch(prepared.sql, *prepared.arguments(params)))
+        except DRIVER_ERRORS as exc:
+            raise translate_database_error(exc) from exc
+
     async def execute(self, statement: Any, params: Any = None) -> Any:
         """Run any statement through SQLAlchemy (rich queries, DDL-free utility statements)."""
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks of hacs against raw asyncpg doing the same SQL work in the same run (`make bench`)."""
