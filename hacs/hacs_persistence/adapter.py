@@ -421,12 +421,11 @@ class PostgreSQLAdapter:
         except ResourceValidationError:
             await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
             raise
-        async with self._unit(transactional=True) as unit:
-            rows = await unit.fetch(plan.statement, plan.params)
-            items = [_validate(model_cls, row["document"]) for row in rows[: plan.limit]]
-            await self._audit_in(
-                unit, acting, "search", mapping.resource_type, None, count=len(items)
-            )
+        params = {**plan.params, **audit_params(acting, "search", self.audit_defaults)}
+        async with self._unit() as unit:
+            # One statement: the page and its audit row (with the count returned).
+            rows = await unit.fetch(plan.statement, params)
+        items = [_validate(model_cls, row["document"]) for row in rows[: plan.limit]]
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
     async def search_similar(
@@ -463,10 +462,8 @@ class PostgreSQLAdapter:
                 "SET LOCAL hnsw.iterative_scan = relaxed_order; "
                 f"SET LOCAL hnsw.ef_search = {min(ef_search, 1000)}"
             )
+            params.update(audit_params(acting, "search_similar", self.audit_defaults))
             rows = await unit.fetch(statement, params)
-            await self._audit_in(
-                unit, acting, "search_similar", mapping.resource_type, None, count=len(rows)
-            )
         return [(_validate(model_cls, row["document"]), float(row["distance"])) for row in rows]
 
     async def history(

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
+from hacs_persistence.statements import counted_audit
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -338,13 +339,27 @@ def _search_statement(
             or_(beyond, and_(sort_col == value, table.c.id > last_id), sort_col.is_(None))
         )
     sort_expr = sort_col.desc().nulls_last() if descending else sort_col.asc().nulls_last()
-    return (
+    page = (
         select(document.label("document"), sort_col.label("sort_value"), table.c.id)
         .select_from(source)
         .where(*conditions)
         .order_by(sort_expr, table.c.id.asc())
         .limit(bindparam("p_limit", type_=Integer))
+        .cte("page")
     )
+    # The audit row is written by the same statement (one round trip), counting the rows of
+    # the page without the extra row fetched to know whether a next page exists.
+    audit = counted_audit(page, bindparam("p_limit", type_=Integer) - 1)
+    return (
+        select(page.c.document, page.c.sort_value, page.c.id)
+        .order_by(*_page_order(page, descending))
+        .add_cte(audit)
+    )
+
+
+def _page_order(page: Any, descending: bool) -> tuple[Any, Any]:
+    value = page.c.sort_value.desc() if descending else page.c.sort_value.asc()
+    return (value.nulls_last(), page.c.id.asc())
 
 
 def build_search(
@@ -424,6 +439,7 @@ def _similarity_statement(mapping: ResourceMapping, shape: FilterShape) -> Selec
             )
         )
         .order_by(nearest.c.distance, nearest.c.id)
+        .add_cte(counted_audit(nearest))
     )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
 
-__all__ = ["AUDIT_PARAMS", "Statements", "audit_insert", "statements_for"]
+__all__ = ["AUDIT_PARAMS", "Statements", "audit_insert", "counted_audit", "statements_for"]
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
@@ -291,6 +291,21 @@ def _returning_with_audit(changed: CTE, outcome: str, versions: Any = None) -> S
     if versions is not None:
         stmt = stmt.add_cte(versions)
     return stmt.add_cte(audit)
+
+
+def counted_audit(rows: Any, limit: Any = None) -> CTE:
+    """An audit CTE for a query: one success row with the number of rows the query returns.
+
+    ``limit`` caps the count when the query fetches one row more than it returns (paging).
+    """
+    count: Any = select(func.count()).select_from(rows).scalar_subquery()
+    if limit is not None:
+        count = func.least(count, limit)
+    return (
+        insert(AUDIT)
+        .from_select(_audit_columns(), select(*_audit_values(null(), literal("success"), count)))
+        .cte("a")
+    )
 
 
 def _read_with_audit(r: CTE) -> Select[Any]:
