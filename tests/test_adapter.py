@@ -615,3 +615,15 @@ async def test_save_many_redraws_colliding_generated_ids_and_refuses_explicit_on
     twice = [make_patient(id="patient-twice"), make_patient(id="patient-twice")]
     with pytest.raises(VersionConflictError):
         await adapter.save_many(twice, WRITER)
+
+
+async def test_concurrent_calls_inside_one_transaction_share_it_safely(
+    adapter: Any, db: asyncpg.Connection
+) -> None:
+    patients = [make_patient() for _ in range(6)]
+    async with adapter.transaction():
+        await asyncio.gather(*(adapter.save(p, WRITER) for p in patients))
+    assert all(p.version == 1 for p in patients)
+    assert await db.fetchval(
+        "SELECT count(*) FROM hacs_audit.audit_events WHERE action = 'create'"
+    ) == 6

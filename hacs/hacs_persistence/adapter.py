@@ -9,7 +9,9 @@ transaction as the change, translate database errors once, and never leave half-
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,10 +37,12 @@ from hacs_persistence.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     InvalidQueryError,
+    OutcomeUnknownError,
     PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
     SchemaNotMigratedError,
+    TransientDatabaseError,
     VersionConflictError,
     translate_database_error,
 )
@@ -55,6 +59,9 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound=BaseResource)
+T = TypeVar("T")
+# Serialization failures and deadlocks are retried this many times in all (then raised).
+TRANSIENT_ATTEMPTS = 3
 VERSIONS = ResourceVersionTable.__table__
 # An auto-generated id that collides with a stored one is regenerated this many times.
 _ID_ATTEMPTS = 5
@@ -144,6 +151,35 @@ class PostgreSQLAdapter:
             return
         async with open_unit(self.engine, transactional=transactional) as unit:
             yield unit
+
+    async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run a unit of work, again (a bounded number of times) after a serialization failure
+        or deadlock. Inside a caller's transaction nothing is replayed: the caller decides."""
+        if self._tx.get() is not None:
+            return await work()
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await work()
+            except TransientDatabaseError:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise
+                # Jittered backoff so two deadlocked writers do not collide again in step.
+                await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
+        raise AssertionError("unreachable")
+
+    async def _write(self, unit: Unit, statement: Any, params: Mapping[str, Any]) -> Any:
+        """A write statement; in autocommit a lost connection leaves its outcome unknown."""
+        try:
+            return await unit.fetchrow(statement, params)
+        except OutcomeUnknownError:
+            raise
+        except DatabaseUnavailableError as exc:
+            if self._tx.get() is not None:
+                raise
+            raise OutcomeUnknownError(
+                "The connection was lost while the write was running; it may or may not have "
+                "been saved. Read the resource to find out before retrying."
+            ) from exc
 
     # -- permissions and audit -------------------------------------------------------------
 
@@ -252,8 +288,12 @@ class PostgreSQLAdapter:
         if resource.version is not None:
             return await self.update(resource, acting, expected_version=resource.version)
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
-        async with self._unit() as unit:
-            await self._insert(unit, mapping, resource, acting)
+
+        async def work() -> None:
+            async with self._unit() as unit:
+                await self._insert(unit, mapping, resource, acting)
+
+        await self._retrying(work)
         return resource
 
     async def _insert(
@@ -267,7 +307,7 @@ class PostgreSQLAdapter:
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
             params = self._write_params(mapping, resource, actor, "create")
-            row = await unit.fetchrow(statements.insert, params)
+            row = await self._write(unit, statements.insert, params)
             if row is not None:
                 _stamp(resource, row["version"], row["created_at"], row["updated_at"])
                 return
@@ -304,8 +344,12 @@ class PostgreSQLAdapter:
                 acting, "update", mapping.resource_type, resource.id, "conflict"
             )
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
-        async with self._unit() as unit:
-            await self._update(unit, mapping, resource, acting, expected)
+
+        async def work() -> None:
+            async with self._unit() as unit:
+                await self._update(unit, mapping, resource, acting, expected)
+
+        await self._retrying(work)
         return resource
 
     async def _update(
@@ -319,7 +363,7 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         params = self._write_params(mapping, resource, actor, "update")
         params["p_expected"] = expected
-        row = await unit.fetchrow(statements.update, params)
+        row = await self._write(unit, statements.update, params)
         if row is not None:
             _stamp(resource, row["version"], row["created_at"], row["updated_at"])
             return
@@ -342,10 +386,15 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         params = audit_params(acting, "delete", self.audit_defaults)
         params.update(p_rt=mapping.resource_type, p_id=resource_id)
-        async with self._unit() as unit:
-            row = await unit.fetchrow(statements.delete, params)
-            if row is None:
-                stored = await unit.fetchrow(statements.current_version, params)
+
+        async def work() -> tuple[Any, Any]:
+            async with self._unit() as unit:
+                row = await self._write(unit, statements.delete, params)
+                if row is not None:
+                    return row, None
+                return None, await unit.fetchrow(statements.current_version, params)
+
+        row, stored = await self._retrying(work)
         if row is None:
             await self._audit_failure(
                 acting, "delete", mapping.resource_type, resource_id, "not_found"
@@ -367,22 +416,27 @@ class PostgreSQLAdapter:
         new, stored = group_by_mapping(items, self.mapping)
         audit = audit_params(acting, "create", self.audit_defaults)
         snapshot = [(r, _envelope_of(r)) for r in items]
-        try:
-            async with self._unit(transactional=True) as unit:
-                try:
-                    # Foreign keys are checked at commit: an observation may precede its patient.
-                    await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
-                    if new:
-                        await bulk_insert(unit, new, acting, audit)
-                    if stored:
-                        await bulk_update(unit, stored, {**audit, "a_action": "update"})
-                except DRIVER_ERRORS as exc:
-                    raise translate_database_error(exc) from exc
-        except BaseException:
-            # Nothing was stored, so the objects must not look stored either.
-            for resource, envelope in snapshot:
-                _restore_envelope(resource, envelope)
-            raise
+
+        async def work() -> None:
+            try:
+                async with self._unit(transactional=True) as unit:
+                    try:
+                        # Foreign keys are checked at commit: an observation may come before
+                        # its patient.
+                        await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
+                        if new:
+                            await bulk_insert(unit, new, acting, audit)
+                        if stored:
+                            await bulk_update(unit, stored, {**audit, "a_action": "update"})
+                    except DRIVER_ERRORS as exc:
+                        raise translate_database_error(exc) from exc
+            except BaseException:
+                # Nothing was stored, so the objects must not look stored either.
+                for resource, envelope in snapshot:
+                    _restore_envelope(resource, envelope)
+                raise
+
+        await self._retrying(work)
         return items  # type: ignore[return-value]
 
     # -- reads -----------------------------------------------------------------------------

@@ -158,6 +158,12 @@ def _missing_reference(exc: BaseException) -> tuple[str, str | None]:
 def translate_database_error(exc: BaseException, *, during_commit: bool = False) -> Exception:
     """Map a driver or SQLAlchemy error to this package's tree by SQLSTATE (no PHI in messages)."""
     code = sqlstate_of(exc)
+    if code is None and type(exc).__name__ == "TimeoutError" and "QueuePool" in str(exc):
+        return DatabaseTimeoutError(
+            "No pooled connection became free within pool_timeout: every connection is busy. "
+            "Raise HACS_DB_CONNECTION_POOL_SIZE / HACS_DB_MAX_OVERFLOW, or finish long "
+            "transactions sooner."
+        )
     if code is None:
         if _is_connection_loss(exc):
             if during_commit:

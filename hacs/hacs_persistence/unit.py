@@ -7,6 +7,7 @@ runs one statement atomically, so a save or a read is one round trip.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -36,12 +37,15 @@ class Unit:
     def __init__(self, conn: AsyncConnection, driver: Any) -> None:
         self.conn = conn
         self.driver = driver
+        # Tasks started inside a transaction share its connection; one statement at a time.
+        self.lock = asyncio.Lock()
 
     async def fetchrow(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
         """Run a hot-path statement as a prepared statement; the first row or None."""
         prepared = compiled(statement)
         try:
-            return await self.driver.fetchrow(prepared.sql, *prepared.arguments(params))
+            async with self.lock:
+                return await self.driver.fetchrow(prepared.sql, *prepared.arguments(params))
         except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
@@ -49,14 +53,16 @@ class Unit:
         """Run a cached statement as a prepared statement; all rows."""
         prepared = compiled(statement)
         try:
-            return list(await self.driver.fetch(prepared.sql, *prepared.arguments(params)))
+            async with self.lock:
+                return list(await self.driver.fetch(prepared.sql, *prepared.arguments(params)))
         except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
         """Run any statement through SQLAlchemy (rich queries, DDL-free utility statements)."""
         try:
-            return await self.conn.execute(statement, params)
+            async with self.lock:
+                return await self.conn.execute(statement, params)
         except DRIVER_ERRORS as exc:
             raise translate_database_error(exc) from exc
 
