@@ -209,6 +209,67 @@ class PostgreSQLAdapter:
             permission=f"{resource_type.lower()}:{action}",
         )
 
+    async def _scope(
+        self, actor: Actor, mapping: ResourceMapping, audit: str, resource_id: str | None
+    ) -> list[str] | None:
+        """The patient ids a patient-scoped actor may reach here (None: not scoped).
+
+        Types outside every patient compartment are refused to scoped actors.
+        """
+        if actor.patient_ids is None:
+            return None
+        if mapping.scope_column is None:
+            await self._audit_failure(
+                actor, audit, mapping.resource_type, resource_id, "denied", "patient scope"
+            )
+            raise PermissionDeniedError(
+                f"Actor {actor.id} is limited to its patients; {mapping.resource_type} is not in "
+                "a patient compartment.",
+                actor_id=actor.id,
+            )
+        return list(actor.patient_ids)
+
+    async def _check_scope_of(
+        self, actor: Actor, mapping: ResourceMapping, resource: BaseResource, audit: str
+    ) -> None:
+        """A patient-scoped actor may only write resources of its own patients."""
+        allowed = await self._scope(actor, mapping, audit, resource.id)
+        if allowed is None:
+            return
+        if mapping.scope_value(resource) not in allowed:
+            await self._audit_failure(
+                actor, audit, mapping.resource_type, resource.id, "denied", "patient scope"
+            )
+            raise PermissionDeniedError(
+                f"Actor {actor.id} may not write {mapping.resource_type}/{resource.id}: it is "
+                "outside the actor's patients.",
+                actor_id=actor.id,
+            )
+
+    async def _require_in_scope(
+        self,
+        actor: Actor,
+        mapping: ResourceMapping,
+        resource_id: str,
+        allowed: list[str],
+        audit: str,
+    ) -> None:
+        """Refuse (as not found, audited as denied) a resource outside the actor's patients."""
+        scope = mapping.scope_column
+        assert scope is not None
+        table = mapping.table
+        statement = select(scope).where(
+            table.c.id == bindparam("p_id"), table.c.resource_type == bindparam("p_rt")
+        )
+        async with self._unit() as unit:
+            row = (
+                await unit.execute(statement, {"p_id": resource_id, "p_rt": mapping.resource_type})
+            ).first()
+        if row is None or row[0] not in allowed:
+            outcome = "not_found" if row is None else "denied"
+            await self._audit_failure(actor, audit, mapping.resource_type, resource_id, outcome)
+            raise ResourceNotFoundError(mapping.resource_type, resource_id)
+
     async def _audit_failure(
         self,
         actor: Actor | None,
@@ -288,6 +349,7 @@ class PostgreSQLAdapter:
         if resource.version is not None:
             return await self.update(resource, acting, expected_version=resource.version)
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
+        await self._check_scope_of(acting, mapping, resource, "create")
 
         async def work() -> None:
             async with self._unit() as unit:
@@ -339,6 +401,7 @@ class PostgreSQLAdapter:
         mapping = self.mapping(type(resource))
         expected = expected_version if expected_version is not None else resource.version
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "update")
+        await self._check_scope_of(acting, mapping, resource, "update")
         if expected is None:
             await self._audit_failure(
                 acting, "update", mapping.resource_type, resource.id, "conflict"
@@ -383,6 +446,9 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         await self._authorize(acting, "delete", mapping.resource_type, resource_id, "delete")
+        allowed = await self._scope(acting, mapping, "delete", resource_id)
+        if allowed is not None:
+            await self._require_in_scope(acting, mapping, resource_id, allowed, "delete")
         statements = statements_for(mapping)
         params = audit_params(acting, "delete", self.audit_defaults)
         params.update(p_rt=mapping.resource_type, p_id=resource_id)
@@ -413,6 +479,11 @@ class PostgreSQLAdapter:
         items = [self._check_resource(r) for r in resources]
         for resource_type in sorted({r.resource_type for r in items}):
             await self._authorize(acting, "write", resource_type, None, "save_many")
+        if acting.patient_ids is not None:
+            for resource in items:
+                await self._check_scope_of(
+                    acting, self.mapping(type(resource)), resource, "save_many"
+                )
         new, stored = group_by_mapping(items, self.mapping)
         audit = audit_params(acting, "create", self.audit_defaults)
         snapshot = [(r, _envelope_of(r)) for r in items]
@@ -446,10 +517,17 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "read")
+        allowed = await self._scope(acting, mapping, "read", resource_id)
         params = audit_params(acting, "read", self.audit_defaults)
         params.update(p_rt=mapping.resource_type, p_id=resource_id)
+        statements = statements_for(mapping)
+        statement = statements.read
+        if allowed is not None:
+            # Out-of-scope rows are never fetched; the caller sees "not found".
+            statement = statements.read_scoped
+            params["p_patients"] = allowed
         async with self._unit() as unit:
-            row = await unit.fetchrow(statements_for(mapping).read, params)
+            row = await unit.fetchrow(statement, params)
         if row is None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
         if row["deleted_at"] is not None:
@@ -471,7 +549,8 @@ class PostgreSQLAdapter:
         mapping = self.mapping(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, None, "search")
         try:
-            plan = build_search(mapping, filters, order_by, limit, cursor)
+            allowed = await self._scope(acting, mapping, "search", None)
+            plan = build_search(mapping, filters, order_by, limit, cursor, allowed)
         except ResourceValidationError:
             await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
             raise
@@ -503,7 +582,10 @@ class PostgreSQLAdapter:
         if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
             raise InvalidQueryError("ef_search must be a positive integer.")
         try:
-            statement, params = build_similarity(mapping, vector, k, filters, self.vector_dim)
+            allowed = await self._scope(acting, mapping, "search_similar", None)
+            statement, params = build_similarity(
+                mapping, vector, k, filters, self.vector_dim, allowed
+            )
         except ResourceValidationError:
             await self._audit_failure(
                 acting, "search_similar", mapping.resource_type, None, "invalid"
@@ -527,6 +609,9 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "history")
+        allowed = await self._scope(acting, mapping, "history", resource_id)
+        if allowed is not None:
+            await self._require_in_scope(acting, mapping, resource_id, allowed, "history")
         statement = (
             select(
                 VERSIONS.c.version,
@@ -570,6 +655,9 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "read_version")
+        allowed = await self._scope(acting, mapping, "read_version", resource_id)
+        if allowed is not None:
+            await self._require_in_scope(acting, mapping, resource_id, allowed, "read_version")
         statement = select(cast(VERSIONS.c.document, Text).label("document")).where(
             VERSIONS.c.resource_type == bindparam("p_rt"),
             VERSIONS.c.id == bindparam("p_id"),

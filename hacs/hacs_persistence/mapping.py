@@ -51,6 +51,28 @@ class ResourceMapping:
             ) from exc
 
     @property
+    def scope_column(self) -> Column[Any] | None:
+        """The column that says which patient a row belongs to (patient-scoped access).
+
+        A patient's own row is scoped by its id; other typed rows by ``patient_id``; types
+        without either (and the JSONB fallback) are outside every patient compartment.
+        """
+        if not self.typed:
+            return None
+        if self.table.name == "patients":
+            return self.table.c.id
+        return self.table.c.get("patient_id")
+
+    def scope_value(self, resource: BaseResource) -> str | None:
+        """The patient id a resource belongs to, as the scope column will hold it."""
+        column = self.scope_column
+        if column is None:
+            return None
+        if column.key == "id":
+            return resource.id
+        return self.key_values(resource).get(column.key)
+
+    @property
     def filterable(self) -> dict[str, Column[Any]]:
         """Columns a search may filter and sort on: the key columns plus the envelope's."""
         names = (*(c.key for c in self.key_columns), "id", "created_at", "updated_at", "version")

@@ -327,8 +327,8 @@ def _search_statement(
         source = table
     conditions.append(table.c.resource_type == bindparam("p_rt", type_=Text))
     conditions.append(table.c.deleted_at.is_(None))
-    if patient_scoped:
-        conditions.append(table.c.patient_id == any_(bindparam("p_patients", type_=ARRAY(Text))))
+    if patient_scoped and mapping.scope_column is not None:
+        conditions.append(mapping.scope_column == any_(bindparam("p_patients", type_=ARRAY(Text))))
     last_id = bindparam("c_id", type_=Text)
     if cursor_state == "null":
         conditions.append(and_(sort_col.is_(None), table.c.id > last_id))
@@ -389,7 +389,7 @@ def build_search(
         value, was_null, last_id = _decode_cursor(cursor, order, sort_col)
         cursor_state = "null" if was_null else "value"
         params.update(c_id=last_id, c_value=value)
-    scoped = patient_ids is not None and "patient_id" in mapping.table.c
+    scoped = patient_ids is not None
     if scoped:
         params["p_patients"] = list(patient_ids or ())
     params.update(p_rt=mapping.resource_type, p_limit=limit + 1)
@@ -406,8 +406,13 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
 
 
 @cache
-def _similarity_statement(mapping: ResourceMapping, shape: FilterShape) -> Select[Any]:
+def _similarity_statement(
+    mapping: ResourceMapping, shape: FilterShape, patient_scoped: bool
+) -> Select[Any]:
     table = mapping.table
+    scope: list[ColumnElement[bool]] = []
+    if patient_scoped and mapping.scope_column is not None:
+        scope.append(mapping.scope_column == any_(bindparam("p_patients", type_=ARRAY(Text))))
     distance = table.c.embedding.cosine_distance(
         bindparam("p_vector", type_=table.c.embedding.type)
     ).label("distance")
@@ -420,6 +425,7 @@ def _similarity_statement(mapping: ResourceMapping, shape: FilterShape) -> Selec
             table.c.deleted_at.is_(None),
             table.c.embedding.is_not(None),
             *_conditions(mapping, shape),
+            *scope,
         )
         .order_by(distance)
         .limit(bindparam("p_limit", type_=Integer))
@@ -449,6 +455,7 @@ def build_similarity(
     k: int,
     filters: Mapping[str, Any] | None,
     dim: int | None,
+    patient_ids: Sequence[str] | None = None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
     if "embedding" not in mapping.table.c:
@@ -463,4 +470,6 @@ def build_similarity(
         raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
     shape, params = parse_filters(mapping, filters)
     params.update(p_vector=values, p_rt=mapping.resource_type, p_limit=k)
-    return _similarity_statement(mapping, shape), params
+    if patient_ids is not None:
+        params["p_patients"] = list(patient_ids)
+    return _similarity_statement(mapping, shape, patient_ids is not None), params

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -30,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hacs_persistence.mapping import ResourceMapping
@@ -122,6 +123,7 @@ class Statements:
     update: Any
     delete: Any
     read: Any
+    read_scoped: Any
     current_version: Select[Any]
 
 
@@ -249,13 +251,22 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
             )
         )
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
-        .cte("r")
     )
-    read_stmt = _read_with_audit(r)
+    read_stmt = _read_with_audit(r.cte("r"))
+    read_scoped = None
+    scope = mapping.scope_column
+    if scope is not None:
+        # Patient-scoped actors: the row is fetched only if it is in one of their compartments;
+        # an out-of-scope row is never read, and its attempt is audited as denied.
+        in_scope = scope == any_(bindparam("p_patients", type_=ARRAY(Text)))
+        exists_at_all = exists(
+            select(1).where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
+        )
+        read_scoped = _read_with_audit(r.where(in_scope).cte("r"), exists_at_all)
     current = select(table.c.version, table.c.deleted_at).where(
         table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
     )
-    return Statements(insert_stmt, update_stmt, delete_stmt, read_stmt, current)
+    return Statements(insert_stmt, update_stmt, delete_stmt, read_stmt, read_scoped, current)
 
 
 def _version_from(changed: CTE, operation: str, document: Any) -> Any:
@@ -308,17 +319,16 @@ def counted_audit(rows: Any, limit: Any = None) -> CTE:
     )
 
 
-def _read_with_audit(r: CTE) -> Select[Any]:
+def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
     found = exists(select(1).select_from(r).where(r.c.deleted_at.is_(None)))
+    whens: list[Any] = [(found, literal("success"))]
+    if exists_unscoped is not None:
+        whens.append((exists_unscoped, literal("denied")))
     audit = (
         insert(AUDIT)
         .from_select(
             _audit_columns(),
-            select(
-                *_audit_values(
-                    _p("p_id"), case((found, literal("success")), else_=literal("not_found"))
-                )
-            ),
+            select(*_audit_values(_p("p_id"), case(*whens, else_=literal("not_found")))),
         )
         .cte("a")
     )
@@ -401,7 +411,7 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     current = select(table.c.version, table.c.deleted_at).where(
         table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
     )
-    return Statements(insert_stmt, update_stmt, delete_stmt, _read_with_audit(r), current)
+    return Statements(insert_stmt, update_stmt, delete_stmt, _read_with_audit(r), None, current)
 
 
 @cache
