@@ -627,3 +627,21 @@ async def test_concurrent_calls_inside_one_transaction_share_it_safely(
     assert await db.fetchval(
         "SELECT count(*) FROM hacs_audit.audit_events WHERE action = 'create'"
     ) == 6
+
+
+async def test_unmodelled_types_are_stored_and_read_by_name(
+    granular: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    claim = BaseResource.model_validate(
+        {"resource_type": "Claim", "id": "claim-1", "status": "active", "use": "claim"}
+    )
+    await granular.save_many([claim], ADMIN)
+    back = await granular.read("Claim", "claim-1", ADMIN)
+    assert back.model_dump() == claim.model_dump()
+    assert (await granular.search("Claim", ADMIN, filters={"status": "active"}))[0].id == "claim-1"
+    assert await db.fetchval(
+        "SELECT resource_type FROM public.hacs_resources WHERE id = 'claim-1'"
+    ) == "Claim"
+    # A registered name reads back as its class.
+    saved = await granular.save(make_patient(), ADMIN)
+    assert type(await granular.read("Patient", saved.id, ADMIN)) is Patient

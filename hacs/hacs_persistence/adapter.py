@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import cast as typing_cast
 
 from sqlalchemy import Text, bindparam, cast, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -46,7 +47,13 @@ from hacs_persistence.errors import (
     VersionConflictError,
     translate_database_error,
 )
-from hacs_persistence.mapping import ResourceMapping, document_json, mapping_for
+from hacs_persistence.mapping import (
+    ResourceMapping,
+    document_json,
+    document_mapping,
+    mapping_for,
+    model_for,
+)
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.search import Page, build_search, build_similarity, next_cursor
 from hacs_persistence.statements import audit_insert, statements_for
@@ -118,9 +125,22 @@ class PostgreSQLAdapter:
     ) -> None:
         await self.close()
 
-    def mapping(self, model_cls: type[BaseResource]) -> ResourceMapping:
-        """Where this adapter stores ``model_cls``."""
+    def mapping(self, model_cls: type[BaseResource] | str) -> ResourceMapping:
+        """Where this adapter stores a model class (or a resource type name)."""
+        if isinstance(model_cls, str):
+            cls = model_for(model_cls)
+            if cls is BaseResource:
+                return document_mapping(model_cls)
+            return mapping_for(cls, typed=self.typed_storage)
         return mapping_for(model_cls, typed=self.typed_storage)
+
+    def _mapping_of(self, resource: BaseResource) -> ResourceMapping:
+        # A plain BaseResource carries an unmodelled type (e.g. imported FHIR): JSONB storage.
+        if type(resource).model_fields["resource_type"].default is None or (
+            type(resource) is BaseResource
+        ):
+            return document_mapping(resource.resource_type)
+        return self.mapping(type(resource))
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -345,7 +365,7 @@ class PostgreSQLAdapter:
         """
         acting = self._actor(actor)
         resource = self._check_resource(resource)  # type: ignore[assignment]
-        mapping = self.mapping(type(resource))
+        mapping = self._mapping_of(resource)
         if resource.version is not None:
             return await self.update(resource, acting, expected_version=resource.version)
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
@@ -398,7 +418,7 @@ class PostgreSQLAdapter:
         """
         acting = self._actor(actor)
         resource = self._check_resource(resource)  # type: ignore[assignment]
-        mapping = self.mapping(type(resource))
+        mapping = self._mapping_of(resource)
         expected = expected_version if expected_version is not None else resource.version
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "update")
         await self._check_scope_of(acting, mapping, resource, "update")
@@ -440,7 +460,7 @@ class PostgreSQLAdapter:
         raise VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"])
 
     async def delete(
-        self, model_cls: type[BaseResource], resource_id: str, actor: Actor | None = None
+        self, model_cls: type[BaseResource] | str, resource_id: str, actor: Actor | None = None
     ) -> int:
         """Soft-delete: add a tombstone version and hide the resource. Returns that version."""
         acting = self._actor(actor)
@@ -482,9 +502,9 @@ class PostgreSQLAdapter:
         if acting.patient_ids is not None:
             for resource in items:
                 await self._check_scope_of(
-                    acting, self.mapping(type(resource)), resource, "save_many"
+                    acting, self._mapping_of(resource), resource, "save_many"
                 )
-        new, stored = group_by_mapping(items, self.mapping)
+        new, stored = group_by_mapping(items, self._mapping_of)
         audit = audit_params(acting, "create", self.audit_defaults)
         snapshot = [(r, _envelope_of(r)) for r in items]
 
@@ -512,10 +532,13 @@ class PostgreSQLAdapter:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def read(self, model_cls: type[R], resource_id: str, actor: Actor | None = None) -> R:
+    async def read(
+        self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
+    ) -> R:
         """The current version of a resource; ``ResourceNotFoundError`` if absent or deleted."""
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
+        model = _model(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "read")
         allowed = await self._scope(acting, mapping, "read", resource_id)
         params = audit_params(acting, "read", self.audit_defaults)
@@ -532,11 +555,11 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
         if row["deleted_at"] is not None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id, deleted=True)
-        return _validate(model_cls, row["document"])
+        return _validate(model, row["document"])
 
     async def search(
         self,
-        model_cls: type[R],
+        model_cls: type[R] | str,
         actor: Actor | None = None,
         *,
         filters: Mapping[str, Any] | None = None,
@@ -547,6 +570,7 @@ class PostgreSQLAdapter:
         """One page of live resources matching ``filters`` (see ``hacs_persistence.search``)."""
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
+        model = _model(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, None, "search")
         try:
             allowed = await self._scope(acting, mapping, "search", None)
@@ -558,12 +582,12 @@ class PostgreSQLAdapter:
         async with self._unit() as unit:
             # One statement: the page and its audit row (with the count returned).
             rows = await unit.fetch(plan.statement, params)
-        items = [_validate(model_cls, row["document"]) for row in rows[: plan.limit]]
+        items = [_validate(model, row["document"]) for row in rows[: plan.limit]]
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
     async def search_similar(
         self,
-        model_cls: type[R],
+        model_cls: type[R] | str,
         vector: Sequence[float],
         actor: Actor | None = None,
         k: int = 10,
@@ -578,6 +602,7 @@ class PostgreSQLAdapter:
         """
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
+        model = _model(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, None, "search_similar")
         if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
             raise InvalidQueryError("ef_search must be a positive integer.")
@@ -600,14 +625,15 @@ class PostgreSQLAdapter:
             )
             params.update(audit_params(acting, "search_similar", self.audit_defaults))
             rows = await unit.fetch(statement, params)
-        return [(_validate(model_cls, row["document"]), float(row["distance"])) for row in rows]
+        return [(_validate(model, row["document"]), float(row["distance"])) for row in rows]
 
     async def history(
-        self, model_cls: type[R], resource_id: str, actor: Actor | None = None
+        self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
     ) -> list[HistoryEntry[R]]:
         """Every stored version, newest first (deletes appear as ``operation == "delete"``)."""
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
+        model = _model(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "history")
         allowed = await self._scope(acting, mapping, "history", resource_id)
         if allowed is not None:
@@ -643,17 +669,18 @@ class PostgreSQLAdapter:
                 row.operation,
                 row.changed_at,
                 row.changed_by,
-                _validate(model_cls, row.document),
+                _validate(model, row.document),
             )
             for row in rows
         ]
 
     async def read_version(
-        self, model_cls: type[R], resource_id: str, version: int, actor: Actor | None = None
+        self, model_cls: type[R] | str, resource_id: str, version: int, actor: Actor | None = None
     ) -> R:
         """Any stored version of a resource (a tombstone reads as the last document)."""
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
+        model = _model(model_cls)
         await self._authorize(acting, "read", mapping.resource_type, resource_id, "read_version")
         allowed = await self._scope(acting, mapping, "read_version", resource_id)
         if allowed is not None:
@@ -685,7 +712,7 @@ class PostgreSQLAdapter:
                 detail=f"version={version}",
             )
             raise ResourceNotFoundError(mapping.resource_type, f"{resource_id}/_history/{version}")
-        return _validate(model_cls, row.document)
+        return _validate(model, row.document)
 
 
 def _stamp(
@@ -707,6 +734,11 @@ def _restore_envelope(resource: BaseResource, envelope: tuple[dict[str, Any], se
     resource.__dict__.update(fields)
     resource.__pydantic_fields_set__.clear()
     resource.__pydantic_fields_set__.update(fields_set)
+
+
+def _model(model_cls: type[R] | str) -> type[R]:
+    # A type name gives its registered class, or BaseResource for an unmodelled type.
+    return typing_cast("type[R]", model_for(model_cls))
 
 
 def _validate(model_cls: type[R], document: str) -> R:

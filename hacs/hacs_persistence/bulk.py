@@ -280,5 +280,5 @@ def group_by_mapping(
     stored: dict[ResourceMapping, list[BaseResource]] = defaultdict(list)
     for resource in resources:
         target = new if resource.version is None else stored
-        target[mapping_of(type(resource))].append(resource)
+        target[mapping_of(resource)].append(resource)
     return dict(new), dict(stored)

@@ -22,7 +22,9 @@ from hacs_persistence.schema.base import TypedResourceTable
 __all__ = [
     "ResourceMapping",
     "document_json",
+    "document_mapping",
     "mapping_for",
+    "model_for",
     "model_from_document",
 ]
 
@@ -111,6 +113,22 @@ def mapping_for(model_cls: type[BaseResource], *, typed: bool = True) -> Resourc
         key_columns,
         tuple(c.info["source"] for c in key_columns),
     )
+
+
+@cache
+def document_mapping(resource_type: str) -> ResourceMapping:
+    """The JSONB fallback mapping of a type that has no model class (e.g. a FHIR Claim)."""
+    return ResourceMapping(resource_type, _table(ResourceDocumentTable), False, (), ())
+
+
+def model_for(model: type[BaseResource] | str) -> type[BaseResource]:
+    """The class for a model class or a resource type name (unmodelled names: BaseResource)."""
+    if isinstance(model, str):
+        try:
+            return get_model_class(model)
+        except KeyError:
+            return BaseResource
+    return model
 
 
 def document_json(resource: BaseResource) -> str:
