@@ -624,9 +624,10 @@ async def test_concurrent_calls_inside_one_transaction_share_it_safely(
     async with adapter.transaction():
         await asyncio.gather(*(adapter.save(p, WRITER) for p in patients))
     assert all(p.version == 1 for p in patients)
-    assert await db.fetchval(
-        "SELECT count(*) FROM hacs_audit.audit_events WHERE action = 'create'"
-    ) == 6
+    assert (
+        await db.fetchval("SELECT count(*) FROM hacs_audit.audit_events WHERE action = 'create'")
+        == 6
+    )
 
 
 async def test_unmodelled_types_are_stored_and_read_by_name(
@@ -639,9 +640,34 @@ async def test_unmodelled_types_are_stored_and_read_by_name(
     back = await granular.read("Claim", "claim-1", ADMIN)
     assert back.model_dump() == claim.model_dump()
     assert (await granular.search("Claim", ADMIN, filters={"status": "active"}))[0].id == "claim-1"
-    assert await db.fetchval(
-        "SELECT resource_type FROM public.hacs_resources WHERE id = 'claim-1'"
-    ) == "Claim"
+    assert (
+        await db.fetchval("SELECT resource_type FROM public.hacs_resources WHERE id = 'claim-1'")
+        == "Claim"
+    )
     # A registered name reads back as its class.
     saved = await granular.save(make_patient(), ADMIN)
     assert type(await granular.read("Patient", saved.id, ADMIN)) is Patient
+
+
+async def test_save_many_can_null_dangling_references_for_imports(
+    granular: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    present = make_patient()
+    await granular.save(present, WRITER)
+    batch_patient = make_patient()
+    observations = [
+        make_observation(present.id),
+        make_observation(batch_patient.id),
+        make_observation("patient-elsewhere"),
+        make_observation("patient-elsewhere"),
+    ]
+    result = await granular.save_many([*observations, batch_patient], WRITER, dangling="null")
+    assert result.dangling_references == {"patients:patient-elsewhere": 2}
+    rows = await db.fetch("SELECT id, patient_id FROM hacs_core.observations ORDER BY id")
+    by_id = {r["id"]: r["patient_id"] for r in rows}
+    assert by_id[observations[0].id] == present.id
+    assert by_id[observations[1].id] == batch_patient.id
+    assert by_id[observations[2].id] is None
+    # The document keeps the reference exactly.
+    stored = await granular.read(Observation, observations[2].id, WRITER)
+    assert stored.subject is not None and stored.subject.reference == "Patient/patient-elsewhere"

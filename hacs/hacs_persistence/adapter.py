@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hacs_auth import Actor, get_current_actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.audit import AuditContext, audit_params
-from hacs_persistence.bulk import bulk_insert, bulk_update, group_by_mapping
+from hacs_persistence.bulk import KeyResolver, bulk_insert, bulk_update, group_by_mapping
 from hacs_persistence.engine import (
     ResolvedDatabase,
     acquire_engine,
@@ -62,6 +62,7 @@ from hacs_persistence.unit import DRIVER_ERRORS, Unit, open_unit
 __all__ = [
     "HistoryEntry",
     "PostgreSQLAdapter",
+    "SavedBatch",
     "create_postgres_adapter",
 ]
 
@@ -72,6 +73,14 @@ TRANSIENT_ATTEMPTS = 3
 VERSIONS = ResourceVersionTable.__table__
 # An auto-generated id that collides with a stored one is regenerated this many times.
 _ID_ATTEMPTS = 5
+
+
+class SavedBatch(list[R]):
+    """The resources ``save_many`` stored, plus the dangling references it set to NULL."""
+
+    def __init__(self, items: Iterable[R], dangling_references: dict[str, int]) -> None:
+        super().__init__(items)
+        self.dangling_references = dangling_references
 
 
 @dataclass(frozen=True)
@@ -490,10 +499,19 @@ class PostgreSQLAdapter:
             )
         return int(row["version"])
 
-    async def save_many(self, resources: Iterable[R], actor: Actor | None = None) -> list[R]:
+    async def save_many(
+        self,
+        resources: Iterable[R],
+        actor: Actor | None = None,
+        *,
+        dangling: Literal["error", "null"] = "error",
+    ) -> SavedBatch[R]:
         """Save many resources in one transaction, in any order (references checked at commit).
 
         Needs write permission for every type involved; nothing is written if any part fails.
+        With ``dangling="null"`` (imports), a reference to a patient or encounter that exists
+        neither in the batch nor in the database is kept in the document with a NULL foreign
+        key and counted in the result's ``dangling_references``, instead of failing the batch.
         """
         acting = self._actor(actor)
         items = [self._check_resource(r) for r in resources]
@@ -507,18 +525,25 @@ class PostgreSQLAdapter:
         new, stored = group_by_mapping(items, self._mapping_of)
         audit = audit_params(acting, "create", self.audit_defaults)
         snapshot = [(r, _envelope_of(r)) for r in items]
+        if dangling not in ("error", "null"):
+            raise ResourceValidationError("dangling must be 'error' or 'null'.")
+        resolver = KeyResolver(dangling_to_null=dangling == "null")
 
         async def work() -> None:
+            resolver.dangling.clear()
             try:
                 async with self._unit(transactional=True) as unit:
                     try:
                         # Foreign keys are checked at commit: an observation may come before
                         # its patient.
                         await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
+                        await resolver.prepare(unit, [new, stored])
                         if new:
-                            await bulk_insert(unit, new, acting, audit)
+                            await bulk_insert(unit, new, acting, audit, resolver)
                         if stored:
-                            await bulk_update(unit, stored, {**audit, "a_action": "update"})
+                            await bulk_update(
+                                unit, stored, {**audit, "a_action": "update"}, resolver
+                            )
                     except DRIVER_ERRORS as exc:
                         raise translate_database_error(exc) from exc
             except BaseException:
@@ -528,7 +553,7 @@ class PostgreSQLAdapter:
                 raise
 
         await self._retrying(work)
-        return items  # type: ignore[return-value]
+        return SavedBatch(items, dict(resolver.dangling))  # type: ignore[arg-type]
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from hacs_persistence.schema.vectors import vector_columns
 from hacs_persistence.statements import statements_for
 from hacs_persistence.unit import Unit
 
-__all__ = ["bulk_insert", "bulk_update"]
+__all__ = ["KeyResolver", "bulk_insert", "bulk_update", "group_by_mapping"]
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
@@ -105,6 +105,67 @@ async def _assign_free_ids(
     )
 
 
+class KeyResolver:
+    """Key column values of a batch; optionally NULLs references whose target does not exist.
+
+    With ``dangling_to_null`` (imports), a reference to a patient or encounter that is neither in
+    the batch nor in the database keeps its place in the document but gets a NULL foreign key,
+    and is counted, instead of failing the batch.
+    """
+
+    def __init__(self, dangling_to_null: bool = False) -> None:
+        self.dangling_to_null = dangling_to_null
+        self.known: dict[str, set[str]] = {}
+        self.dangling: dict[str, int] = defaultdict(int)
+
+    @staticmethod
+    def _references(mapping: ResourceMapping) -> list[tuple[str, Table]]:
+        found = []
+        for column in mapping.key_columns:
+            for fk in column.foreign_keys:
+                found.append((column.key, fk.column.table))
+        return found
+
+    async def prepare(
+        self, unit: Unit, groups: Sequence[dict[ResourceMapping, list[BaseResource]]]
+    ) -> None:
+        """Learn which referenced ids exist (in the batch or the database)."""
+        if not self.dangling_to_null:
+            return
+        in_batch: dict[str, set[str]] = defaultdict(set)
+        wanted: dict[str, set[str]] = defaultdict(set)
+        tables: dict[str, Table] = {}
+        for group in groups:
+            for mapping, resources in group.items():
+                if mapping.typed:
+                    in_batch[mapping.table.fullname].update(r.id for r in resources)
+                for key, target in self._references(mapping):
+                    tables[target.fullname] = target
+                    for resource in resources:
+                        value = mapping.key_values(resource).get(key)
+                        if value is not None:
+                            wanted[target.fullname].add(value)
+        for fullname, ids in wanted.items():
+            target = tables[fullname]
+            name, schema = _qualified(target)
+            rows = await unit.driver.fetch(
+                f'SELECT id FROM "{schema}"."{name}" WHERE id = ANY($1::text[])', list(ids)
+            )
+            self.known[fullname] = {r["id"] for r in rows} | in_batch.get(fullname, set())
+
+    def values(self, mapping: ResourceMapping, resource: BaseResource) -> dict[str, Any]:
+        """The key columns of ``resource``, dangling references set to NULL when asked."""
+        values = mapping.key_values(resource)
+        if not self.dangling_to_null:
+            return values
+        for key, target in self._references(mapping):
+            value = values.get(key)
+            if value is not None and value not in self.known.get(target.fullname, set()):
+                values[key] = None
+                self.dangling[f"{target.name}:{value}"] += 1
+        return values
+
+
 def _stamp_new(resources: Sequence[BaseResource], now: datetime) -> None:
     for resource in resources:
         resource.__dict__.update(version=1, created_at=now, updated_at=now)
@@ -116,6 +177,7 @@ async def bulk_insert(
     groups: dict[ResourceMapping, list[BaseResource]],
     actor: Actor,
     audit: dict[str, Any],
+    keys: KeyResolver,
 ) -> None:
     """Insert new resources of several types with COPY, in the unit's transaction."""
     now: datetime = await unit.driver.fetchval("SELECT now()")
@@ -131,7 +193,7 @@ async def bulk_insert(
                 params.update(
                     p_rt=mapping.resource_type, p_id=resource.id, p_doc=document_json(resource)
                 )
-                params.update({f"k_{k}": v for k, v in mapping.key_values(resource).items()})
+                params.update({f"k_{k}": v for k, v in keys.values(mapping, resource).items()})
                 await unit.driver.fetchrow(prepared.sql, *prepared.arguments(params))
             continue
         await _copy(
@@ -140,7 +202,7 @@ async def bulk_insert(
         if mapping.typed:
             columns = (*_ENVELOPE, *(c.name for c in mapping.key_columns))
             await _copy(
-                unit, mapping.table, columns, _typed_records(mapping, resources, now, actor)
+                unit, mapping.table, columns, _typed_records(mapping, resources, now, actor, keys)
             )
         else:
             columns = (*_ENVELOPE, "document")
@@ -178,11 +240,15 @@ def _version_records(
 
 
 def _typed_records(
-    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
+    mapping: ResourceMapping,
+    resources: Sequence[BaseResource],
+    now: datetime,
+    actor: Actor,
+    resolver: KeyResolver,
 ) -> Iterator[tuple[Any, ...]]:
     arrays = [isinstance(c.type, ARRAY) for c in mapping.key_columns]
     for resource in resources:
-        keys = mapping.key_values(resource).values()
+        keys = resolver.values(mapping, resource).values()
         values = [
             list(v) if is_array and v is not None else v
             for v, is_array in zip(keys, arrays, strict=True)
@@ -225,6 +291,7 @@ async def bulk_update(
     unit: Unit,
     groups: dict[ResourceMapping, list[BaseResource]],
     audit: dict[str, Any],
+    keys: KeyResolver,
 ) -> None:
     """Update stored resources with the single-row statement (same version check), pipelined."""
     now: datetime = await unit.driver.fetchval("SELECT now()")
@@ -244,7 +311,7 @@ async def bulk_update(
                 p_doc=document_json(resource),
                 p_expected=resource.version,
             )
-            params.update({f"k_{k}": v for k, v in mapping.key_values(resource).items()})
+            params.update({f"k_{k}": v for k, v in keys.values(mapping, resource).items()})
             arguments.append(prepared.arguments(params))
         await unit.driver.executemany(prepared.sql, arguments)
         # Every row must now be at expected + 1; any other is a version conflict (or missing).
