@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint format migrate clean
+.PHONY: help install demo test bench bench-smoke docs lint format migrate clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,14 +26,20 @@ demo: $(STAMP) ## Migrate the database (embedded by default) and run the user gu
 test: $(STAMP) ## Run the whole test suite against real PostgreSQL (embedded, or HACS_TEST_DATABASE_URL).
 	$(PY) -m pytest
 
+bench: $(STAMP) ## Benchmarks vs raw asyncpg (a few minutes); writes bench/results/latest.json.
+	$(PY) -m bench
+
+bench-smoke: $(STAMP) ## The benchmarks at a tiny size, to keep the harness working (CI).
+	$(PY) -m bench --smoke
+
 lint: $(STAMP) ## Ruff and mypy --strict.
-	$(VENV)/bin/ruff check hacs tests alembic
-	$(VENV)/bin/ruff format --check hacs tests alembic
+	$(VENV)/bin/ruff check hacs tests alembic bench
+	$(VENV)/bin/ruff format --check hacs tests alembic bench
 	$(VENV)/bin/mypy
 
 format: $(STAMP) ## Format and autofix with ruff.
-	$(VENV)/bin/ruff format hacs tests alembic
-	$(VENV)/bin/ruff check --fix hacs tests alembic
+	$(VENV)/bin/ruff format hacs tests alembic bench
+	$(VENV)/bin/ruff check --fix hacs tests alembic bench
 
 migrate: $(STAMP) ## alembic upgrade head on the configured database.
 	$(VENV)/bin/alembic upgrade head

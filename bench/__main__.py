@@ -54,9 +54,16 @@ class Sizes:
     concurrency: int = 8
 
 
-SMOKE = Sizes(single_ops=50, reps=2, bulk_patients=200, bulk_observations=1000,
-              analytics_patients=200, analytics_observations=2000, vectors=1000,
-              vector_queries=20)
+SMOKE = Sizes(
+    single_ops=50,
+    reps=2,
+    bulk_patients=200,
+    bulk_observations=1000,
+    analytics_patients=200,
+    analytics_observations=2000,
+    vectors=1000,
+    vector_queries=20,
+)
 
 
 @dataclass
@@ -105,8 +112,9 @@ def _insert_args(p: Patient) -> list[Any]:
     return [p.id, p.model_dump_json(), *RAW_ACTOR[:1], *raw.patient_keys(p), *RAW_ACTOR[1:]]
 
 
-async def bench_single(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes,
-                       rng: random.Random) -> list[Result]:
+async def bench_single(
+    adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Targets 1-3: single save, update with expected_version, point read."""
     results = []
 
@@ -133,6 +141,7 @@ async def bench_single(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Si
         def change(p: Patient) -> Awaitable[Any]:
             p.active = not p.active
             return adapter.update(p, ACTOR, expected_version=p.version)
+
         return await _per_op(change, stored)
 
     async def raw_update_one(p: Patient) -> None:
@@ -176,22 +185,43 @@ async def bench_single(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Si
     return results
 
 
-def _ratio(target: str, mine: list[float], theirs: list[float], unit: str, limit: float,
-           note: str = "") -> Result:
+def _ratio(
+    target: str, mine: list[float], theirs: list[float], unit: str, limit: float, note: str = ""
+) -> Result:
     ours_m, raw_m = statistics.median(mine), statistics.median(theirs)
-    return Result(target, ours_m, raw_m, unit, ours_m / raw_m, limit, False,
-                  max(_spread(mine), _spread(theirs)), note)
+    return Result(
+        target,
+        ours_m,
+        raw_m,
+        unit,
+        ours_m / raw_m,
+        limit,
+        False,
+        max(_spread(mine), _spread(theirs)),
+        note,
+    )
 
 
-def _throughput(target: str, mine: list[float], theirs: list[float], limit: float,
-                note: str = "") -> Result:
+def _throughput(
+    target: str, mine: list[float], theirs: list[float], limit: float, note: str = ""
+) -> Result:
     ours_m, raw_m = statistics.median(mine), statistics.median(theirs)
-    return Result(target, ours_m, raw_m, "rows/s", ours_m / raw_m, limit, True,
-                  max(_spread(mine), _spread(theirs)), note)
+    return Result(
+        target,
+        ours_m,
+        raw_m,
+        "rows/s",
+        ours_m / raw_m,
+        limit,
+        True,
+        max(_spread(mine), _spread(theirs)),
+        note,
+    )
 
 
-async def bench_bulk(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes,
-                     rng: random.Random) -> list[Result]:
+async def bench_bulk(
+    adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Target 4: save_many of new patients and observations vs COPY; bulk update vs COPY."""
     reps = max(2, min(sizes.reps, 3))
     total = sizes.bulk_patients + sizes.bulk_observations
@@ -218,8 +248,15 @@ async def bench_bulk(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Size
         return total / (time.perf_counter() - start)
 
     mine, theirs = await _interleaved(reps, ours, base)
-    results = [_throughput("4a. bulk create (save_many vs COPY)", mine, theirs, 0.6,
-                           f"{sizes.bulk_patients} patients + {sizes.bulk_observations} obs")]
+    results = [
+        _throughput(
+            "4a. bulk create (save_many vs COPY)",
+            mine,
+            theirs,
+            0.6,
+            f"{sizes.bulk_patients} patients + {sizes.bulk_observations} obs",
+        )
+    ]
 
     existing = data.patients(sizes.bulk_patients, rng)
     await adapter.save_many(existing, ACTOR)
@@ -240,13 +277,21 @@ async def bench_bulk(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Size
         return len(fresh) / (time.perf_counter() - start)
 
     mine, theirs = await _interleaved(reps, ours_update, copy_patients)
-    results.append(_throughput("4b. bulk update (save_many vs COPY)", mine, theirs, 0.3,
-                               f"{sizes.bulk_patients} existing patients"))
+    results.append(
+        _throughput(
+            "4b. bulk update (save_many vs COPY)",
+            mine,
+            theirs,
+            0.3,
+            f"{sizes.bulk_patients} existing patients",
+        )
+    )
     return results
 
 
-async def bench_concurrency(adapter: PostgreSQLAdapter, sizes: Sizes,
-                            rng: random.Random) -> list[Result]:
+async def bench_concurrency(
+    adapter: PostgreSQLAdapter, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Target 5: 8 concurrent tasks saving single resources vs the sequential rate."""
     n = sizes.single_ops
 
@@ -259,7 +304,7 @@ async def bench_concurrency(adapter: PostgreSQLAdapter, sizes: Sizes,
 
     async def concurrent() -> float:
         items = data.patients(n, rng)
-        chunks = [items[i::sizes.concurrency] for i in range(sizes.concurrency)]
+        chunks = [items[i :: sizes.concurrency] for i in range(sizes.concurrency)]
 
         async def worker(chunk: list[Patient]) -> None:
             for p in chunk:
@@ -270,20 +315,31 @@ async def bench_concurrency(adapter: PostgreSQLAdapter, sizes: Sizes,
         return n / (time.perf_counter() - start)
 
     mine, theirs = await _interleaved(sizes.reps, concurrent, sequential)
-    return [_throughput(f"5. {sizes.concurrency} concurrent tasks vs sequential", mine, theirs,
-                        2.0, "rate ratio")]
+    return [
+        _throughput(
+            f"5. {sizes.concurrency} concurrent tasks vs sequential",
+            mine,
+            theirs,
+            2.0,
+            "rate ratio",
+        )
+    ]
 
 
 def analytics_queries() -> list[str]:
     """The SQL blocks of docs/analytics.md that read only typed tables."""
     text = (ROOT / "docs" / "analytics.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
-    return [b for b in blocks if "_current" not in b and "resource_versions" not in b
-            and "audit_events" not in b]
+    return [
+        b
+        for b in blocks
+        if "_current" not in b and "resource_versions" not in b and "audit_events" not in b
+    ]
 
 
-async def bench_analytics(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes,
-                          rng: random.Random) -> list[Result]:
+async def bench_analytics(
+    adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Target 6: the analytics joins on typed tables vs copies holding only the typed columns."""
     patients = data.patients(sizes.analytics_patients, rng)
     await adapter.save_many(patients, ACTOR)
@@ -298,14 +354,16 @@ async def bench_analytics(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes:
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
         for source, target in (("hacs_core", "narrow_core"), ("hacs_clinical", "narrow_clinical")):
             tables = await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = $1", source)
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1", source
+            )
             for row in tables:
                 name = row["tablename"]
                 if name == "resource_versions":
                     continue
                 await conn.execute(
                     f"CREATE TABLE {target}.{name} (LIKE {source}.{name} INCLUDING INDEXES); "
-                    f"INSERT INTO {target}.{name} SELECT * FROM {source}.{name}")
+                    f"INSERT INTO {target}.{name} SELECT * FROM {source}.{name}"
+                )
         await conn.execute("VACUUM ANALYZE")
     queries = analytics_queries()
     results = []
@@ -318,24 +376,28 @@ async def bench_analytics(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes:
 
     for index, sql in enumerate(queries, start=1):
         narrow_sql = sql.replace("hacs_core.", "narrow_core.").replace(
-            "hacs_clinical.", "narrow_clinical.")
+            "hacs_clinical.", "narrow_clinical."
+        )
         await timed(sql)
         await timed(narrow_sql)
         mine, theirs = await _interleaved(
-            sizes.reps, lambda s=sql: timed(s), lambda s=narrow_sql: timed(s))  # type: ignore[misc]
+            sizes.reps, lambda s=sql: timed(s), lambda s=narrow_sql: timed(s)
+        )  # type: ignore[misc]
         title = sql.strip().splitlines()[0].lstrip("- ").strip()[:40]
-        results.append(_ratio(f"6.{index} {title}", mine, theirs, "ms", 1.25,
-                              "typed vs narrow copy"))
+        results.append(
+            _ratio(f"6.{index} {title}", mine, theirs, "ms", 1.25, "typed vs narrow copy")
+        )
     return results
 
 
-async def bench_vectors(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes,
-                        rng: random.Random) -> list[Result]:
+async def bench_vectors(
+    adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Target 7: filtered top-10 cosine search through HNSW vs raw asyncpg; recall@10."""
     vectors = data.clustered_vectors(sizes.vectors, VECTOR_DIM, clusters=50, rng=rng)
     step = 5000
     for start in range(0, len(vectors), step):
-        await adapter.save_many(data.memory_blocks(vectors[start:start + step], rng), ACTOR)
+        await adapter.save_many(data.memory_blocks(vectors[start : start + step], rng), ACTOR)
     async with pool.acquire() as conn:
         await conn.execute("ANALYZE hacs_agents.memory_blocks")
     queries = data.clustered_vectors(sizes.vector_queries, VECTOR_DIM, clusters=50, rng=rng)
@@ -360,8 +422,9 @@ async def bench_vectors(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: S
             if exact:
                 await conn.execute("SET LOCAL enable_indexscan = off")
             else:
-                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; "
-                                   "SET LOCAL hnsw.ef_search = 100")
+                await conn.execute(
+                    "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+                )
             rows = await conn.fetch(sql, literal(q), "agent-1", ["vitals"])
         docs = [MemoryBlock.model_validate_json(r["document"]) for r in rows]
         return [d.id for d in docs]
@@ -388,14 +451,21 @@ async def bench_vectors(adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: S
         recalls.append(len({m.id for m, _ in hits} & set(exact)) / max(1, len(exact)))
     recall = statistics.mean(recalls)
     return [
-        _ratio("7a. vector top-10, filtered (HNSW)", mine, theirs, "ms/query", 1.3,
-               f"{sizes.vectors} x {VECTOR_DIM}-dim, clustered"),
+        _ratio(
+            "7a. vector top-10, filtered (HNSW)",
+            mine,
+            theirs,
+            "ms/query",
+            1.3,
+            f"{sizes.vectors} x {VECTOR_DIM}-dim, clustered",
+        ),
         Result("7b. recall@10 vs exact search", recall, 1.0, "recall", recall, 0.98, True, 0.0),
     ]
 
 
-async def bench_memory(adapter: PostgreSQLAdapter, sizes: Sizes,
-                       rng: random.Random) -> list[Result]:
+async def bench_memory(
+    adapter: PostgreSQLAdapter, sizes: Sizes, rng: random.Random
+) -> list[Result]:
     """Target 8: peak RSS of a 100,000-resource save_many beyond the input itself."""
     patients = data.patients(max(1, sizes.bulk_observations // 50), rng)
     await adapter.save_many(patients, ACTOR)
@@ -418,8 +488,19 @@ async def bench_memory(adapter: PostgreSQLAdapter, sizes: Sizes,
     sampler.join()
     extra_mb = (peak - baseline) / 2**20
     input_mb = sum(len(document_json(o)) for o in items[:1000]) / 1000 * len(items) / 2**20
-    return [Result(f"8. peak memory, save_many of {len(items)}", extra_mb, 300.0, "MB",
-                   extra_mb / 300.0, 1.0, False, 0.0, f"input ~{input_mb:.0f} MB as JSON")]
+    return [
+        Result(
+            f"8. peak memory, save_many of {len(items)}",
+            extra_mb,
+            300.0,
+            "MB",
+            extra_mb / 300.0,
+            1.0,
+            False,
+            0.0,
+            f"input ~{input_mb:.0f} MB as JSON",
+        )
+    ]
 
 
 async def prepare_database(server_url: str) -> str:
@@ -427,9 +508,13 @@ async def prepare_database(server_url: str) -> str:
     from hacs_persistence.migrations import upgrade
 
     parsed = make_url(server_url)
-    admin = await asyncpg.connect(host=parsed.query.get("host") or parsed.host, port=parsed.port,
-                                  user=parsed.username, password=parsed.password,
-                                  database=parsed.database or "postgres")
+    admin = await asyncpg.connect(
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database or "postgres",
+    )
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {BENCH_DB}")
@@ -451,9 +536,15 @@ async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
     url = await prepare_database(server)
     parsed = make_url(url)
     pool = await asyncpg.create_pool(
-        host=parsed.query.get("host") or parsed.host, port=parsed.port, user=parsed.username,
-        password=parsed.password, database=parsed.database, min_size=sizes.concurrency,
-        max_size=sizes.concurrency, server_settings={"TimeZone": "UTC"})
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+        min_size=sizes.concurrency,
+        max_size=sizes.concurrency,
+        server_settings={"TimeZone": "UTC"},
+    )
     adapter = await create_postgres_adapter(url)
     rng = random.Random(1125)
     results: list[Result] = []
@@ -481,14 +572,17 @@ async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
 
 def report(results: list[Result], sizes: Sizes) -> str:
     """The results as a fixed-width table."""
-    lines = [f"{'target':<44} {'hacs':>10} {'raw':>10} {'unit':>9} {'ratio':>7} "
-             f"{'limit':>7} {'spread':>7}  result"]
+    lines = [
+        f"{'target':<44} {'hacs':>10} {'raw':>10} {'unit':>9} {'ratio':>7} "
+        f"{'limit':>7} {'spread':>7}  result"
+    ]
     for r in results:
         bound = ">=" if r.higher_is_better else "<="
         lines.append(
             f"{r.target:<44} {r.hacs:>10.3f} {r.raw:>10.3f} {r.unit:>9} {r.ratio:>7.2f} "
             f"{bound}{r.limit:<5} {r.spread:>7.0%}  {'PASS' if r.passed else 'MISS'}"
-            + (f"  ({r.note})" if r.note else ""))
+            + (f"  ({r.note})" if r.note else "")
+        )
     return "\n".join(lines)
 
 
@@ -496,10 +590,13 @@ def main() -> int:
     """Parse sizes, run, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it working)")
-    parser.add_argument("--only", nargs="*", help="single bulk concurrency analytics vectors memory")
+    parser.add_argument(
+        "--only", nargs="*", help="single bulk concurrency analytics vectors memory"
+    )
     for name, value in asdict(Sizes()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
-                            help=f"default {value}")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=None, help=f"default {value}"
+        )
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else Sizes()
     for name in asdict(sizes):
@@ -510,8 +607,12 @@ def main() -> int:
     table = report(results, sizes)
     print("\n" + table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"sizes": asdict(sizes), "smoke": args.smoke,
-                                   "results": [asdict(r) for r in results]}, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {"sizes": asdict(sizes), "smoke": args.smoke, "results": [asdict(r) for r in results]},
+            indent=2,
+        )
+    )
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -27,8 +27,13 @@ CODES = [
 ]
 VITALS = CodeableConcept(
     text="Vital Signs",
-    coding=[{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-             "code": "vital-signs", "display": "Vital Signs"}],
+    coding=[
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "vital-signs",
+            "display": "Vital Signs",
+        }
+    ],
 )
 
 
@@ -38,14 +43,25 @@ def patients(n: int, rng: random.Random) -> list[Patient]:
     for i in range(n):
         family, given = rng.choice(FAMILY), rng.choice(GIVEN)
         city, state, postal = rng.choice(CITIES)
-        result.append(Patient(
-            name=[HumanName(use="official", family=family, given=[given, rng.choice(GIVEN)])],
-            gender=rng.choice(["male", "female"]),
-            birth_date=date(1930, 1, 1) + timedelta(days=rng.randrange(30000)),
-            telecom=[ContactPoint(system="phone", value=f"+1-555-{i % 10000:04d}", use="mobile")],
-            address=[Address(use="home", line=[f"{i} Pine Avenue"], city=city, state=state,
-                             postal_code=postal)],
-        ))
+        result.append(
+            Patient(
+                name=[HumanName(use="official", family=family, given=[given, rng.choice(GIVEN)])],
+                gender=rng.choice(["male", "female"]),
+                birth_date=date(1930, 1, 1) + timedelta(days=rng.randrange(30000)),
+                telecom=[
+                    ContactPoint(system="phone", value=f"+1-555-{i % 10000:04d}", use="mobile")
+                ],
+                address=[
+                    Address(
+                        use="home",
+                        line=[f"{i} Pine Avenue"],
+                        city=city,
+                        state=state,
+                        postal_code=postal,
+                    )
+                ],
+            )
+        )
     return result
 
 
@@ -58,8 +74,10 @@ def observations(n: int, patient_ids: list[str], rng: random.Random) -> list[Obs
         obs = Observation(
             status="final",
             category=[VITALS],
-            code=CodeableConcept(text=display, coding=[{
-                "system": "http://loinc.org", "code": code, "display": display}]),
+            code=CodeableConcept(
+                text=display,
+                coding=[{"system": "http://loinc.org", "code": code, "display": display}],
+            ),
             subject=f"Patient/{patient_ids[i % len(patient_ids)]}",
             effective_date_time=start + timedelta(minutes=rng.randrange(2_000_000)),
         )
@@ -74,14 +92,17 @@ def clustered_vectors(
 ) -> list[list[float]]:
     """Vectors around cluster centres: like real embeddings, unlike uniform noise."""
     centres = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(clusters)]
-    return [[c + rng.gauss(0, spread) for c in centres[rng.randrange(clusters)]]
-            for _ in range(n)]
+    return [[c + rng.gauss(0, spread) for c in centres[rng.randrange(clusters)]] for _ in range(n)]
 
 
 def memory_blocks(vectors: list[list[float]], rng: random.Random) -> list[MemoryBlock]:
     """Agent memories with agents, tags and embeddings."""
     return [
-        MemoryBlock(content=f"memory {i}", agent_id=f"agent-{i % 5}",
-                    tags=[rng.choice(["vitals", "notes", "meds"])], embedding=v)
+        MemoryBlock(
+            content=f"memory {i}",
+            agent_id=f"agent-{i % 5}",
+            tags=[rng.choice(["vitals", "notes", "meds"])],
+            embedding=v,
+        )
         for i, v in enumerate(vectors)
     ]

@@ -102,28 +102,69 @@ def observation_keys(o: Observation) -> tuple[Any, ...]:
     subject = o.subject.reference.split("/")[1] if o.subject and o.subject.reference else None
     quantity = o.value_quantity
     return (
-        subject, None, o.status, category, coding.system, coding.code,
+        subject,
+        None,
+        o.status,
+        category,
+        coding.system,
+        coding.code,
         o.code.text or coding.display,
-        quantity.value if quantity else None, quantity.unit if quantity else None,
-        o.value_string, None, o.effective_date_time,
+        quantity.value if quantity else None,
+        quantity.unit if quantity else None,
+        o.value_string,
+        None,
+        o.effective_date_time,
     )
 
 
 OBSERVATION_COLUMNS = [
-    "patient_id", "encounter_id", "status", "category_code", "code_system", "code",
-    "code_display", "value_numeric", "value_unit", "value_text", "interpretation_code",
+    "patient_id",
+    "encounter_id",
+    "status",
+    "category_code",
+    "code_system",
+    "code",
+    "code_display",
+    "value_numeric",
+    "value_unit",
+    "value_text",
+    "interpretation_code",
     "effective_at",
 ]
-ENVELOPE = ["id", "resource_type", "version", "created_at", "updated_at", "created_by",
-            "updated_by"]
-VERSION_COLUMNS = ["resource_type", "id", "version", "operation", "document", "changed_at",
-                   "changed_by"]
-AUDIT_COLUMNS = ["actor_id", "actor_name", "actor_role", "action", "resource_type",
-                 "resource_id", "outcome"]
+ENVELOPE = [
+    "id",
+    "resource_type",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+]
+VERSION_COLUMNS = [
+    "resource_type",
+    "id",
+    "version",
+    "operation",
+    "document",
+    "changed_at",
+    "changed_by",
+]
+AUDIT_COLUMNS = [
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+]
 
 
 async def copy_resources(
-    conn: Any, patients: list[Patient], observations: list[Observation], now: datetime,
+    conn: Any,
+    patients: list[Patient],
+    observations: list[Observation],
+    now: datetime,
     actor: tuple[str, str, str],
 ) -> None:
     """COPY new patients and observations (typed, versions and audit rows) in one transaction."""
@@ -133,22 +174,34 @@ async def copy_resources(
         resource.__dict__.update(version=1, created_at=now, updated_at=now)
     await conn.execute("SET CONSTRAINTS ALL DEFERRED")
     await conn.copy_records_to_table(
-        "resource_versions", schema_name="hacs_core", columns=VERSION_COLUMNS,
-        records=((r.resource_type, r.id, 1, "create", r.model_dump_json(), now, actor_id)
-                 for r in everything),
+        "resource_versions",
+        schema_name="hacs_core",
+        columns=VERSION_COLUMNS,
+        records=(
+            (r.resource_type, r.id, 1, "create", r.model_dump_json(), now, actor_id)
+            for r in everything
+        ),
     )
     await conn.copy_records_to_table(
-        "patients", schema_name="hacs_core",
+        "patients",
+        schema_name="hacs_core",
         columns=[*ENVELOPE, *PATIENT_COLUMNS.replace(" ", "").split(",")],
-        records=((p.id, "Patient", 1, now, now, actor_id, actor_id, *patient_keys(p))
-                 for p in patients),
+        records=(
+            (p.id, "Patient", 1, now, now, actor_id, actor_id, *patient_keys(p)) for p in patients
+        ),
     )
     await conn.copy_records_to_table(
-        "observations", schema_name="hacs_core", columns=[*ENVELOPE, *OBSERVATION_COLUMNS],
-        records=((o.id, "Observation", 1, now, now, actor_id, actor_id, *observation_keys(o))
-                 for o in observations),
+        "observations",
+        schema_name="hacs_core",
+        columns=[*ENVELOPE, *OBSERVATION_COLUMNS],
+        records=(
+            (o.id, "Observation", 1, now, now, actor_id, actor_id, *observation_keys(o))
+            for o in observations
+        ),
     )
     await conn.copy_records_to_table(
-        "audit_events", schema_name="hacs_audit", columns=AUDIT_COLUMNS,
+        "audit_events",
+        schema_name="hacs_audit",
+        columns=AUDIT_COLUMNS,
         records=((*actor, "create", r.resource_type, r.id, "success") for r in everything),
     )
