@@ -118,14 +118,26 @@ async def seed(adapter: PostgreSQLAdapter) -> World:
     }
     ana, bob = p["ana"], p["bob"]
     e = {
-        "ana_1": Encounter(status="finished", subject=f"Patient/{ana.id}",
-                           period=Period(start=T0, end=T0 + timedelta(hours=1))),
-        "ana_2": Encounter(status="finished", subject=f"Patient/{ana.id}",
-                           period=Period(start=T0 + timedelta(days=30))),
-        "ana_gone": Encounter(status="cancelled", subject=f"Patient/{ana.id}",
-                              period=Period(start=T0 + timedelta(days=40))),
-        "bob_1": Encounter(status="finished", subject=f"Patient/{bob.id}",
-                           period=Period(start=T0 + timedelta(days=5))),
+        "ana_1": Encounter(
+            status="finished",
+            subject=f"Patient/{ana.id}",
+            period=Period(start=T0, end=T0 + timedelta(hours=1)),
+        ),
+        "ana_2": Encounter(
+            status="finished",
+            subject=f"Patient/{ana.id}",
+            period=Period(start=T0 + timedelta(days=30)),
+        ),
+        "ana_gone": Encounter(
+            status="cancelled",
+            subject=f"Patient/{ana.id}",
+            period=Period(start=T0 + timedelta(days=40)),
+        ),
+        "bob_1": Encounter(
+            status="finished",
+            subject=f"Patient/{bob.id}",
+            period=Period(start=T0 + timedelta(days=5)),
+        ),
     }
     d = timedelta(days=1)
     o = {
@@ -324,10 +336,12 @@ async def test_keyset_pages_cover_every_row_once_in_order(database_url: str) -> 
             assert pages == -(-len(live) // 4)
 
         # The last row of a page works as `after` too, and conditions combine with paging.
-        first = await patients.list(PatientTable.birth_date.is_not(None), order_by="birth_date",
-                                    limit=3)
-        by_row = await patients.list(PatientTable.birth_date.is_not(None), order_by="birth_date",
-                                     limit=3, after=first[-1])
+        first = await patients.list(
+            PatientTable.birth_date.is_not(None), order_by="birth_date", limit=3
+        )
+        by_row = await patients.list(
+            PatientTable.birth_date.is_not(None), order_by="birth_date", limit=3, after=first[-1]
+        )
         assert ids(by_row) == expected(False)[3:6]
         assert first.next_after == Keyset("birth_date", first[-1].birth_date, first[-1].id)
         with pytest.raises(InvalidQueryError, match="ordered by 'birth_date'"):
@@ -466,7 +480,10 @@ async def test_observations_for_patient(session: AsyncSession, world: World) -> 
     assert ids(window) == [o["ana_sys_new"].id, o["ana_sys_mid"].id]
     row = window[0]
     assert (row.code_system, row.code, row.value_unit, row.interpretation_code) == (
-        LOINC, SYSTOLIC, "mmHg", "H"
+        LOINC,
+        SYSTOLIC,
+        "mmHg",
+        "H",
     )
     assert row.value_numeric == 141 and row.effective_at == T0 + timedelta(days=20)
     with pytest.raises(InvalidQueryError):
@@ -538,7 +555,8 @@ async def test_encounters_for_patient(session: AsyncSession, world: World) -> No
     ana_id = world.patients["ana"].id
     assert ids(await encounters.for_patient(ana_id)) == [e["ana_2"].id, e["ana_1"].id]
     assert ids(await encounters.for_patient(ana_id, newest_first=False)) == [
-        e["ana_1"].id, e["ana_2"].id
+        e["ana_1"].id,
+        e["ana_2"].id,
     ]
     assert ids(await encounters.for_patient(ana_id, since=T0 + timedelta(days=1))) == [
         e["ana_2"].id
@@ -593,9 +611,10 @@ async def test_orm_writes_to_hacs_tables_are_refused(
         with pytest.raises(ReadOnlyViolationError):
             await own.flush()
         await own.rollback()
-    assert await db.fetchval(
-        "SELECT full_name FROM hacs_core.patients WHERE id = $1", ana_id
-    ) == "Ana Fernandes"
+    assert (
+        await db.fetchval("SELECT full_name FROM hacs_core.patients WHERE id = $1", ana_id)
+        == "Ana Fernandes"
+    )
 
 
 async def test_database_errors_are_translated(empty_database_url: str) -> None:

@@ -20,6 +20,7 @@ from hacs_persistence.schema.sources import (
     attr,
     coalesce,
     coding,
+    present,
     primary_name,
     ref_id,
     text_of,
@@ -78,6 +79,11 @@ class PatientTable(TypedResourceTable):
     city: Mapped[str | None] = key_column(attr("address", 0, "city"))
     state: Mapped[str | None] = key_column(attr("address", 0, "state"))
     postal_code: Mapped[str | None] = key_column(attr("address", 0, "postal_code"), index=True)
+    # Added by revision 0002 (back-filled from the stored documents): deceased_boolean, or true
+    # when only a deceased date is recorded.
+    deceased: Mapped[bool | None] = key_column(
+        coalesce(attr("deceased_boolean"), present(attr("deceased_date_time")))
+    )
 
 
 class PractitionerTable(TypedResourceTable):

@@ -17,6 +17,7 @@ __all__ = [
     "coding",
     "parse_reference",
     "participant_ref",
+    "present",
     "primary_name",
     "ref_id",
     "text_of",
@@ -49,6 +50,15 @@ def attr(*path: str | int) -> Source:
         return value
 
     return source
+
+
+def present(source: Source) -> Source:
+    """True when ``source`` gives a value, else None (e.g. a date that implies a flag)."""
+
+    def check(resource: Any) -> Any:
+        return True if source(resource) is not None else None
+
+    return check
 
 
 def coalesce(*sources: Source) -> Source:
