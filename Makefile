@@ -32,6 +32,9 @@ bench: $(STAMP) ## Benchmarks vs raw asyncpg (a few minutes); writes bench/resul
 bench-smoke: $(STAMP) ## The benchmarks at a tiny size, to keep the harness working (CI).
 	$(PY) -m bench --smoke
 
+docs: $(STAMP) ## Build the documentation site (MkDocs Material, strict) into site/.
+	$(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP) ## Ruff and mypy --strict.
 	$(VENV)/bin/ruff check hacs tests alembic bench
 	$(VENV)/bin/ruff format --check hacs tests alembic bench

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from typer.exceptions import TyperException
 
 from hacs_persistence.config import (
     build_connection_target,
@@ -99,11 +99,21 @@ def database_url(ctx: typer.Context, local: str | None) -> str | None:
     return state.database_url if state is not None else None
 
 
+# SQLAlchemy's "(Background on this error at: https://sqlalche.me/...)" adds nothing for a user.
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@")
 
 
 def redact(message: str, url: str | None = None) -> str:
-    """Hide the password of ``url`` (and any ``user:password@`` in the text) in a message."""
+    """Hide the password of ``url`` (and any ``user:password@`` in the text) in a message.
+
+    Without ``url``, the configured one (``DATABASE_URL``, ``HACS_DATABASE_URL``, ``.env``) is used.
+    """
+    if not url:
+        try:
+            url = resolve_database_url(None)[0]
+        except Exception:
+            url = None
     if url:
         password: str | None = None
         try:
@@ -118,8 +128,9 @@ def redact(message: str, url: str | None = None) -> str:
 
 def fail(message: str, code: ExitCode = ExitCode.FAILED, url: str | None = None) -> NoReturn:
     """Print ``Error: message`` on stderr (password hidden) and exit with ``code``."""
+    message = _BACKGROUND.sub("", " ".join(message.split()))
     line = Text("Error: ", style="bold red")
-    line.append(redact(" ".join(message.split()), url))
+    line.append(redact(message, url))
     err_console.print(line, soft_wrap=True)
     raise typer.Exit(int(code))
 
@@ -167,7 +178,7 @@ async def preflight(url: str | None) -> ResolvedDatabase:
 def _exception_text(exc: BaseException) -> str:
     # SQLAlchemy wraps driver errors; the driver's own message is the useful part.
     original = getattr(exc, "orig", None) or exc
-    message = str(original).split("\n(Background on this error", 1)[0].strip()
+    message = _BACKGROUND.sub("", str(original)).strip()
     return f"{type(original).__name__}: {message}" if message else type(original).__name__
 
 
@@ -181,7 +192,7 @@ def cli_errors(url: str | None) -> Iterator[None]:
     """Turn any exception of a command into a one-line message and an exit code."""
     try:
         yield
-    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+    except (typer.Exit, typer.Abort, TyperException):
         raise
     except ConfigurationError as exc:
         fail(str(exc), ExitCode.USAGE, url)

@@ -1,4 +1,4 @@
-"""``hacs doctor``: where the database URL comes from, whether the server answers, what to fix."""
+"""`hacs doctor`: where the database URL comes from, whether the server answers, what to fix."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ __all__ = ["diagnose", "doctor", "register"]
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``hacs doctor`` to the root application."""
+    """Add `hacs doctor` to the root application."""
     root.command("doctor")(doctor)
 
 
 async def diagnose(url: str | None) -> dict[str, Any]:
-    """``verify_database_environment`` plus the migration status when the server answers."""
+    """`verify_database_environment` plus the migration status when the server answers."""
     report = await verify_database_environment(url)
     if report["connection_test"].get("success"):
         report["migration_status"] = await get_migration_status(url)
@@ -61,7 +61,7 @@ def render_report(report: dict[str, Any], url: str | None) -> None:
     test = report["connection_test"]
     table = Table(title="hacs doctor", box=box.SIMPLE, show_header=False)
     table.add_column("check", style="bold")
-    table.add_column("result")
+    table.add_column("result", overflow="fold")
     table.add_row("Database URL", Text(report["database_url"]))
     table.add_row("URL source", source_label(report["database_url_source"]))
     if test.get("success"):
