@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 from typing import cast as typing_cast
@@ -34,6 +34,7 @@ from hacs_persistence.engine import (
     release_engine,
     resolve_database,
 )
+from hacs_persistence.erasure import PurgeReport, apply_retention, purge_compartment
 from hacs_persistence.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -554,6 +555,60 @@ class PostgreSQLAdapter:
 
         await self._retrying(work)
         return SavedBatch(items, dict(resolver.dangling))  # type: ignore[arg-type]
+
+    # -- erasure and retention -----------------------------------------------------------
+
+    async def purge_patient(self, patient_id: str, actor: Actor | None = None) -> PurgeReport:
+        """Erase a patient's compartment (the patient, what references it, every version).
+
+        Needs ``admin:*``. Irreversible: unlike ``delete`` it leaves no tombstone, only one
+        audit row (ids and counts, no content).
+        """
+        acting = self._actor(actor)
+        await self._require_admin(acting, "purge", "Patient", patient_id)
+        async with self._unit(transactional=True) as unit:
+            try:
+                report = await purge_compartment(unit, patient_id)
+            except DRIVER_ERRORS as exc:
+                raise translate_database_error(exc) from exc
+            await self._audit_in(
+                unit,
+                acting,
+                "purge",
+                "Patient",
+                patient_id,
+                count=report.total,
+                detail=f"{report.total} resources, {report.versions} versions",
+            )
+        if not report.total:
+            raise ResourceNotFoundError("Patient", patient_id)
+        return report
+
+    async def apply_audit_retention(self, max_age: timedelta, actor: Actor | None = None) -> int:
+        """Remove audit rows older than ``max_age`` (at least one day); itself audited.
+
+        Needs ``admin:*`` here, and the database role must be allowed to run
+        ``hacs_audit.apply_retention`` (the schema owner, or a role it granted it to).
+        """
+        acting = self._actor(actor)
+        await self._require_admin(acting, "audit_retention", "AuditEvent", None)
+        async with self._unit(transactional=True) as unit:
+            try:
+                return await apply_retention(unit, max_age, acting.id)
+            except DRIVER_ERRORS as exc:
+                raise translate_database_error(exc) from exc
+
+    async def _require_admin(
+        self, actor: Actor, action: str, resource_type: str, resource_id: str | None
+    ) -> None:
+        if actor.is_active and actor.has_permission("admin:*"):
+            return
+        await self._audit_failure(actor, action, resource_type, resource_id, "denied")
+        raise PermissionDeniedError(
+            f"Actor {actor.id} needs admin:* for {action}.",
+            actor_id=actor.id,
+            permission="admin:*",
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
