@@ -86,7 +86,8 @@ async def test_audit_retention_removes_only_old_rows_and_is_audited(
     assert removed == 5
     assert (
         await db.fetchval(
-            "SELECT count(*) FROM hacs_audit.audit_events WHERE occurred_at < now() - interval '1 day'"
+            "SELECT count(*) FROM hacs_audit.audit_events "
+            "WHERE occurred_at < now() - interval '1 day'"
         )
         == 0
     )
