@@ -55,6 +55,7 @@ from hacs_persistence.mapping import (
     mapping_for,
     model_for,
 )
+from hacs_persistence.observability import observed
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.search import Page, build_search, build_similarity, next_cursor
 from hacs_persistence.statements import audit_insert, statements_for
@@ -368,6 +369,7 @@ class PostgreSQLAdapter:
             params[f"k_{key}"] = value
         return params
 
+    @observed("save")
     async def save(self, resource: R, actor: Actor | None = None) -> R:
         """Insert a new resource, or update a stored one (which must carry its stored version).
 
@@ -377,7 +379,7 @@ class PostgreSQLAdapter:
         resource = self._check_resource(resource)  # type: ignore[assignment]
         mapping = self._mapping_of(resource)
         if resource.version is not None:
-            return await self.update(resource, acting, expected_version=resource.version)
+            return await self._update_resource(resource, acting, resource.version)
         await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
         await self._check_scope_of(acting, mapping, resource, "create")
 
@@ -418,6 +420,7 @@ class PostgreSQLAdapter:
             "attempts; pass an explicit id."
         )
 
+    @observed("update")
     async def update(
         self, resource: R, actor: Actor | None = None, expected_version: int | None = None
     ) -> R:
@@ -426,7 +429,9 @@ class PostgreSQLAdapter:
         ``expected_version`` defaults to the resource's own ``version``. A stale or missing
         version raises ``VersionConflictError``. Updating a deleted resource restores it.
         """
-        acting = self._actor(actor)
+        return await self._update_resource(resource, self._actor(actor), expected_version)
+
+    async def _update_resource(self, resource: R, acting: Actor, expected_version: int | None) -> R:
         resource = self._check_resource(resource)  # type: ignore[assignment]
         mapping = self._mapping_of(resource)
         expected = expected_version if expected_version is not None else resource.version
@@ -469,6 +474,7 @@ class PostgreSQLAdapter:
         await self._audit_failure(actor, "update", mapping.resource_type, resource.id, "conflict")
         raise VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"])
 
+    @observed("delete")
     async def delete(
         self, model_cls: type[BaseResource] | str, resource_id: str, actor: Actor | None = None
     ) -> int:
@@ -500,6 +506,7 @@ class PostgreSQLAdapter:
             )
         return int(row["version"])
 
+    @observed("save_many")
     async def save_many(
         self,
         resources: Iterable[R],
@@ -558,6 +565,7 @@ class PostgreSQLAdapter:
 
     # -- erasure and retention -----------------------------------------------------------
 
+    @observed("purge_patient")
     async def purge_patient(self, patient_id: str, actor: Actor | None = None) -> PurgeReport:
         """Erase a patient's compartment (the patient, what references it, every version).
 
@@ -584,6 +592,7 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError("Patient", patient_id)
         return report
 
+    @observed("apply_audit_retention")
     async def apply_audit_retention(self, max_age: timedelta, actor: Actor | None = None) -> int:
         """Remove audit rows older than ``max_age`` (at least one day); itself audited.
 
@@ -612,6 +621,7 @@ class PostgreSQLAdapter:
 
     # -- reads -----------------------------------------------------------------------------
 
+    @observed("read")
     async def read(
         self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
     ) -> R:
@@ -637,6 +647,7 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError(mapping.resource_type, resource_id, deleted=True)
         return _validate(model, row["document"])
 
+    @observed("search")
     async def search(
         self,
         model_cls: type[R] | str,
@@ -665,6 +676,7 @@ class PostgreSQLAdapter:
         items = [_validate(model, row["document"]) for row in rows[: plan.limit]]
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
+    @observed("search_similar")
     async def search_similar(
         self,
         model_cls: type[R] | str,
@@ -707,6 +719,7 @@ class PostgreSQLAdapter:
             rows = await unit.fetch(statement, params)
         return [(_validate(model, row["document"]), float(row["distance"])) for row in rows]
 
+    @observed("history")
     async def history(
         self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
     ) -> list[HistoryEntry[R]]:
@@ -754,6 +767,7 @@ class PostgreSQLAdapter:
             for row in rows
         ]
 
+    @observed("read_version")
     async def read_version(
         self, model_cls: type[R] | str, resource_id: str, version: int, actor: Actor | None = None
     ) -> R:

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -33,6 +34,7 @@ __all__ = [
     "dispose_engine",
     "get_engine",
     "one_off_connection",
+    "pool_statistics",
     "release_engine",
     "resolve_database",
     "transactional",
@@ -146,6 +148,17 @@ async def release_engine(engine: AsyncEngine) -> None:
         return
     _users.pop(engine, None)
     await dispose_engine(engine)
+
+
+def pool_statistics() -> dict[str, int]:
+    """Connections checked out per cached engine (masked URL), for metrics."""
+    stats: dict[str, int] = {}
+    for per_loop in list(_engines.values()):
+        for engine in list(per_loop.values()):
+            pool: Any = engine.pool
+            name = engine.url.render_as_string(hide_password=True)
+            stats[name] = stats.get(name, 0) + int(pool.checkedout())
+    return stats
 
 
 async def dispose_engine(engine: AsyncEngine) -> None:

@@ -1,0 +1,157 @@
+"""Structured logs and optional OpenTelemetry spans and metrics for adapter operations.
+
+Every adapter operation logs one structured record on the ``hacs.operations`` logger (at DEBUG,
+or WARNING when it fails): the operation, resource type, outcome and duration, plus the request
+id and purpose of use when set. Never resource content, ids of people, or secrets. With
+``enable_opentelemetry()`` (install the ``otel`` extra) each operation is also a span, and the
+operation latency, audit volume and pool use are recorded as metrics. Off by default: the cost
+is then one clock read and a level check per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from hacs_persistence.audit import current_audit_context
+
+__all__ = ["enable_opentelemetry", "observed", "operations_logger"]
+
+operations_logger = logging.getLogger("hacs.operations")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Telemetry:
+    tracer: Any = None
+    duration: Any = None
+    audit_rows: Any = None
+
+
+_telemetry = _Telemetry()
+
+
+def enable_opentelemetry(tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Emit a span per operation and the hacs metrics through OpenTelemetry.
+
+    Uses the global providers unless given. Needs ``pip install 'hacs[otel]'``.
+    """
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError as exc:  # the extra is optional
+        raise RuntimeError(
+            "OpenTelemetry is not installed: pip install 'hacs[otel]' (opentelemetry-api)."
+        ) from exc
+    tracer_source = tracer_provider or trace.get_tracer_provider()
+    meter_source = meter_provider or metrics.get_meter_provider()
+    _telemetry.tracer = tracer_source.get_tracer("hacs_persistence")
+    meter = meter_source.get_meter("hacs_persistence")
+    _telemetry.duration = meter.create_histogram(
+        "hacs.operation.duration", unit="ms", description="Adapter operation latency"
+    )
+    _telemetry.audit_rows = meter.create_counter(
+        "hacs.audit.rows", description="Audit rows written by adapter operations"
+    )
+
+    def pool_use(_options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        from hacs_persistence.engine import pool_statistics
+
+        return [Observation(used, {"pool": name}) for name, used in pool_statistics().items()]
+
+    meter.create_observable_gauge(
+        "hacs.pool.checked_out", callbacks=[pool_use], description="Connections in use"
+    )
+
+
+def disable_opentelemetry() -> None:
+    """Stop emitting spans and metrics (tests, or switching providers)."""
+    _telemetry.tracer = _telemetry.duration = _telemetry.audit_rows = None
+
+
+def _resource_type(args: tuple[Any, ...]) -> str | None:
+    # The first argument after self is a resource, a model class, or a type name.
+    if len(args) < 2:
+        return None
+    first = args[1]
+    if isinstance(first, str):
+        return first
+    if inspect.isclass(first):
+        name = getattr(first, "model_fields", {}).get("resource_type")
+        return name.default if name is not None and isinstance(name.default, str) else None
+    if isinstance(first, (list, tuple)):
+        return None
+    value = getattr(first, "resource_type", None)
+    return value if isinstance(value, str) else None
+
+
+def observed(operation: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Log (and, when enabled, trace and measure) an async adapter operation."""
+
+    def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            started = time.perf_counter()
+            resource_type = _resource_type(args)
+            span_cm = None
+            if _telemetry.tracer is not None:
+                span_cm = _telemetry.tracer.start_as_current_span(
+                    f"hacs.{operation}",
+                    attributes={
+                        "hacs.operation": operation,
+                        "hacs.resource_type": resource_type or "",
+                    },
+                )
+                span_cm.__enter__()
+            outcome = "success"
+            try:
+                return await func(*args, **kwargs)
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                elapsed = (time.perf_counter() - started) * 1000
+                _record(operation, resource_type, outcome, elapsed)
+                if span_cm is not None:
+                    span_cm.__exit__(None, None, None)
+
+        return wrapper
+
+    return decorate
+
+
+def _record(operation: str, resource_type: str | None, outcome: str, elapsed_ms: float) -> None:
+    level = logging.DEBUG if outcome == "success" else logging.WARNING
+    if operations_logger.isEnabledFor(level):
+        context = current_audit_context()
+        operations_logger.log(
+            level,
+            "hacs %s %s: %s in %.2f ms",
+            operation,
+            resource_type or "-",
+            outcome,
+            elapsed_ms,
+            extra={
+                "hacs_operation": operation,
+                "hacs_resource_type": resource_type,
+                "hacs_outcome": outcome,
+                "hacs_duration_ms": round(elapsed_ms, 3),
+                "hacs_request_id": context.request_id,
+                "hacs_purpose_of_use": context.purpose_of_use,
+            },
+        )
+    if _telemetry.duration is not None:
+        attributes = {
+            "operation": operation,
+            "resource_type": resource_type or "",
+            "outcome": outcome,
+        }
+        _telemetry.duration.record(elapsed_ms, attributes)
+        if outcome == "success":
+            _telemetry.audit_rows.add(1, attributes)
