@@ -6,9 +6,15 @@ API (``migrations``) and the inspection helpers re-exported here.
 
 from __future__ import annotations
 
-from hacs_persistence.adapter import HistoryEntry, PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapter import (
+    HistoryEntry,
+    PostgreSQLAdapter,
+    SavedBatch,
+    create_postgres_adapter,
+)
 from hacs_persistence.audit import audit_context
 from hacs_persistence.config import DatabaseSettings, load_settings, mask_url
+from hacs_persistence.erasure import PurgeReport
 from hacs_persistence.errors import (
     ConfigurationError,
     DatabaseTimeoutError,
@@ -26,6 +32,8 @@ from hacs_persistence.errors import (
 from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
 from hacs_persistence.inspection import get_generic_table_status, verify_database_environment
 from hacs_persistence.migrations import get_migration_status, run_migration
+from hacs_persistence.observability import enable_opentelemetry
+from hacs_persistence.repositories import repository_for, session_scope
 from hacs_persistence.search import Page
 
 __all__ = [
@@ -41,17 +49,22 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "PostgreSQLAdapter",
+    "PurgeReport",
     "ReferentialIntegrityError",
     "ResourceNotFoundError",
     "ResourceValidationError",
+    "SavedBatch",
     "SchemaNotMigratedError",
     "VersionConflictError",
     "audit_context",
     "create_postgres_adapter",
+    "enable_opentelemetry",
     "get_generic_table_status",
     "get_migration_status",
     "load_settings",
     "mask_url",
+    "repository_for",
     "run_migration",
+    "session_scope",
     "verify_database_environment",
 ]
