@@ -59,9 +59,7 @@ async def test_deceased_column_round_trips_through_downgrade_and_upgrade(
     assert (await get_migration_status(database_url))["migration_complete"] is True
     assert dict(await db.fetch("SELECT id, deceased FROM hacs_core.patients")) == flags
     assert await _snapshot(db) == before
-    assert await db.fetchval(
-        "SELECT count(*) FROM hacs_core.patients_current WHERE deceased"
-    ) == 2
+    assert await db.fetchval("SELECT count(*) FROM hacs_core.patients_current WHERE deceased") == 2
     # Documents written before the change still load, history included.
     async with await create_postgres_adapter(database_url) as adapter:
         for saved in (with_flag, with_date, alive, unknown):
