@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hacs_auth import Actor
@@ -66,17 +67,18 @@ def _qualified(table: Table) -> tuple[str, str]:
     return table.name, table.schema or "public"
 
 
+@cache
+def _ids_present(table: Table, by_type: bool) -> Select[Any]:
+    """Which of the ids in ``p_ids`` a table holds (for one resource type in the JSONB table)."""
+    statement = select(table.c.id).where(table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))))
+    if by_type:
+        statement = statement.where(table.c.resource_type == bindparam("p_rt", type_=Text))
+    return statement
+
+
 async def _existing_ids(unit: Unit, mapping: ResourceMapping, ids: list[str]) -> set[str]:
-    table = mapping.table
-    name, schema = _qualified(table)
-    if mapping.typed:
-        sql = f'SELECT id FROM "{schema}"."{name}" WHERE id = ANY($1::text[])'
-        rows = await unit.driver.fetch(sql, ids)
-    else:
-        sql = (
-            f'SELECT id FROM "{schema}"."{name}" WHERE resource_type = $1 AND id = ANY($2::text[])'
-        )
-        rows = await unit.driver.fetch(sql, mapping.resource_type, ids)
+    statement = _ids_present(mapping.table, not mapping.typed)
+    rows = await unit.fetch(statement, {"p_ids": ids, "p_rt": mapping.resource_type})
     return {row["id"] for row in rows}
 
 
@@ -146,11 +148,7 @@ class KeyResolver:
                         if value is not None:
                             wanted[target.fullname].add(value)
         for fullname, ids in wanted.items():
-            target = tables[fullname]
-            name, schema = _qualified(target)
-            rows = await unit.driver.fetch(
-                f'SELECT id FROM "{schema}"."{name}" WHERE id = ANY($1::text[])', list(ids)
-            )
+            rows = await unit.fetch(_ids_present(tables[fullname], False), {"p_ids": list(ids)})
             self.known[fullname] = {r["id"] for r in rows} | in_batch.get(fullname, set())
 
     def values(self, mapping: ResourceMapping, resource: BaseResource) -> dict[str, Any]:
@@ -315,12 +313,9 @@ async def bulk_update(
             arguments.append(prepared.arguments(params))
         await unit.driver.executemany(prepared.sql, arguments)
         # Every row must now be at expected + 1; any other is a version conflict (or missing).
-        name, schema = _qualified(mapping.table)
-        rows = await unit.driver.fetch(
-            f'SELECT id, version, created_at, updated_at FROM "{schema}"."{name}" '
-            "WHERE resource_type = $1 AND id = ANY($2::text[])",
-            mapping.resource_type,
-            list(expected),
+        rows = await unit.fetch(
+            _stored_envelopes(mapping.table),
+            {"p_rt": mapping.resource_type, "p_ids": list(expected)},
         )
         stored = {row["id"]: row for row in rows}
         for resource in resources:
@@ -337,6 +332,15 @@ async def bulk_update(
             resource.__dict__.update(
                 version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"]
             )
+
+
+@cache
+def _stored_envelopes(table: Table) -> Select[Any]:
+    """Version and timestamps of the rows whose ids are in ``p_ids``."""
+    return select(table.c.id, table.c.version, table.c.created_at, table.c.updated_at).where(
+        table.c.resource_type == bindparam("p_rt", type_=Text),
+        table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))),
+    )
 
 
 def group_by_mapping(

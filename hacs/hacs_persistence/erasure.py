@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Interval, Table, Text, bindparam, cast, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
 from hacs_persistence.unit import Unit
@@ -38,9 +41,39 @@ class PurgeReport:
         return sum(self.resources.values())
 
 
-def _name(table: Table) -> str:
-    # Identifiers come from the metadata, never from input.
-    return f'"{table.schema or "public"}"."{table.name}"'
+@cache
+def _delete_where_patient(table: Table) -> Any:
+    """Delete the rows of a typed table that belong to patient ``p_patient``."""
+    column = table.c.id if table.name == "patients" else table.c.patient_id
+    return (
+        delete(table)
+        .where(column == bindparam("p_patient", type_=Text))
+        .returning(table.c.resource_type, table.c.id)
+    )
+
+
+@cache
+def _delete_documents_referencing() -> Any:
+    """Delete the JSONB documents whose top-level element ``p_probe`` (jsonb) matches."""
+    return (
+        delete(DOCUMENTS)
+        .where(DOCUMENTS.c.document.op("@>")(cast(bindparam("p_probe", type_=Text), JSONB)))
+        .returning(DOCUMENTS.c.resource_type, DOCUMENTS.c.id)
+    )
+
+
+@cache
+def _delete_versions() -> Any:
+    """Delete every version of the (``p_types``, ``p_ids``) pairs; returns one row each."""
+    pairs = select(
+        func.unnest(bindparam("p_types", type_=ARRAY(Text))).label("resource_type"),
+        func.unnest(bindparam("p_ids", type_=ARRAY(Text))).label("id"),
+    ).subquery("pairs")
+    return (
+        delete(VERSIONS)
+        .where(VERSIONS.c.resource_type == pairs.c.resource_type, VERSIONS.c.id == pairs.c.id)
+        .returning(VERSIONS.c.version)
+    )
 
 
 async def purge_compartment(unit: Unit, patient_id: str) -> PurgeReport:
@@ -52,34 +85,21 @@ async def purge_compartment(unit: Unit, patient_id: str) -> PurgeReport:
         table: Table = table_cls.__table__  # type: ignore[assignment]
         if resource_type == "Patient" or "patient_id" not in table.c:
             continue
-        rows = await unit.driver.fetch(
-            f"DELETE FROM {_name(table)} WHERE patient_id = $1 RETURNING resource_type, id",
-            patient_id,
-        )
+        rows = await unit.fetch(_delete_where_patient(table), {"p_patient": patient_id})
         removed.extend((r["resource_type"], r["id"]) for r in rows)
     for reference_key in ("subject", "patient"):
         probe = json.dumps({reference_key: {"reference": f"Patient/{patient_id}"}})
-        rows = await unit.driver.fetch(
-            f"DELETE FROM {_name(DOCUMENTS)} WHERE document @> $1::jsonb "
-            "RETURNING resource_type, id",
-            probe,
-        )
+        rows = await unit.fetch(_delete_documents_referencing(), {"p_probe": probe})
         removed.extend((r["resource_type"], r["id"]) for r in rows)
     patients: Table = TYPED_TABLES["Patient"].__table__  # type: ignore[assignment]
-    rows = await unit.driver.fetch(
-        f"DELETE FROM {_name(patients)} WHERE id = $1 RETURNING resource_type, id", patient_id
-    )
+    rows = await unit.fetch(_delete_where_patient(patients), {"p_patient": patient_id})
     removed.extend((r["resource_type"], r["id"]) for r in rows)
     if removed:
-        deleted = await unit.driver.fetchval(
-            f"WITH gone AS (DELETE FROM {_name(VERSIONS)} v "
-            "USING unnest($1::text[], $2::text[]) AS r(resource_type, id) "
-            "WHERE v.resource_type = r.resource_type AND v.id = r.id RETURNING 1) "
-            "SELECT count(*) FROM gone",
-            [t for t, _ in removed],
-            [i for _, i in removed],
+        versions = await unit.fetch(
+            _delete_versions(),
+            {"p_types": [t for t, _ in removed], "p_ids": [i for _, i in removed]},
         )
-        report.versions = int(deleted)
+        report.versions = len(versions)
     for resource_type, _ in removed:
         report.resources[resource_type] = report.resources.get(resource_type, 0) + 1
     return report
@@ -87,7 +107,13 @@ async def purge_compartment(unit: Unit, patient_id: str) -> PurgeReport:
 
 async def apply_retention(unit: Unit, max_age: timedelta, requested_by: str) -> int:
     """Remove audit rows older than ``max_age`` (at least a day) through the database function."""
-    removed = await unit.driver.fetchval(
-        "SELECT hacs_audit.apply_retention($1::interval, $2)", max_age, requested_by
+    row = await unit.fetchrow(_RETENTION, {"p_age": max_age, "p_by": requested_by})
+    return int(row[0])
+
+
+# The retention function is defined by revision 0003; calling it is the only way rows go.
+_RETENTION = select(
+    func.hacs_audit.apply_retention(
+        bindparam("p_age", type_=Interval), bindparam("p_by", type_=Text)
     )
-    return int(removed)
+)
