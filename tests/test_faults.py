@@ -218,3 +218,32 @@ async def test_pool_exhaustion_is_a_clear_timeout(database_url: str) -> None:
         )
         with pytest.raises(DatabaseTimeoutError, match="pool_timeout"):
             await other
+
+
+async def test_connection_lost_during_commit_is_outcome_unknown(
+    adapter: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    # A test-only deferred constraint trigger runs at COMMIT and waits for the test's lock, so
+    # the commit is in flight when the test kills the connection.
+    await db.execute("""
+        CREATE FUNCTION wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock_shared(4343); RETURN NULL; END $$""")
+    await db.execute(
+        "CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON hacs_core.patients "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_at_commit()"
+    )
+    holder = await asyncpg.connect(**_params(db))
+    await holder.execute("SELECT pg_advisory_lock(4343)")
+    batch = [make_patient(), make_patient()]
+    try:
+        task = asyncio.create_task(adapter.save_many(batch, ADMIN))
+        pid = await _blocked_backend(db)
+        assert await db.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid) in (
+            "COMMIT;",
+            "COMMIT",
+        )
+        await db.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(OutcomeUnknownError, match="COMMIT"):
+            await task
+    finally:
+        await holder.close()

@@ -60,6 +60,13 @@ async def vector_adapter(
         await adapter.close()
 
 
+async def test_text_query_without_an_embedder_is_refused(
+    vector_adapter: PostgreSQLAdapter,
+) -> None:
+    with pytest.raises(InvalidQueryError, match="embedder"):
+        await vector_adapter.search_similar(MemoryBlock, "some text", AGENT)
+
+
 async def test_dimension_is_read_back_and_enforced(vector_adapter: PostgreSQLAdapter) -> None:
     assert vector_adapter.vector_dim == DIM
     with pytest.raises(ResourceValidationError, match="dimensions"):
@@ -71,18 +78,18 @@ async def test_dimension_is_read_back_and_enforced(vector_adapter: PostgreSQLAda
 async def test_pluggable_embedder_finds_the_closest_memory(
     vector_adapter: PostgreSQLAdapter,
 ) -> None:
-    embed = hashing_embedder()
+    # The adapter embeds memories without an embedding, and text queries, with the callable.
+    vector_adapter.embedder = hashing_embedder()
     texts = [
         "patient prefers morning appointments",
         "allergic to penicillin severe rash",
         "lives alone with two cats",
         "takes metformin for type two diabetes",
     ]
-    memories = [MemoryBlock(content=t, agent_id="a1", embedding=embed(t)) for t in texts]
+    memories = [MemoryBlock(content=t, agent_id="a1") for t in texts]
     await vector_adapter.save_many(memories, AGENT)
-    hits = await vector_adapter.search_similar(
-        MemoryBlock, embed("penicillin allergy rash"), AGENT, k=2
-    )
+    assert all(m.embedding is not None and len(m.embedding) == DIM for m in memories)
+    hits = await vector_adapter.search_similar(MemoryBlock, "penicillin allergy rash", AGENT, k=2)
     assert hits[0][0].content == "allergic to penicillin severe rash"
     assert hits[0][1] <= hits[1][1]
 

@@ -109,8 +109,12 @@ class PostgreSQLAdapter:
         vector_dim: int | None = None,
         request_id: str | None = None,
         purpose_of_use: str | None = None,
+        embedder: Callable[[str], Sequence[float]] | None = None,
     ) -> None:
         self.engine = engine
+        # Turns text into an embedding: fills missing embeddings of memory blocks and knowledge
+        # items from their content on save, and lets search_similar take a text query.
+        self.embedder = embedder
         self.database = database
         self.vector_dim = vector_dim
         self.audit_defaults = AuditContext(request_id, purpose_of_use)
@@ -349,6 +353,14 @@ class PostgreSQLAdapter:
             raise ResourceValidationError(
                 f"Expected a hacs resource (BaseResource), got {type(resource).__name__}."
             )
+        content = getattr(resource, "content", None)
+        if (
+            self.embedder is not None
+            and "embedding" in type(resource).model_fields
+            and getattr(resource, "embedding", None) is None
+            and isinstance(content, str)
+        ):
+            resource.__dict__["embedding"] = [float(v) for v in self.embedder(content)]
         if self.vector_dim is not None:
             embedding = getattr(resource, "embedding", None)
             if embedding is not None and len(embedding) != self.vector_dim:
@@ -680,7 +692,7 @@ class PostgreSQLAdapter:
     async def search_similar(
         self,
         model_cls: type[R] | str,
-        vector: Sequence[float],
+        vector: Sequence[float] | str,
         actor: Actor | None = None,
         k: int = 10,
         *,
@@ -698,6 +710,12 @@ class PostgreSQLAdapter:
         await self._authorize(acting, "read", mapping.resource_type, None, "search_similar")
         if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
             raise InvalidQueryError("ef_search must be a positive integer.")
+        if isinstance(vector, str):
+            if self.embedder is None:
+                raise InvalidQueryError(
+                    "A text query needs an embedder: create_postgres_adapter(embedder=...)."
+                )
+            vector = list(self.embedder(vector))
         try:
             allowed = await self._scope(acting, mapping, "search_similar", None)
             statement, params = build_similarity(
@@ -865,6 +883,7 @@ async def create_postgres_adapter(
     kind: Literal["auto", "granular", "jsonb"] = "auto",
     request_id: str | None = None,
     purpose_of_use: str | None = None,
+    embedder: Callable[[str], Sequence[float]] | None = None,
     **settings: Any,
 ) -> PostgreSQLAdapter:
     """A connected adapter for the configured database (granular unless ``kind="jsonb"``).
@@ -904,4 +923,5 @@ async def create_postgres_adapter(
         vector_dim=int(dim) if dim and dim > 0 else None,
         request_id=request_id,
         purpose_of_use=purpose_of_use,
+        embedder=embedder,
     )
