@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,6 +15,15 @@ from hacs_models import (
     Observation,
     Patient,
 )
+
+# Explicit, unique ids: the default 8 random hex digits collide (birthday bound) at the tens of
+# thousands of resources a benchmark creates, and the raw COPY baseline cannot redraw them.
+_SERIAL = itertools.count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{next(_SERIAL):08x}"
+
 
 FAMILY = ["Fernandez", "Smith", "Nguyen", "Okafor", "Kowalski", "Haddad", "Tanaka", "Silva"]
 GIVEN = ["Carlos", "Ana", "Minh", "Chidi", "Ewa", "Layla", "Yuki", "Joao", "Sam", "Priya"]
@@ -45,6 +55,7 @@ def patients(n: int, rng: random.Random) -> list[Patient]:
         city, state, postal = rng.choice(CITIES)
         result.append(
             Patient(
+                id=_id("patient"),
                 name=[HumanName(use="official", family=family, given=[given, rng.choice(GIVEN)])],
                 gender=rng.choice(["male", "female"]),
                 birth_date=date(1930, 1, 1) + timedelta(days=rng.randrange(30000)),
@@ -72,6 +83,7 @@ def observations(n: int, patient_ids: list[str], rng: random.Random) -> list[Obs
     for i in range(n):
         code, display, unit, low, high = CODES[i % len(CODES)]
         obs = Observation(
+            id=_id("observation"),
             status="final",
             category=[VITALS],
             code=CodeableConcept(
@@ -99,6 +111,7 @@ def memory_blocks(vectors: list[list[float]], rng: random.Random) -> list[Memory
     """Agent memories with agents, tags and embeddings."""
     return [
         MemoryBlock(
+            id=_id("memoryblock"),
             content=f"memory {i}",
             agent_id=f"agent-{i % 5}",
             tags=[rng.choice(["vitals", "notes", "meds"])],

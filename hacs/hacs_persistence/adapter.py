@@ -353,21 +353,22 @@ class PostgreSQLAdapter:
             raise ResourceValidationError(
                 f"Expected a hacs resource (BaseResource), got {type(resource).__name__}."
             )
-        content = getattr(resource, "content", None)
+        if "embedding" not in type(resource).model_fields:
+            return resource  # most types: nothing to embed or check
+        embedding = resource.__dict__.get("embedding")
+        content = resource.__dict__.get("content")
+        if self.embedder is not None and embedding is None and isinstance(content, str):
+            embedding = [float(v) for v in self.embedder(content)]
+            resource.__dict__["embedding"] = embedding
         if (
-            self.embedder is not None
-            and "embedding" in type(resource).model_fields
-            and getattr(resource, "embedding", None) is None
-            and isinstance(content, str)
+            self.vector_dim is not None
+            and embedding is not None
+            and len(embedding) != self.vector_dim
         ):
-            resource.__dict__["embedding"] = [float(v) for v in self.embedder(content)]
-        if self.vector_dim is not None:
-            embedding = getattr(resource, "embedding", None)
-            if embedding is not None and len(embedding) != self.vector_dim:
-                raise ResourceValidationError(
-                    f"{resource.resource_type}.embedding has {len(embedding)} dimensions; this "
-                    f"database stores {self.vector_dim}."
-                )
+            raise ResourceValidationError(
+                f"{resource.resource_type}.embedding has {len(embedding)} dimensions; this "
+                f"database stores {self.vector_dim}."
+            )
         return resource
 
     def _write_params(

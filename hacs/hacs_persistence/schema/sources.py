@@ -7,7 +7,7 @@ them. Nothing here knows about pydantic: sources only read attributes and keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -27,19 +27,35 @@ Source = Callable[[Any], Any]
 
 
 def _get(obj: Any, key: str | int) -> Any:
+    # Sources run for every saved resource (bulk imports: hundreds of thousands), so the common
+    # cases come first and avoid abstract-base-class checks: a declared field sits in the
+    # object's __dict__; extras and plain dicts fall back to the slower lookups.
     if obj is None:
         return None
-    if isinstance(key, int):
-        if isinstance(obj, Sequence) and not isinstance(obj, str):
+    if type(key) is int:
+        if isinstance(obj, (list, tuple)):
             return obj[key] if -len(obj) <= key < len(obj) else None
         return None
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         return obj.get(key)
-    return getattr(obj, key, None)
+    try:
+        return obj.__dict__[key]
+    except (AttributeError, KeyError):
+        pass
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, str(key), None)
 
 
 def attr(*path: str | int) -> Source:
     """Follow attribute names and list indexes: ``attr("address", 0, "city")``."""
+    if len(path) == 1:
+        (only,) = path
+
+        def single(resource: Any) -> Any:
+            return _get(resource, only)
+
+        return single
 
     def source(resource: Any) -> Any:
         value = resource
@@ -126,7 +142,7 @@ def coding(*path: str | int, part: str) -> Source:
 
     def source(resource: Any) -> Any:
         concept = get(resource)
-        if isinstance(concept, Sequence) and not isinstance(concept, str):
+        if isinstance(concept, (list, tuple)):
             concept = concept[0] if concept else None
         codings = _get(concept, "coding") or ()
         for item in codings:
