@@ -1,4 +1,5 @@
-"""The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`.
+"""The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`,
+`hacs import`, `hacs export`.
 
 Each command group lives in its own module exposing `register(app)`; adding a command is one new
 module plus its name in `COMMAND_MODULES`.
@@ -14,7 +15,13 @@ from hacs_cli.common import CliState, DatabaseUrlOption
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
-COMMAND_MODULES = ("hacs_cli.db", "hacs_cli.doctor", "hacs_cli.demo", "hacs_cli.docs")
+COMMAND_MODULES = (
+    "hacs_cli.db",
+    "hacs_cli.doctor",
+    "hacs_cli.demo",
+    "hacs_cli.docs",
+    "hacs_cli.fhir",
+)
 
 app = typer.Typer(
     name="hacs",

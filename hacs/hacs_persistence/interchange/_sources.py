@@ -149,7 +149,7 @@ def read_source(path: Path) -> SourceFile:
     if path.suffix.lower() == ".ndjson":
         return _read_ndjson(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is not an error
     except UnicodeDecodeError as exc:
         raise SourceError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
@@ -157,7 +157,9 @@ def read_source(path: Path) -> SourceFile:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceError(f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+        raise SourceError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno
+        ) from None
     _check_resource(data, "the file")
     if data["resourceType"] != "Bundle":
         entry = Entry("resource", None, data)
@@ -182,7 +184,7 @@ def read_source(path: Path) -> SourceFile:
 def _read_ndjson(path: Path) -> SourceFile:
     entries: list[Entry] = []
     try:
-        with path.open(encoding="utf-8") as lines:
+        with path.open(encoding="utf-8-sig") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
@@ -248,21 +250,20 @@ def _bundle_entry(index: int, raw: Any) -> Entry:
 
 def _plan(entry: Entry) -> None:
     """Decide whether an entry is stored, under which type and id (never random)."""
-    url_type = _type_of_url(entry.url)
+    resource = entry.resource
+    # Skipped entries are counted under their resource's type, else the type of their URL.
+    entry.resource_type = (
+        resource["resourceType"] if resource is not None else _type_of_url(entry.url) or "(none)"
+    )
     if entry.method in _READ_ONLY_METHODS:
-        entry.resource_type = url_type or "(none)"
         entry.skip = f"{entry.method} entry"
         return
     if entry.url is not None and "$" in entry.url.split("?", 1)[0]:
-        entry.resource_type = url_type or "(none)"
         entry.skip = "operation call"
         return
-    resource = entry.resource
     if resource is None:
-        entry.resource_type = url_type or "(none)"
         entry.skip = "entry without a resource"
         return
-    entry.resource_type = resource["resourceType"]
     own = resource.get("id")
     if own is not None:
         if not isinstance(own, str) or not _ID.fullmatch(own):

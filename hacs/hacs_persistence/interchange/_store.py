@@ -10,8 +10,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
-
 from hacs_persistence.errors import translate_database_error
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
@@ -29,14 +27,14 @@ __all__ = [
 
 # Storage envelope in every stored document; left out when comparing content.
 ENVELOPE_KEYS = ["version", "created_at", "updated_at"]
-_VERSIONS = '"hacs_core"."resource_versions"'
-_FALLBACK = '"public"."hacs_resources"'
-assert isinstance(ResourceVersionTable.__table__, Table)
-assert isinstance(ResourceDocumentTable.__table__, Table)
 
 
-def _name(table: Table) -> str:
+def _name(table: Any) -> str:
     return f'"{table.schema or "public"}"."{table.name}"'
+
+
+_VERSIONS = _name(ResourceVersionTable.__table__)
+_FALLBACK = _name(ResourceDocumentTable.__table__)
 
 
 async def _fetch(driver: Any, sql: str, *args: Any) -> list[Any]:
@@ -152,7 +150,6 @@ async def compartment_types(
         selects = []
         for table_cls in TYPED_TABLES.values():
             table = table_cls.__table__
-            assert isinstance(table, Table)
             if "patient_id" in table.c:
                 selects.append(
                     f"(SELECT DISTINCT resource_type FROM {_name(table)} "

@@ -1,0 +1,282 @@
+"""`hacs import` and `hacs export`: FHIR R4 files into the database and back out.
+
+Both act as a system actor with `admin:*` (the CLI is an operator's tool, like `hacs db`); the
+library functions in `hacs_persistence.interchange` take any actor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich import box
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from hacs_auth import Actor
+from hacs_cli.common import (
+    DatabaseUrlOption,
+    ExitCode,
+    check_configuration,
+    cli_errors,
+    console,
+    database_url,
+    err_console,
+    fail,
+    preflight,
+    run,
+)
+from hacs_persistence.interchange import ImportProgress, ImportSummary
+
+__all__ = ["CLI_ACTOR", "export_command", "import_command", "register", "render_summary"]
+
+CLI_ACTOR = Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["admin:*"])
+"""Who the commands act as: recorded in the audit trail and as created_by/updated_by."""
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `hacs import` and `hacs export` to the root application."""
+    root.command("import")(import_command)
+    root.command("export")(export_command)
+
+
+class _RateColumn(ProgressColumn):
+    """Resources per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "?" if speed is None else f"{speed:,.0f}"
+        return Text(f"{shown}/s", style="progress.data.speed")
+
+
+async def _import(url: str | None, paths: list[Path]) -> ImportSummary:
+    from hacs_persistence.adapter import create_postgres_adapter
+    from hacs_persistence.interchange import import_paths
+
+    adapter = await create_postgres_adapter(url)
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("Reading files", total=None)
+
+            def advance(state: ImportProgress) -> None:
+                bar.update(
+                    task,
+                    completed=state.entries_done,
+                    total=state.entries_total,
+                    description=f"File {state.files_done}/{state.files_total}",
+                )
+
+            return await import_paths(paths, adapter, CLI_ACTOR, progress=advance)
+    finally:
+        await adapter.close()
+
+
+def render_summary(summary: ImportSummary) -> None:
+    """Print the per-type table, the file counts, references and the failed files."""
+    table = Table(title="FHIR import", box=box.SIMPLE)
+    table.add_column("Resource type")
+    for name in ("Created", "Updated", "Unchanged", "Skipped"):
+        table.add_column(name, justify="right")
+    for resource_type in sorted(summary.types):
+        counts = summary.types[resource_type]
+        table.add_row(
+            resource_type,
+            f"{counts.created:,}",
+            f"{counts.updated:,}",
+            f"{counts.unchanged:,}",
+            f"{counts.skipped:,}",
+        )
+    totals = summary.totals
+    table.add_section()
+    table.add_row(
+        Text("Total", style="bold"),
+        f"{totals.created:,}",
+        f"{totals.updated:,}",
+        f"{totals.unchanged:,}",
+        f"{totals.skipped:,}",
+    )
+    console.print(table)
+    seconds = max(summary.seconds, 1e-9)
+    console.print(
+        f"Files: {summary.count('imported'):,} imported, {summary.count('skipped'):,} skipped "
+        f"(not data), {summary.count('failed'):,} failed; {summary.seconds:.1f} s, "
+        f"{totals.total / seconds:,.0f} resources/s.",
+        markup=False,
+        soft_wrap=True,
+    )
+    resolved = summary.resolved_references
+    by_identifier = resolved["identifier-import"] + resolved["identifier-database"]
+    console.print(
+        f"References: {resolved['bundle']:,} rewritten to Type/id within Bundles, "
+        f"{by_identifier:,} resolved by identifier ({resolved['identifier-database']:,} from the "
+        f"database), {sum(summary.unresolved_references.values()):,} unresolved (kept as they "
+        f"are), {sum(summary.dangling_references.values()):,} dangling (kept, NULL foreign key).",
+        markup=False,
+        soft_wrap=True,
+    )
+    if summary.skip_reasons:
+        reasons = ", ".join(
+            f"{count:,} {reason}" for reason, count in sorted(summary.skip_reasons.items())
+        )
+        console.print(f"Skipped: {reasons}.", markup=False, soft_wrap=True)
+    failed = summary.failed
+    if failed:
+        console.print(Text("Failed files (nothing of them was written):", style="bold red"))
+        for result in failed:
+            console.print(f"  {result.describe()}", markup=False, soft_wrap=True)
+
+
+def import_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH...",
+            help="FHIR files (.json Bundles or resources, .ndjson) or folders (searched "
+            "recursively for *.json and *.ndjson).",
+            show_default=False,
+        ),
+    ],
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Import FHIR R4 data: transaction/batch/collection Bundles, Bulk Data NDJSON, resources.
+
+    Each file is imported in one transaction; a file with invalid JSON or an invalid resource
+    is reported with its line (or Bundle entry) and nothing of it is written, while the other
+    files still import. Running the same import again changes nothing. urn:uuid and
+    conditional (Type?identifier=system|value) references are resolved to Type/id. Acts as the
+    system actor `hacs-cli` with `admin:*`. Exit code 0 when every file imported (or was
+    skipped as not data, e.g. a searchset), 1 when a file failed, 3 when the database cannot
+    be reached.
+    """
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        run(preflight(url))
+        summary = run(_import(url, paths))
+        render_summary(summary)
+        failed = summary.failed
+        if failed:
+            fail(
+                f"{len(failed)} of {len(summary.files)} files failed to import; "
+                "fix them and run the same import again.",
+                ExitCode.FAILED,
+                url,
+            )
+
+
+async def _export(
+    url: str | None, patient: str | None, resource_type: str | None, out: TextIO
+) -> int:
+    from hacs_persistence.adapter import create_postgres_adapter
+    from hacs_persistence.interchange import export_type_ndjson, write_patient_bundle
+
+    adapter = await create_postgres_adapter(url)
+    try:
+        if patient is not None:
+            return await write_patient_bundle(adapter, patient, out, CLI_ACTOR)
+        assert resource_type is not None
+        return await export_type_ndjson(adapter, resource_type, CLI_ACTOR, out)
+    finally:
+        await adapter.close()
+
+
+def export_command(
+    ctx: typer.Context,
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient",
+            metavar="ID",
+            help="Export this patient and everything about it as a FHIR collection Bundle.",
+            show_default=False,
+        ),
+    ] = None,
+    resource_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="Export every resource of this type (e.g. Observation) as NDJSON.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write to this file (replaced only when the export succeeds); default stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Export FHIR R4 JSON: a patient's compartment (--patient) or a resource type (--type).
+
+    `--patient ID` writes a collection Bundle with the Patient and every resource that refers
+    to it; `--type TYPE` writes NDJSON, one resource per line. Resources are read page by page
+    and written as they come. Acts as the system actor `hacs-cli` with `admin:*`. Exit code 0
+    on success, 1 when the patient does not exist, 2 for a usage error, 3 when the database
+    cannot be reached.
+    """
+    url = database_url(ctx, database_url_option)
+    if (patient is None) == (resource_type is None):
+        fail("Give exactly one of --patient ID or --type TYPE.", ExitCode.USAGE, url)
+    if resource_type is not None and not _TYPE_NAME.match(resource_type):
+        fail("--type must be a FHIR resource type name such as Observation.", ExitCode.USAGE)
+    with cli_errors(url):
+        check_configuration(url)
+        run(preflight(url))
+        if out is None:
+            count = run(_export(url, patient, resource_type, sys.stdout))
+            sys.stdout.flush()
+        else:
+            count = _export_to_file(url, patient, resource_type, out)
+        what = f"Patient/{patient} and its compartment" if patient else f"{resource_type}"
+        where = f" to {out}" if out is not None else ""
+        err_console.print(
+            f"Exported {count:,} resources ({what}){where}.", markup=False, soft_wrap=True
+        )
+
+
+def _export_to_file(
+    url: str | None, patient: str | None, resource_type: str | None, out: Path
+) -> int:
+    # Written next to the target and renamed at the end: a failed export never leaves a
+    # truncated file where a complete one is expected.
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as stream:
+            count = run(_export(url, patient, resource_type, stream))
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
