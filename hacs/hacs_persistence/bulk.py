@@ -25,42 +25,18 @@ from hacs_persistence.executor import compiled
 from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
-from hacs_persistence.statements import statements_for
+from hacs_persistence.statements import (
+    AUDIT_COLUMNS,
+    ENVELOPE_COLUMNS,
+    VERSION_COLUMNS,
+    statements_for,
+)
 from hacs_persistence.unit import Unit
 
 __all__ = ["KeyResolver", "bulk_insert", "bulk_update", "group_by_mapping"]
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
-_ENVELOPE = (
-    "id",
-    "resource_type",
-    "version",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
-)
-_AUDIT_COLUMNS = (
-    "actor_id",
-    "actor_name",
-    "actor_role",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "request_id",
-    "purpose_of_use",
-)
-_VERSION_COLUMNS = (
-    "resource_type",
-    "id",
-    "version",
-    "operation",
-    "document",
-    "changed_at",
-    "changed_by",
-)
 
 
 def _qualified(table: Table) -> tuple[str, str]:
@@ -195,19 +171,19 @@ async def bulk_insert(
                 await unit.driver.fetchrow(prepared.sql, *prepared.arguments(params))
             continue
         await _copy(
-            unit, VERSIONS, _VERSION_COLUMNS, _version_records(mapping, resources, now, actor)
+            unit, VERSIONS, VERSION_COLUMNS, _version_records(mapping, resources, now, actor)
         )
         if mapping.typed:
-            columns = (*_ENVELOPE, *(c.name for c in mapping.key_columns))
+            columns = (*ENVELOPE_COLUMNS, *(c.name for c in mapping.key_columns))
             await _copy(
                 unit, mapping.table, columns, _typed_records(mapping, resources, now, actor, keys)
             )
         else:
-            columns = (*_ENVELOPE, "document")
+            columns = (*ENVELOPE_COLUMNS, "document")
             await _copy(
                 unit, mapping.table, columns, _document_records(mapping, resources, now, actor)
             )
-        await _copy(unit, AUDIT, _AUDIT_COLUMNS, _audit_records(mapping, resources, audit))
+        await _copy(unit, AUDIT, AUDIT_COLUMNS, _audit_records(mapping, resources, audit))
 
 
 def vector_columns_of(mapping: ResourceMapping) -> bool:
@@ -280,7 +256,7 @@ def _audit_records(
         "create",
         mapping.resource_type,
     )
-    tail = ("success", audit["a_request_id"], audit["a_purpose"])
+    tail = ("success", None, audit["a_request_id"], audit["a_purpose"])  # no result count
     for resource in resources:
         yield (*head, resource.id, *tail)
 

@@ -37,7 +37,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
 
-__all__ = ["AUDIT_PARAMS", "Statements", "audit_insert", "counted_audit", "statements_for"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "AUDIT_PARAMS",
+    "ENVELOPE_COLUMNS",
+    "VERSION_COLUMNS",
+    "Statements",
+    "audit_insert",
+    "counted_audit",
+    "statements_for",
+]
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
@@ -53,23 +62,45 @@ AUDIT_PARAMS = (
 )
 
 
+# Column lists shared by the statements here and the COPY path (bulk.py): written once.
+ENVELOPE_COLUMNS = (
+    "id",
+    "resource_type",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+)
+VERSION_COLUMNS = (
+    "resource_type",
+    "id",
+    "version",
+    "operation",
+    "document",
+    "changed_at",
+    "changed_by",
+)
+AUDIT_COLUMNS = (
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "result_count",
+    "request_id",
+    "purpose_of_use",
+)
+
+
 def _p(name: str, type_: Any = Text) -> Any:
     return bindparam(name, type_=type_)
 
 
 def _audit_columns() -> list[str]:
-    return [
-        "actor_id",
-        "actor_name",
-        "actor_role",
-        "action",
-        "resource_type",
-        "resource_id",
-        "outcome",
-        "result_count",
-        "request_id",
-        "purpose_of_use",
-    ]
+    return list(AUDIT_COLUMNS)
 
 
 def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> list[Any]:
@@ -152,16 +183,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .returning(VERSIONS.c.id)
         .cte("v")
     )
-    t_cols = [
-        "id",
-        "resource_type",
-        "version",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "updated_by",
-        *keys,
-    ]
+    t_cols = [*ENVELOPE_COLUMNS, *keys]
     t_ins = (
         pg_insert(table)
         .from_select(
@@ -274,7 +296,7 @@ def _version_from(changed: CTE, operation: str, document: Any) -> Any:
     return (
         insert(VERSIONS)
         .from_select(
-            ["resource_type", "id", "version", "operation", "document", "changed_at", "changed_by"],
+            list(VERSION_COLUMNS),
             select(
                 _p("p_rt"),
                 changed.c.id,
