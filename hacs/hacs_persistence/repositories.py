@@ -266,6 +266,34 @@ class Repository(Generic[TableT]):
             include_deleted=include_deleted,
         )
 
+    async def _patient_timeline(
+        self,
+        patient_id: str,
+        time_column: str,
+        since: datetime | None,
+        until: datetime | None,
+        extra: builtins.list[ColumnElement[bool]],
+        newest_first: bool,
+        limit: int,
+        after: Any,
+    ) -> KeysetPage[TableT]:
+        """One patient's live rows with ``time_column`` in [since, until), paged by time."""
+        table: Any = self.model_type
+        moment: Any = getattr(table, time_column)
+        where: builtins.list[ColumnElement[bool]] = [table.patient_id == patient_id, *extra]
+        if since is not None:
+            where.append(moment >= _aware(since, "since"))
+        if until is not None:
+            where.append(moment < _aware(until, "until"))
+        return await self._page(
+            where,
+            order_by=time_column,
+            descending=newest_first,
+            limit=limit,
+            after=after,
+            include_deleted=False,
+        )
+
     async def _page(
         self,
         conditions: builtins.list[ColumnElement[bool]],
@@ -511,21 +539,9 @@ class ObservationRepository(Repository[ObservationTable]):
     ) -> KeysetPage[ObservationTable]:
         """A patient's observations, optionally of one code, effective in [since, until)."""
         table = self.model_type
-        effective: Any = table.effective_at
-        where: builtins.list[ColumnElement[bool]] = [table.patient_id == patient_id]
-        if code is not None:
-            where.append(table.code == _check_text(code, "code"))
-        if since is not None:
-            where.append(effective >= _aware(since, "since"))
-        if until is not None:
-            where.append(effective < _aware(until, "until"))
-        return await self._page(
-            where,
-            order_by="effective_at",
-            descending=newest_first,
-            limit=limit,
-            after=after,
-            include_deleted=False,
+        extra = [] if code is None else [table.code == _check_text(code, "code")]
+        return await self._patient_timeline(
+            patient_id, "effective_at", since, until, extra, newest_first, limit, after
         )
 
     async def by_code(
@@ -638,20 +654,8 @@ class EncounterRepository(Repository[EncounterTable]):
         after: Keyset | EncounterTable | None = None,
     ) -> KeysetPage[EncounterTable]:
         """A patient's encounters that started in [since, until)."""
-        table = self.model_type
-        start: Any = table.period_start
-        where: builtins.list[ColumnElement[bool]] = [table.patient_id == patient_id]
-        if since is not None:
-            where.append(start >= _aware(since, "since"))
-        if until is not None:
-            where.append(start < _aware(until, "until"))
-        return await self._page(
-            where,
-            order_by="period_start",
-            descending=newest_first,
-            limit=limit,
-            after=after,
-            include_deleted=False,
+        return await self._patient_timeline(
+            patient_id, "period_start", since, until, [], newest_first, limit, after
         )
 
 
