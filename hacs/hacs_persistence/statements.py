@@ -357,6 +357,17 @@ def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
     return select(r.c.document, r.c.deleted_at, r.c.version).add_cte(audit)
 
 
+def _document_change(change: Any, operation: str) -> Select[Any]:
+    """A JSONB-table change with its version row (the document it stored) and its audit row."""
+    table = change.table
+    changed = change.returning(
+        table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
+    ).cte("t")
+    return _returning_with_audit(
+        changed, "success", versions=_version_from(changed, operation, changed.c.document)
+    )
+
+
 def _document_statements(mapping: ResourceMapping) -> Statements:
     table = mapping.table
     now = func.now()
@@ -373,14 +384,8 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             updated_by=_p("a_actor_id"),
         )
         .on_conflict_do_nothing()
-        .returning(
-            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
-        )
-        .cte("t")
     )
-    insert_stmt = _returning_with_audit(
-        t_ins, "success", versions=_version_from(t_ins, "create", t_ins.c.document)
-    )
+    insert_stmt = _document_change(t_ins, "create")
     t_upd = (
         update(table)
         .where(
@@ -395,14 +400,8 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             deleted_at=null(),
             document=_stamped(_doc_param(), table.c.version + 1, table.c.created_at, now),
         )
-        .returning(
-            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
-        )
-        .cte("t")
     )
-    update_stmt = _returning_with_audit(
-        t_upd, "success", versions=_version_from(t_upd, "update", t_upd.c.document)
-    )
+    update_stmt = _document_change(t_upd, "update")
     t_del = (
         update(table)
         .where(
@@ -417,14 +416,8 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
             updated_by=_p("a_actor_id"),
             document=_stamped(table.c.document, table.c.version + 1, table.c.created_at, now),
         )
-        .returning(
-            table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
-        )
-        .cte("t")
     )
-    delete_stmt = _returning_with_audit(
-        t_del, "success", versions=_version_from(t_del, "delete", t_del.c.document)
-    )
+    delete_stmt = _document_change(t_del, "delete")
     r = (
         select(cast(table.c.document, Text).label("document"), table.c.deleted_at, table.c.version)
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
