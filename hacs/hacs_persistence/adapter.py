@@ -24,10 +24,16 @@ from sqlalchemy import Text, bindparam, cast, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hacs_auth import Actor, get_current_actor
+from hacs_auth import Actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.audit import AuditContext, audit_params
-from hacs_persistence.bulk import KeyResolver, bulk_insert, bulk_update, group_by_mapping
+from hacs_persistence.bulk import (
+    KeyResolver,
+    OutOfScopeError,
+    bulk_insert,
+    bulk_update,
+    group_by_mapping,
+)
 from hacs_persistence.engine import (
     ResolvedDatabase,
     acquire_engine,
@@ -40,7 +46,6 @@ from hacs_persistence.errors import (
     DatabaseUnavailableError,
     InvalidQueryError,
     OutcomeUnknownError,
-    PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
     SchemaNotMigratedError,
@@ -48,6 +53,7 @@ from hacs_persistence.errors import (
     VersionConflictError,
     translate_database_error,
 )
+from hacs_persistence.gate import AccessGate
 from hacs_persistence.mapping import (
     ResourceMapping,
     document_json,
@@ -118,6 +124,8 @@ class PostgreSQLAdapter:
         self.database = database
         self.vector_dim = vector_dim
         self.audit_defaults = AuditContext(request_id, purpose_of_use)
+        # Every call passes this gate: actor, permission, patient scope, durable audit rows.
+        self.gate = AccessGate(engine, self.audit_defaults)
         self._tx: ContextVar[Unit | None] = ContextVar(f"hacs_tx_{id(self)}", default=None)
         self._closed = False
 
@@ -219,132 +227,10 @@ class PostgreSQLAdapter:
     # -- permissions and audit -------------------------------------------------------------
 
     def _actor(self, actor: Actor | None) -> Actor:
-        resolved = actor if actor is not None else get_current_actor()
-        if resolved is None:
-            raise PermissionDeniedError(
-                "No actor: pass the acting Actor, or set one with "
-                "configure_hacs(current_actor=...)."
-            )
-        if not isinstance(resolved, Actor):
-            raise PermissionDeniedError(
-                f"actor must be a hacs Actor, not {type(resolved).__name__}."
-            )
-        return resolved
+        return self.gate.actor(actor)
 
-    async def _authorize(
-        self, actor: Actor, action: str, resource_type: str, resource_id: str | None, audit: str
-    ) -> None:
-        if actor.is_active and actor.can(action, resource_type):
-            return
-        reason = "is inactive" if not actor.is_active else f"lacks {resource_type.lower()}:{action}"
-        await self._audit_failure(actor, audit, resource_type, resource_id, "denied", reason)
-        raise PermissionDeniedError(
-            f"Actor {actor.id} {reason}; {audit} of {resource_type} refused.",
-            actor_id=actor.id,
-            permission=f"{resource_type.lower()}:{action}",
-        )
-
-    async def _scope(
-        self, actor: Actor, mapping: ResourceMapping, audit: str, resource_id: str | None
-    ) -> list[str] | None:
-        """The patient ids a patient-scoped actor may reach here (None: not scoped).
-
-        Types outside every patient compartment are refused to scoped actors.
-        """
-        if actor.patient_ids is None:
-            return None
-        if mapping.scope_column is None:
-            await self._audit_failure(
-                actor, audit, mapping.resource_type, resource_id, "denied", "patient scope"
-            )
-            raise PermissionDeniedError(
-                f"Actor {actor.id} is limited to its patients; {mapping.resource_type} is not in "
-                "a patient compartment.",
-                actor_id=actor.id,
-            )
-        return list(actor.patient_ids)
-
-    async def _check_scope_of(
-        self, actor: Actor, mapping: ResourceMapping, resource: BaseResource, audit: str
-    ) -> None:
-        """A patient-scoped actor may only write resources of its own patients."""
-        allowed = await self._scope(actor, mapping, audit, resource.id)
-        if allowed is None:
-            return
-        if mapping.scope_value(resource) not in allowed:
-            await self._audit_failure(
-                actor, audit, mapping.resource_type, resource.id, "denied", "patient scope"
-            )
-            raise PermissionDeniedError(
-                f"Actor {actor.id} may not write {mapping.resource_type}/{resource.id}: it is "
-                "outside the actor's patients.",
-                actor_id=actor.id,
-            )
-
-    async def _require_in_scope(
-        self,
-        actor: Actor,
-        mapping: ResourceMapping,
-        resource_id: str,
-        allowed: list[str],
-        audit: str,
-    ) -> None:
-        """Refuse (as not found, audited as denied) a resource outside the actor's patients."""
-        scope = mapping.scope_column
-        assert scope is not None
-        table = mapping.table
-        statement = select(scope).where(
-            table.c.id == bindparam("p_id"), table.c.resource_type == bindparam("p_rt")
-        )
-        async with self._unit() as unit:
-            row = (
-                await unit.execute(statement, {"p_id": resource_id, "p_rt": mapping.resource_type})
-            ).first()
-        if row is None or row[0] not in allowed:
-            outcome = "not_found" if row is None else "denied"
-            await self._audit_failure(actor, audit, mapping.resource_type, resource_id, outcome)
-            raise ResourceNotFoundError(mapping.resource_type, resource_id)
-
-    async def _audit_failure(
-        self,
-        actor: Actor | None,
-        action: str,
-        resource_type: str | None,
-        resource_id: str | None,
-        outcome: str,
-        detail: str | None = None,
-        count: int | None = None,
-    ) -> None:
-        # Its own transaction: the attempt it records has been (or will be) rolled back.
-        params = audit_params(actor, action, self.audit_defaults)
-        params.update(
-            p_rt=resource_type, p_rid=resource_id, p_outcome=outcome, p_detail=detail, p_count=count
-        )
-        try:
-            async with open_unit(self.engine, transactional=False) as unit:
-                await unit.fetchrow(audit_insert(), params)
-        except (DBAPIError, OSError) as exc:
-            raise translate_database_error(exc) from exc
-
-    async def _audit_in(
-        self,
-        unit: Unit,
-        actor: Actor,
-        action: str,
-        resource_type: str,
-        resource_id: str | None,
-        count: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        params = audit_params(actor, action, self.audit_defaults)
-        params.update(
-            p_rt=resource_type,
-            p_rid=resource_id,
-            p_outcome="success",
-            p_detail=detail,
-            p_count=count,
-        )
-        await unit.fetchrow(audit_insert(), params)
+    def _in_caller_transaction(self) -> bool:
+        return self._tx.get() is not None
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -393,12 +279,13 @@ class PostgreSQLAdapter:
         mapping = self._mapping_of(resource)
         if resource.version is not None:
             return await self._update_resource(resource, acting, resource.version)
-        await self._authorize(acting, "write", mapping.resource_type, resource.id, "create")
-        await self._check_scope_of(acting, mapping, resource, "create")
+        await self.gate.authorize(acting, "write", mapping.resource_type, resource.id, "create")
+        allowed = await self.gate.scope(acting, mapping, "create", resource.id)
+        await self.gate.check_new_row(acting, mapping, resource, "create", allowed)
 
         async def work() -> None:
             async with self._unit() as unit:
-                await self._insert(unit, mapping, resource, acting)
+                await self._insert(unit, mapping, resource, acting, allowed)
 
         await self._retrying(work)
         return resource
@@ -409,22 +296,31 @@ class PostgreSQLAdapter:
         mapping: ResourceMapping,
         resource: BaseResource,
         actor: Actor,
+        allowed: list[str] | None,
     ) -> None:
         statements = statements_for(mapping)
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
             params = self._write_params(mapping, resource, actor, "create")
+            params["p_patients"] = allowed
             row = await self._write(unit, statements.insert, params)
             if row is not None:
                 _stamp(resource, row["version"], row["created_at"], row["updated_at"])
                 return
             stored = await unit.fetchrow(statements.current_version, params)
             if not generated:
-                await self._audit_failure(
-                    actor, "create", mapping.resource_type, resource.id, "conflict"
+                # Ids are unique, so a taken id cannot be hidden; another patient's row at
+                # least never tells a scoped actor its version.
+                visible = stored is not None and stored["in_scope"]
+                await self.gate.record(
+                    actor,
+                    "create",
+                    mapping.resource_type,
+                    resource.id,
+                    "conflict" if visible or stored is None else "denied",
                 )
                 raise VersionConflictError(
-                    mapping.resource_type, resource.id, None, stored["version"] if stored else None
+                    mapping.resource_type, resource.id, None, stored["version"] if visible else None
                 )
             # A collision of a generated id: draw a new one and try again.
             resource.__dict__["id"] = new_resource_id(mapping.resource_type)
@@ -448,17 +344,18 @@ class PostgreSQLAdapter:
         resource = self._check_resource(resource)  # type: ignore[assignment]
         mapping = self._mapping_of(resource)
         expected = expected_version if expected_version is not None else resource.version
-        await self._authorize(acting, "write", mapping.resource_type, resource.id, "update")
-        await self._check_scope_of(acting, mapping, resource, "update")
+        await self.gate.authorize(acting, "write", mapping.resource_type, resource.id, "update")
+        allowed = await self.gate.scope(acting, mapping, "update", resource.id)
+        # The new version must stay in the actor's patients; the stored row is checked by the
+        # update statement itself.
+        await self.gate.check_new_row(acting, mapping, resource, "update", allowed)
         if expected is None:
-            await self._audit_failure(
-                acting, "update", mapping.resource_type, resource.id, "conflict"
-            )
+            await self.gate.record(acting, "update", mapping.resource_type, resource.id, "conflict")
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
 
         async def work() -> None:
             async with self._unit() as unit:
-                await self._update(unit, mapping, resource, acting, expected)
+                await self._update(unit, mapping, resource, acting, expected, allowed)
 
         await self._retrying(work)
         return resource
@@ -470,21 +367,22 @@ class PostgreSQLAdapter:
         resource: BaseResource,
         actor: Actor,
         expected: int,
+        allowed: list[str] | None,
     ) -> None:
         statements = statements_for(mapping)
         params = self._write_params(mapping, resource, actor, "update")
-        params["p_expected"] = expected
+        params.update(p_expected=expected, p_patients=allowed)
         row = await self._write(unit, statements.update, params)
         if row is not None:
             _stamp(resource, row["version"], row["created_at"], row["updated_at"])
             return
         stored = await unit.fetchrow(statements.current_version, params)
-        if stored is None:
-            await self._audit_failure(
-                actor, "update", mapping.resource_type, resource.id, "not_found"
-            )
+        if stored is None or not stored["in_scope"]:
+            # Another patient's row is reported exactly as a missing one.
+            outcome = "not_found" if stored is None else "denied"
+            await self.gate.record(actor, "update", mapping.resource_type, resource.id, outcome)
             raise ResourceNotFoundError(mapping.resource_type, resource.id)
-        await self._audit_failure(actor, "update", mapping.resource_type, resource.id, "conflict")
+        await self.gate.record(actor, "update", mapping.resource_type, resource.id, "conflict")
         raise VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"])
 
     @observed("delete")
@@ -494,13 +392,12 @@ class PostgreSQLAdapter:
         """Soft-delete: add a tombstone version and hide the resource. Returns that version."""
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
-        await self._authorize(acting, "delete", mapping.resource_type, resource_id, "delete")
-        allowed = await self._scope(acting, mapping, "delete", resource_id)
-        if allowed is not None:
-            await self._require_in_scope(acting, mapping, resource_id, allowed, "delete")
+        await self.gate.authorize(acting, "delete", mapping.resource_type, resource_id, "delete")
+        allowed = await self.gate.scope(acting, mapping, "delete", resource_id)
         statements = statements_for(mapping)
-        params = audit_params(acting, "delete", self.audit_defaults)
-        params.update(p_rt=mapping.resource_type, p_id=resource_id)
+        params = self.gate.params(acting, "delete")
+        # The delete statement only touches a stored row in the actor's patients.
+        params.update(p_rt=mapping.resource_type, p_id=resource_id, p_patients=allowed)
 
         async def work() -> tuple[Any, Any]:
             async with self._unit() as unit:
@@ -511,11 +408,16 @@ class PostgreSQLAdapter:
 
         row, stored = await self._retrying(work)
         if row is None:
-            await self._audit_failure(
-                acting, "delete", mapping.resource_type, resource_id, "not_found"
+            hidden = stored is not None and not stored["in_scope"]
+            await self.gate.record(
+                acting,
+                "delete",
+                mapping.resource_type,
+                resource_id,
+                "denied" if hidden else "not_found",
             )
             raise ResourceNotFoundError(
-                mapping.resource_type, resource_id, deleted=stored is not None
+                mapping.resource_type, resource_id, deleted=stored is not None and not hidden
             )
         return int(row["version"])
 
@@ -537,12 +439,13 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         items = [self._check_resource(r) for r in resources]
         for resource_type in sorted({r.resource_type for r in items}):
-            await self._authorize(acting, "write", resource_type, None, "save_many")
+            await self.gate.authorize(acting, "write", resource_type, None, "save_many")
+        allowed: list[str] | None = None
         if acting.patient_ids is not None:
             for resource in items:
-                await self._check_scope_of(
-                    acting, self._mapping_of(resource), resource, "save_many"
-                )
+                mapping = self._mapping_of(resource)
+                allowed = await self.gate.scope(acting, mapping, "save_many", resource.id)
+                await self.gate.check_new_row(acting, mapping, resource, "save_many", allowed)
         new, stored = group_by_mapping(items, self._mapping_of)
         audit = audit_params(acting, "create", self.audit_defaults)
         snapshot = [(r, _envelope_of(r)) for r in items]
@@ -560,13 +463,21 @@ class PostgreSQLAdapter:
                         await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
                         await resolver.prepare(unit, [new, stored])
                         if new:
-                            await bulk_insert(unit, new, acting, audit, resolver)
+                            await bulk_insert(unit, new, acting, audit, resolver, allowed)
                         if stored:
                             await bulk_update(
-                                unit, stored, {**audit, "a_action": "update"}, resolver
+                                unit, stored, {**audit, "a_action": "update"}, resolver, allowed
                             )
                     except DRIVER_ERRORS as exc:
                         raise translate_database_error(exc) from exc
+                    except OutOfScopeError as exc:
+                        # Audited as denied; the caller sees what a missing row gives.
+                        await self.gate.record(
+                            acting, "save_many", exc.resource_type, exc.resource_id, "denied"
+                        )
+                        raise VersionConflictError(
+                            exc.resource_type, exc.resource_id, exc.expected, None
+                        ) from None
             except BaseException:
                 # Nothing was stored, so the objects must not look stored either.
                 for resource, envelope in snapshot:
@@ -586,21 +497,22 @@ class PostgreSQLAdapter:
         audit row (ids and counts, no content).
         """
         acting = self._actor(actor)
-        await self._require_admin(acting, "purge", "Patient", patient_id)
+        await self.gate.require_admin(acting, "purge", "Patient", patient_id)
         async with self._unit(transactional=True) as unit:
             try:
                 report = await purge_compartment(unit, patient_id)
             except DRIVER_ERRORS as exc:
                 raise translate_database_error(exc) from exc
-            await self._audit_in(
-                unit,
-                acting,
-                "purge",
-                "Patient",
-                patient_id,
-                count=report.total,
-                detail=f"{report.total} resources, {report.versions} versions",
+            # In the purge's transaction: a purge that rolled back did not happen.
+            params = self.gate.params(acting, "purge")
+            params.update(
+                p_rt="Patient",
+                p_rid=patient_id,
+                p_outcome="success",
+                p_detail=f"{report.total} resources, {report.versions} versions",
+                p_count=report.total,
             )
+            await unit.fetchrow(audit_insert(), params)
         if not report.total:
             raise ResourceNotFoundError("Patient", patient_id)
         return report
@@ -613,24 +525,12 @@ class PostgreSQLAdapter:
         ``hacs_audit.apply_retention`` (the schema owner, or a role it granted it to).
         """
         acting = self._actor(actor)
-        await self._require_admin(acting, "audit_retention", "AuditEvent", None)
+        await self.gate.require_admin(acting, "audit_retention", "AuditEvent", None)
         async with self._unit(transactional=True) as unit:
             try:
                 return await apply_retention(unit, max_age, acting.id)
             except DRIVER_ERRORS as exc:
                 raise translate_database_error(exc) from exc
-
-    async def _require_admin(
-        self, actor: Actor, action: str, resource_type: str, resource_id: str | None
-    ) -> None:
-        if actor.is_active and actor.has_permission("admin:*"):
-            return
-        await self._audit_failure(actor, action, resource_type, resource_id, "denied")
-        raise PermissionDeniedError(
-            f"Actor {actor.id} needs admin:* for {action}.",
-            actor_id=actor.id,
-            permission="admin:*",
-        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -642,18 +542,39 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
-        await self._authorize(acting, "read", mapping.resource_type, resource_id, "read")
-        allowed = await self._scope(acting, mapping, "read", resource_id)
-        params = audit_params(acting, "read", self.audit_defaults)
-        params.update(p_rt=mapping.resource_type, p_id=resource_id)
+        await self.gate.authorize(acting, "read", mapping.resource_type, resource_id, "read")
+        allowed = await self.gate.scope(acting, mapping, "read", resource_id)
+        params = self.gate.params(acting, "read")
+        params.update(p_rt=mapping.resource_type, p_id=resource_id, p_patients=allowed)
         statements = statements_for(mapping)
-        statement = statements.read
-        if allowed is not None:
-            # Out-of-scope rows are never fetched; the caller sees "not found".
-            statement = statements.read_scoped
-            params["p_patients"] = allowed
-        async with self._unit() as unit:
-            row = await unit.fetchrow(statement, params)
+        # Out-of-scope rows are never fetched; the caller sees "not found", audited as denied.
+        scoped = allowed is not None
+        if not self._in_caller_transaction():
+            # One round trip: the row and its audit row, written by the same statement.
+            statement = statements.read_scoped if scoped else statements.read
+            async with self._unit() as unit:
+                row = await unit.fetchrow(statement, params)
+        else:
+            # Inside the caller's transaction the audit row is written on a connection of its
+            # own before the data is returned, so a later rollback cannot take it away.
+            statement = statements.read_scoped_plain if scoped else statements.read_plain
+            async with self._unit() as unit:
+                row = await unit.fetchrow(statement, params)
+                stored = None
+                if row is None:
+                    stored = await unit.fetchrow(statements.current_version, params)
+            if row is not None and row["deleted_at"] is None:
+                outcome = "success"
+            else:
+                outcome = "denied" if stored is not None and not stored["in_scope"] else "not_found"
+            await self.gate.record(
+                acting,
+                "read",
+                mapping.resource_type,
+                resource_id,
+                outcome,
+                resource_ids=[resource_id] if outcome == "success" else None,
+            )
         if row is None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
         if row["deleted_at"] is not None:
@@ -675,18 +596,34 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
-        await self._authorize(acting, "read", mapping.resource_type, None, "search")
+        await self.gate.authorize(acting, "read", mapping.resource_type, None, "search")
+        durable = self._in_caller_transaction()
         try:
-            allowed = await self._scope(acting, mapping, "search", None)
-            plan = build_search(mapping, filters, order_by, limit, cursor, allowed)
+            allowed = await self.gate.scope(acting, mapping, "search", None)
+            plan = build_search(
+                mapping, filters, order_by, limit, cursor, allowed, audited=not durable
+            )
         except ResourceValidationError:
-            await self._audit_failure(acting, "search", mapping.resource_type, None, "invalid")
+            await self.gate.record(acting, "search", mapping.resource_type, None, "invalid")
             raise
-        params = {**plan.params, **audit_params(acting, "search", self.audit_defaults)}
+        params = {**plan.params, **self.gate.params(acting, "search")}
         async with self._unit() as unit:
-            # One statement: the page and its audit row (with the count returned).
+            # Outside a caller's transaction, one statement: the page and its audit row (the
+            # filter shape, the count and the ids returned).
             rows = await unit.fetch(plan.statement, params)
-        items = [_validate(model, row["document"]) for row in rows[: plan.limit]]
+        page_rows = rows[: plan.limit]
+        if durable:
+            await self.gate.record(
+                acting,
+                "search",
+                mapping.resource_type,
+                None,
+                "success",
+                plan.params["p_detail"],
+                count=len(page_rows),
+                resource_ids=[row["id"] for row in page_rows],
+            )
+        items = [_validate(model, row["document"]) for row in page_rows]
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
 
     @observed("search_similar")
@@ -708,7 +645,7 @@ class PostgreSQLAdapter:
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
-        await self._authorize(acting, "read", mapping.resource_type, None, "search_similar")
+        await self.gate.authorize(acting, "read", mapping.resource_type, None, "search_similar")
         if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
             raise InvalidQueryError("ef_search must be a positive integer.")
         if isinstance(vector, str):
@@ -717,15 +654,14 @@ class PostgreSQLAdapter:
                     "A text query needs an embedder: create_postgres_adapter(embedder=...)."
                 )
             vector = list(self.embedder(vector))
+        durable = self._in_caller_transaction()
         try:
-            allowed = await self._scope(acting, mapping, "search_similar", None)
+            allowed = await self.gate.scope(acting, mapping, "search_similar", None)
             statement, params = build_similarity(
-                mapping, vector, k, filters, self.vector_dim, allowed
+                mapping, vector, k, filters, self.vector_dim, allowed, audited=not durable
             )
         except ResourceValidationError:
-            await self._audit_failure(
-                acting, "search_similar", mapping.resource_type, None, "invalid"
-            )
+            await self.gate.record(acting, "search_similar", mapping.resource_type, None, "invalid")
             raise
         async with self._unit(transactional=True) as unit:
             # SET LOCAL: the scan settings end with this transaction. The value is an int we
@@ -734,48 +670,39 @@ class PostgreSQLAdapter:
                 "SET LOCAL hnsw.iterative_scan = relaxed_order; "
                 f"SET LOCAL hnsw.ef_search = {min(ef_search, 1000)}"
             )
-            params.update(audit_params(acting, "search_similar", self.audit_defaults))
+            params.update(self.gate.params(acting, "search_similar"))
             rows = await unit.fetch(statement, params)
+        if durable:
+            await self.gate.record(
+                acting,
+                "search_similar",
+                mapping.resource_type,
+                None,
+                "success",
+                params["p_detail"],
+                count=len(rows),
+                resource_ids=[row["id"] for row in rows],
+            )
         return [(_validate(model, row["document"]), float(row["distance"])) for row in rows]
 
     @observed("history")
     async def history(
         self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
     ) -> list[HistoryEntry[R]]:
-        """Every stored version, newest first (deletes appear as ``operation == "delete"``)."""
+        """Every stored version, newest first (deletes appear as ``operation == "delete"``).
+
+        A patient-scoped actor gets only the versions that belonged to its patients: a resource
+        moved between patients shows each patient only its own part of the history.
+        """
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
-        await self._authorize(acting, "read", mapping.resource_type, resource_id, "history")
-        allowed = await self._scope(acting, mapping, "history", resource_id)
-        if allowed is not None:
-            await self._require_in_scope(acting, mapping, resource_id, allowed, "history")
-        statement = (
-            select(
-                VERSIONS.c.version,
-                VERSIONS.c.operation,
-                VERSIONS.c.changed_at,
-                VERSIONS.c.changed_by,
-                cast(VERSIONS.c.document, Text).label("document"),
-            )
-            .where(
-                VERSIONS.c.resource_type == bindparam("p_rt"), VERSIONS.c.id == bindparam("p_id")
-            )
-            .order_by(VERSIONS.c.version.desc())
-        )
+        await self.gate.authorize(acting, "read", mapping.resource_type, resource_id, "history")
+        allowed = await self.gate.scope(acting, mapping, "history", resource_id)
         params = {"p_rt": mapping.resource_type, "p_id": resource_id}
-        async with self._unit(transactional=True) as unit:
-            rows = (await unit.execute(statement, params)).all()
-            if rows:
-                await self._audit_in(
-                    unit, acting, "history", mapping.resource_type, resource_id, count=len(rows)
-                )
-        if not rows:
-            await self._audit_failure(
-                acting, "history", mapping.resource_type, resource_id, "not_found"
-            )
-            raise ResourceNotFoundError(mapping.resource_type, resource_id)
-        return [
+        async with self._unit() as unit:
+            rows = (await unit.execute(_history_statement(), params)).all()
+        entries = [
             HistoryEntry(
                 row.version,
                 row.operation,
@@ -785,47 +712,88 @@ class PostgreSQLAdapter:
             )
             for row in rows
         ]
+        visible = [e for e in entries if _in_patients(mapping, e.resource, allowed)]
+        if not visible:
+            outcome = "denied" if entries else "not_found"
+            await self.gate.record(acting, "history", mapping.resource_type, resource_id, outcome)
+            raise ResourceNotFoundError(mapping.resource_type, resource_id)
+        # Written on a connection of its own before anything is returned: the row outlives a
+        # rollback of the caller's transaction.
+        await self.gate.record(
+            acting,
+            "history",
+            mapping.resource_type,
+            resource_id,
+            "success",
+            detail="versions=" + ",".join(str(e.version) for e in visible),
+            count=len(visible),
+            resource_ids=[resource_id],
+        )
+        return visible
 
     @observed("read_version")
     async def read_version(
         self, model_cls: type[R] | str, resource_id: str, version: int, actor: Actor | None = None
     ) -> R:
-        """Any stored version of a resource (a tombstone reads as the last document)."""
+        """Any stored version of a resource (a tombstone reads as the last document).
+
+        A patient-scoped actor reads only versions that belonged to its patients.
+        """
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
-        await self._authorize(acting, "read", mapping.resource_type, resource_id, "read_version")
-        allowed = await self._scope(acting, mapping, "read_version", resource_id)
-        if allowed is not None:
-            await self._require_in_scope(acting, mapping, resource_id, allowed, "read_version")
+        await self.gate.authorize(
+            acting, "read", mapping.resource_type, resource_id, "read_version"
+        )
+        allowed = await self.gate.scope(acting, mapping, "read_version", resource_id)
         statement = select(cast(VERSIONS.c.document, Text).label("document")).where(
             VERSIONS.c.resource_type == bindparam("p_rt"),
             VERSIONS.c.id == bindparam("p_id"),
             VERSIONS.c.version == bindparam("p_version"),
         )
         params = {"p_rt": mapping.resource_type, "p_id": resource_id, "p_version": version}
-        async with self._unit(transactional=True) as unit:
+        async with self._unit() as unit:
             row = (await unit.execute(statement, params)).first()
-            if row is not None:
-                await self._audit_in(
-                    unit,
-                    acting,
-                    "read_version",
-                    mapping.resource_type,
-                    resource_id,
-                    detail=f"version={version}",
-                )
-        if row is None:
-            await self._audit_failure(
-                acting,
-                "read_version",
-                mapping.resource_type,
-                resource_id,
-                "not_found",
-                detail=f"version={version}",
+        resource = _validate(model, row.document) if row is not None else None
+        detail = f"version={version}"
+        if resource is None or not _in_patients(mapping, resource, allowed):
+            outcome = "not_found" if resource is None else "denied"
+            await self.gate.record(
+                acting, "read_version", mapping.resource_type, resource_id, outcome, detail
             )
             raise ResourceNotFoundError(mapping.resource_type, f"{resource_id}/_history/{version}")
-        return _validate(model, row.document)
+        await self.gate.record(
+            acting,
+            "read_version",
+            mapping.resource_type,
+            resource_id,
+            "success",
+            detail,
+            count=1,
+            resource_ids=[resource_id],
+        )
+        return resource
+
+
+def _in_patients(
+    mapping: ResourceMapping, resource: BaseResource, allowed: Sequence[str] | None
+) -> bool:
+    """Whether a (stored version of a) resource belonged to one of the allowed patients."""
+    return allowed is None or mapping.scope_value(resource) in allowed
+
+
+def _history_statement() -> Any:
+    return (
+        select(
+            VERSIONS.c.version,
+            VERSIONS.c.operation,
+            VERSIONS.c.changed_at,
+            VERSIONS.c.changed_by,
+            cast(VERSIONS.c.document, Text).label("document"),
+        )
+        .where(VERSIONS.c.resource_type == bindparam("p_rt"), VERSIONS.c.id == bindparam("p_id"))
+        .order_by(VERSIONS.c.version.desc())
+    )
 
 
 def _stamp(

@@ -30,10 +30,20 @@ from hacs_persistence.statements import (
     ENVELOPE_COLUMNS,
     VERSION_COLUMNS,
     statements_for,
+    stored_in_scope,
 )
 from hacs_persistence.unit import Unit
 
-__all__ = ["KeyResolver", "bulk_insert", "bulk_update", "group_by_mapping"]
+__all__ = ["KeyResolver", "OutOfScopeError", "bulk_insert", "bulk_update", "group_by_mapping"]
+
+
+class OutOfScopeError(VersionConflictError):
+    """An update in a batch targets a stored row outside the actor's patients.
+
+    Raised to ``save_many`` only, which audits it as denied and re-raises what a missing row
+    gives (a plain ``VersionConflictError`` with no stored version).
+    """
+
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
@@ -59,7 +69,7 @@ async def _existing_ids(unit: Unit, mapping: ResourceMapping, ids: list[str]) ->
 
 
 async def _assign_free_ids(
-    unit: Unit, mapping: ResourceMapping, resources: list[BaseResource]
+    unit: Unit, mapping: ResourceMapping, resources: list[BaseResource], scoped: bool
 ) -> None:
     """Explicit ids that exist are conflicts; generated ids that collide are drawn again."""
     for _attempt in range(5):
@@ -69,9 +79,9 @@ async def _assign_free_ids(
         for resource in resources:
             clash = resource.id in taken or resource.id in seen
             if clash and "id" in resource.model_fields_set:
-                raise VersionConflictError(
-                    mapping.resource_type, resource.id, None, None if resource.id in seen else 1
-                )
+                # A patient-scoped actor is never told a stored row's version.
+                stored = None if resource.id in seen or scoped else 1
+                raise VersionConflictError(mapping.resource_type, resource.id, None, stored)
             if clash:
                 resource.__dict__["id"] = new_resource_id(mapping.resource_type)
                 redrawn = True
@@ -152,11 +162,15 @@ async def bulk_insert(
     actor: Actor,
     audit: dict[str, Any],
     keys: KeyResolver,
+    patients: Sequence[str] | None = None,
 ) -> None:
-    """Insert new resources of several types with COPY, in the unit's transaction."""
+    """Insert new resources of several types with COPY, in the unit's transaction.
+
+    ``patients``: the patient-scoped actor's patients (the caller checked every new row).
+    """
     now: datetime = await unit.driver.fetchval("SELECT now()")
     for mapping, resources in groups.items():
-        await _assign_free_ids(unit, mapping, resources)
+        await _assign_free_ids(unit, mapping, resources, patients is not None)
         _stamp_new(resources, now)
         if vector_columns_of(mapping):
             # asyncpg has no binary COPY codec for pgvector; these tables take the statement path.
@@ -266,8 +280,14 @@ async def bulk_update(
     groups: dict[ResourceMapping, list[BaseResource]],
     audit: dict[str, Any],
     keys: KeyResolver,
+    patients: Sequence[str] | None = None,
 ) -> None:
-    """Update stored resources with the single-row statement (same version check), pipelined."""
+    """Update stored resources with the single-row statement (same version check), pipelined.
+
+    ``patients``: a patient-scoped actor's patients. The statement only changes stored rows in
+    them; a row outside them raises ``OutOfScopeError``.
+    """
+    scope = list(patients) if patients is not None else None
     now: datetime = await unit.driver.fetchval("SELECT now()")
     for mapping, resources in groups.items():
         prepared = compiled(statements_for(mapping).update)
@@ -284,18 +304,21 @@ async def bulk_update(
                 p_id=resource.id,
                 p_doc=document_json(resource),
                 p_expected=resource.version,
+                p_patients=scope,
             )
             params.update({f"k_{k}": v for k, v in keys.values(mapping, resource).items()})
             arguments.append(prepared.arguments(params))
         await unit.driver.executemany(prepared.sql, arguments)
         # Every row must now be at expected + 1; any other is a version conflict (or missing).
         rows = await unit.fetch(
-            _stored_envelopes(mapping.table),
-            {"p_rt": mapping.resource_type, "p_ids": list(expected)},
+            _stored_envelopes(mapping),
+            {"p_rt": mapping.resource_type, "p_ids": list(expected), "p_patients": scope},
         )
         stored = {row["id"]: row for row in rows}
         for resource in resources:
             row = stored.get(resource.id)
+            if row is not None and not row["in_scope"]:
+                raise OutOfScopeError(mapping.resource_type, resource.id, resource.version, None)
             # updated_at is this transaction's now(): a row another writer moved on is not ours.
             ours = row is not None and row["updated_at"] == now
             if row is None or not ours or row["version"] != (resource.version or 0) + 1:
@@ -311,9 +334,16 @@ async def bulk_update(
 
 
 @cache
-def _stored_envelopes(table: Table) -> Select[Any]:
-    """Version and timestamps of the rows whose ids are in ``p_ids``."""
-    return select(table.c.id, table.c.version, table.c.created_at, table.c.updated_at).where(
+def _stored_envelopes(mapping: ResourceMapping) -> Select[Any]:
+    """Version and timestamps of the rows whose ids are in ``p_ids``, and if in ``p_patients``."""
+    table = mapping.table
+    return select(
+        table.c.id,
+        table.c.version,
+        table.c.created_at,
+        table.c.updated_at,
+        stored_in_scope(mapping).label("in_scope"),
+    ).where(
         table.c.resource_type == bindparam("p_rt", type_=Text),
         table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))),
     )

@@ -141,6 +141,19 @@ def _coerce_text(value: Any, key: str) -> str:
 FilterShape = tuple[tuple[str, str], ...]
 
 
+def describe_shape(shape: FilterShape, order_by: str | None = None, scoped: bool = False) -> str:
+    """What a query asked, for its audit row: field names and operators, never the values.
+
+    ``filters=family_name:prefix,gender:eq;order_by=-birth_date;scope=patients``
+    """
+    parts = ["filters=" + ",".join(f"{name}:{op}" for name, op in shape)]
+    if order_by is not None:
+        parts.append(f"order_by={order_by}")
+    if scoped:
+        parts.append("scope=patients")
+    return ";".join(parts)
+
+
 def _check_value(column: Column[Any], op: str, value: Any, key: str) -> Any:
     """Validate and convert a filter value for ``op`` on ``column``."""
     is_array = isinstance(column.type, ARRAY)
@@ -308,6 +321,7 @@ def _search_statement(
     descending: bool,
     cursor_state: str | None,
     patient_scoped: bool,
+    audited: bool = True,
 ) -> Select[Any]:
     table = mapping.table
     sort_col = mapping.filterable[sort_name]
@@ -347,14 +361,14 @@ def _search_statement(
         .limit(bindparam("p_limit", type_=Integer))
         .cte("page")
     )
+    result = select(page.c.document, page.c.sort_value, page.c.id).order_by(
+        *_page_order(page, descending)
+    )
+    if not audited:
+        return result
     # The audit row is written by the same statement (one round trip), counting the rows of
     # the page without the extra row fetched to know whether a next page exists.
-    audit = counted_audit(page, bindparam("p_limit", type_=Integer) - 1)
-    return (
-        select(page.c.document, page.c.sort_value, page.c.id)
-        .order_by(*_page_order(page, descending))
-        .add_cte(audit)
-    )
+    return result.add_cte(counted_audit(page, bindparam("p_limit", type_=Integer) - 1))
 
 
 def _page_order(page: Any, descending: bool) -> tuple[Any, Any]:
@@ -369,8 +383,14 @@ def build_search(
     limit: int | None,
     cursor: str | None,
     patient_ids: Sequence[str] | None = None,
+    *,
+    audited: bool = True,
 ) -> SearchPlan:
-    """Validate a search and pick its statement; rows are (document, sort_value, id)."""
+    """Validate a search and pick its statement; rows are (document, sort_value, id).
+
+    ``audited``: the statement writes its own audit row (``p_detail`` holds the query shape);
+    without it the caller writes that row.
+    """
     shape, params = parse_filters(mapping, filters)
     if limit is None:
         limit = DEFAULT_PAGE_SIZE
@@ -392,8 +412,14 @@ def build_search(
     scoped = patient_ids is not None
     if scoped:
         params["p_patients"] = list(patient_ids or ())
-    params.update(p_rt=mapping.resource_type, p_limit=limit + 1)
-    statement = _search_statement(mapping, shape, sort_name, descending, cursor_state, scoped)
+    params.update(
+        p_rt=mapping.resource_type,
+        p_limit=limit + 1,
+        p_detail=describe_shape(shape, order, scoped),
+    )
+    statement = _search_statement(
+        mapping, shape, sort_name, descending, cursor_state, scoped, audited
+    )
     return SearchPlan(statement, params, order, limit)
 
 
@@ -407,7 +433,7 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
 
 @cache
 def _similarity_statement(
-    mapping: ResourceMapping, shape: FilterShape, patient_scoped: bool
+    mapping: ResourceMapping, shape: FilterShape, patient_scoped: bool, audited: bool = True
 ) -> Select[Any]:
     table = mapping.table
     scope: list[ColumnElement[bool]] = []
@@ -432,8 +458,8 @@ def _similarity_statement(
         .cte("nearest")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    return (
-        select(cast(VERSIONS.c.document, Text).label("document"), nearest.c.distance)
+    result = (
+        select(cast(VERSIONS.c.document, Text).label("document"), nearest.c.distance, nearest.c.id)
         .select_from(
             nearest.join(
                 VERSIONS,
@@ -445,8 +471,8 @@ def _similarity_statement(
             )
         )
         .order_by(nearest.c.distance, nearest.c.id)
-        .add_cte(counted_audit(nearest))
     )
+    return result.add_cte(counted_audit(nearest)) if audited else result
 
 
 def build_similarity(
@@ -456,6 +482,8 @@ def build_similarity(
     filters: Mapping[str, Any] | None,
     dim: int | None,
     patient_ids: Sequence[str] | None = None,
+    *,
+    audited: bool = True,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
     if "embedding" not in mapping.table.c:
@@ -469,7 +497,13 @@ def build_similarity(
     if dim is not None and len(values) != dim:
         raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
     shape, params = parse_filters(mapping, filters)
-    params.update(p_vector=values, p_rt=mapping.resource_type, p_limit=k)
+    scoped = patient_ids is not None
+    params.update(
+        p_vector=values,
+        p_rt=mapping.resource_type,
+        p_limit=k,
+        p_detail=describe_shape(shape, "distance", scoped) + f";k={k}",
+    )
     if patient_ids is not None:
         params["p_patients"] = list(patient_ids)
-    return _similarity_statement(mapping, shape, patient_ids is not None), params
+    return _similarity_statement(mapping, shape, scoped, audited), params

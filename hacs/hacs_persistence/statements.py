@@ -28,6 +28,7 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     update,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "audit_insert",
     "counted_audit",
     "statements_for",
+    "stored_in_scope",
 ]
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
@@ -156,10 +158,31 @@ class Statements:
     read: Any
     read_scoped: Any
     current_version: Select[Any]
+    # The same reads without their audit row, for a caller's transaction: the adapter writes
+    # that row on a connection of its own so it survives the transaction's rollback.
+    read_plain: Any
+    read_scoped_plain: Any
 
 
 def _doc_param() -> Any:
     return cast(_p("p_doc"), JSONB)
+
+
+def _patients_param() -> Any:
+    return bindparam("p_patients", type_=ARRAY(Text))
+
+
+def stored_in_scope(mapping: ResourceMapping) -> Any:
+    """True when the *stored* row is in the actor's patients (``p_patients``; NULL: unscoped).
+
+    Part of the WHERE of every write on a stored row, so a patient-scoped actor can never
+    change a row of another patient, even one it knows the id and version of; being in the
+    same statement as the write, no other transaction can move the row in between.
+    """
+    scope = mapping.scope_column
+    if scope is None:
+        return literal(True)
+    return or_(_patients_param().is_(None), scope == any_(_patients_param()))
 
 
 def _typed_statements(mapping: ResourceMapping) -> Statements:
@@ -212,6 +235,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
             table.c.id == _p("p_id"),
             table.c.resource_type == _p("p_rt"),
             table.c.version == bindparam("p_expected", type_=table.c.version.type),
+            stored_in_scope(mapping),
         )
         .values(
             version=table.c.version + 1,
@@ -234,6 +258,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
             table.c.id == _p("p_id"),
             table.c.resource_type == _p("p_rt"),
             table.c.deleted_at.is_(None),
+            stored_in_scope(mapping),
         )
         .values(
             version=table.c.version + 1, updated_at=now, deleted_at=now, updated_by=_p("a_actor_id")
@@ -275,7 +300,8 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
     )
     read_stmt = _read_with_audit(r.cte("r"))
-    read_scoped = None
+    read_plain = _read_plain(r.cte("r"))
+    read_scoped = read_scoped_plain = None
     scope = mapping.scope_column
     if scope is not None:
         # Patient-scoped actors: the row is fetched only if it is in one of their compartments;
@@ -285,10 +311,30 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
             select(1).where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
         )
         read_scoped = _read_with_audit(r.where(in_scope).cte("r"), exists_at_all)
-    current = select(table.c.version, table.c.deleted_at).where(
-        table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
+        read_scoped_plain = _read_plain(r.where(in_scope).cte("r"))
+    current = _current(mapping)
+    return Statements(
+        insert_stmt,
+        update_stmt,
+        delete_stmt,
+        read_stmt,
+        read_scoped,
+        current,
+        read_plain,
+        read_scoped_plain,
     )
-    return Statements(insert_stmt, update_stmt, delete_stmt, read_stmt, read_scoped, current)
+
+
+def _current(mapping: ResourceMapping) -> Select[Any]:
+    """The stored version of a row, and whether it is in the actor's patients (``p_patients``).
+
+    Read after a write changed nothing, to tell a conflict from a missing row; a row outside
+    the actor's patients must then look exactly like a missing one.
+    """
+    table = mapping.table
+    return select(
+        table.c.version, table.c.deleted_at, stored_in_scope(mapping).label("in_scope")
+    ).where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
 
 
 def _version_from(changed: CTE, operation: str, document: Any) -> Any:
@@ -334,9 +380,13 @@ def counted_audit(rows: Any, limit: Any = None) -> CTE:
     count: Any = select(func.count()).select_from(rows).scalar_subquery()
     if limit is not None:
         count = func.least(count, limit)
+    # ``p_detail``: the query's shape (fields and operators, never values).
     return (
         insert(AUDIT)
-        .from_select(_audit_columns(), select(*_audit_values(null(), literal("success"), count)))
+        .from_select(
+            [*_audit_columns(), "detail"],
+            select(*_audit_values(null(), literal("success"), count), _p("p_detail")),
+        )
         .cte("a")
     )
 
@@ -355,6 +405,10 @@ def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
         .cte("a")
     )
     return select(r.c.document, r.c.deleted_at, r.c.version).add_cte(audit)
+
+
+def _read_plain(r: CTE) -> Select[Any]:
+    return select(r.c.document, r.c.deleted_at, r.c.version)
 
 
 def _document_change(change: Any, operation: str) -> Select[Any]:
@@ -423,10 +477,17 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
         .cte("r")
     )
-    current = select(table.c.version, table.c.deleted_at).where(
-        table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")
+    current = _current(mapping)
+    return Statements(
+        insert_stmt,
+        update_stmt,
+        delete_stmt,
+        _read_with_audit(r),
+        None,
+        current,
+        _read_plain(r),
+        None,
     )
-    return Statements(insert_stmt, update_stmt, delete_stmt, _read_with_audit(r), None, current)
 
 
 @cache
