@@ -46,6 +46,7 @@ from hacs_persistence.errors import (
     DatabaseUnavailableError,
     InvalidQueryError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
     SchemaNotMigratedError,
@@ -68,6 +69,7 @@ from hacs_persistence.statements import audit_insert, statements_for
 from hacs_persistence.unit import DRIVER_ERRORS, Unit, open_unit
 
 __all__ = [
+    "ActingAdapter",
     "HistoryEntry",
     "PostgreSQLAdapter",
     "SavedBatch",
@@ -225,6 +227,14 @@ class PostgreSQLAdapter:
             ) from exc
 
     # -- permissions and audit -------------------------------------------------------------
+
+    def acting_as(self, actor: Actor | None = None) -> ActingAdapter:
+        """This adapter bound to one actor (resolved now: the argument, else the current one).
+
+        ``clinic = adapter.acting_as(dr_smith)`` then ``await clinic.read(Patient, pid)``: every
+        call passes the same gate (permission, patient scope, audit) as the actor argument.
+        """
+        return ActingAdapter(self, self.gate.actor(actor))
 
     def _actor(self, actor: Actor | None) -> Actor:
         return self.gate.actor(actor)
@@ -498,6 +508,10 @@ class PostgreSQLAdapter:
         """
         acting = self._actor(actor)
         await self.gate.require_admin(acting, "purge", "Patient", patient_id)
+        if acting.patient_ids is not None and patient_id not in acting.patient_ids:
+            # A patient-scoped administrator erases only its own patients; others look absent.
+            await self.gate.record(acting, "purge", "Patient", patient_id, "denied")
+            raise ResourceNotFoundError("Patient", patient_id)
         async with self._unit(transactional=True) as unit:
             try:
                 report = await purge_compartment(unit, patient_id)
@@ -508,7 +522,7 @@ class PostgreSQLAdapter:
             params.update(
                 p_rt="Patient",
                 p_rid=patient_id,
-                p_outcome="success",
+                p_outcome="success" if report.total else "not_found",
                 p_detail=f"{report.total} resources, {report.versions} versions",
                 p_count=report.total,
             )
@@ -526,6 +540,14 @@ class PostgreSQLAdapter:
         """
         acting = self._actor(actor)
         await self.gate.require_admin(acting, "audit_retention", "AuditEvent", None)
+        if acting.patient_ids is not None:
+            # Retention removes every patient's rows: not for an actor limited to some.
+            await self.gate.record(acting, "audit_retention", "AuditEvent", None, "denied")
+            raise PermissionDeniedError(
+                f"Actor {acting.id} is limited to its patients; audit retention spans all.",
+                actor_id=acting.id,
+                permission="admin:*",
+            )
         async with self._unit(transactional=True) as unit:
             try:
                 return await apply_retention(unit, max_age, acting.id)
@@ -773,6 +795,62 @@ class PostgreSQLAdapter:
             resource_ids=[resource_id],
         )
         return resource
+
+
+class ActingAdapter:
+    """An adapter bound to one actor: the adapter's calls without the actor argument."""
+
+    def __init__(self, adapter: PostgreSQLAdapter, actor: Actor) -> None:
+        self.adapter = adapter
+        self.actor = actor
+
+    async def save(self, resource: R) -> R:
+        """``adapter.save(resource, actor)``."""
+        return await self.adapter.save(resource, self.actor)
+
+    async def update(self, resource: R, expected_version: int | None = None) -> R:
+        """``adapter.update(resource, actor, expected_version)``."""
+        return await self.adapter.update(resource, self.actor, expected_version)
+
+    async def delete(self, model_cls: type[BaseResource] | str, resource_id: str) -> int:
+        """``adapter.delete(model_cls, resource_id, actor)``."""
+        return await self.adapter.delete(model_cls, resource_id, self.actor)
+
+    async def save_many(
+        self, resources: Iterable[R], *, dangling: Literal["error", "null"] = "error"
+    ) -> SavedBatch[R]:
+        """``adapter.save_many(resources, actor, dangling=...)``."""
+        return await self.adapter.save_many(resources, self.actor, dangling=dangling)
+
+    async def read(self, model_cls: type[R] | str, resource_id: str) -> R:
+        """``adapter.read(model_cls, resource_id, actor)``."""
+        return await self.adapter.read(model_cls, resource_id, self.actor)
+
+    async def search(self, model_cls: type[R] | str, **options: Any) -> Page[R]:
+        """``adapter.search(model_cls, actor, filters=..., order_by=..., limit=..., ...)``."""
+        return await self.adapter.search(model_cls, self.actor, **options)
+
+    async def search_similar(
+        self, model_cls: type[R] | str, vector: Sequence[float] | str, k: int = 10, **options: Any
+    ) -> list[tuple[R, float]]:
+        """``adapter.search_similar(model_cls, vector, actor, k, filters=..., ef_search=...)``."""
+        return await self.adapter.search_similar(model_cls, vector, self.actor, k, **options)
+
+    async def history(self, model_cls: type[R] | str, resource_id: str) -> list[HistoryEntry[R]]:
+        """``adapter.history(model_cls, resource_id, actor)``."""
+        return await self.adapter.history(model_cls, resource_id, self.actor)
+
+    async def read_version(self, model_cls: type[R] | str, resource_id: str, version: int) -> R:
+        """``adapter.read_version(model_cls, resource_id, version, actor)``."""
+        return await self.adapter.read_version(model_cls, resource_id, version, self.actor)
+
+    async def purge_patient(self, patient_id: str) -> PurgeReport:
+        """``adapter.purge_patient(patient_id, actor)``."""
+        return await self.adapter.purge_patient(patient_id, self.actor)
+
+    def transaction(self) -> Any:
+        """``adapter.transaction()``: the calls inside commit or roll back together."""
+        return self.adapter.transaction()
 
 
 def _in_patients(
