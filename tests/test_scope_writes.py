@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from hacs_auth import acting_as
 from hacs_models import Actor, Observation
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import ResourceNotFoundError, VersionConflictError
-from hacs_auth import acting_as
 from hacs_tools.domains.database import aupdate_resource
 from tests.test_adapter import make_observation, make_patient
 

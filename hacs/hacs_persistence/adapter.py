@@ -686,11 +686,12 @@ class PostgreSQLAdapter:
             await self.gate.record(acting, "search_similar", mapping.resource_type, None, "invalid")
             raise
         async with self._unit(transactional=True) as unit:
-            # SET LOCAL: the scan settings end with this transaction. The value is an int we
-            # checked, so formatting it into the statement is safe.
+            # set_config(..., true) is SET LOCAL: the scan settings end with this transaction.
+            # The values travel as bound parameters, never formatted into the SQL.
             await unit.driver.execute(
-                "SET LOCAL hnsw.iterative_scan = relaxed_order; "
-                f"SET LOCAL hnsw.ef_search = {min(ef_search, 1000)}"
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', $1, true)",
+                str(min(int(ef_search), 1000)),
             )
             params.update(self.gate.params(acting, "search_similar"))
             rows = await unit.fetch(statement, params)
