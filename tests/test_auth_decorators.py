@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -20,11 +21,10 @@ from hacs_auth import (
     MissingTokenError,
     PermissionFormatError,
     TokenExpiredError,
+    acting_as,
     get_current_actor,
     require_permission,
-    reset_current_actor,
     set_auth_manager,
-    set_current_actor,
 )
 
 SECRET = "decorator-test-secret-" + "z" * 32
@@ -36,9 +36,8 @@ Seen = dict[str, Any]
 def _isolated_auth(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(SECRET_ENV_VAR, SECRET)
     set_auth_manager(None)
-    ctx = set_current_actor(None)
-    yield
-    reset_current_actor(ctx)
+    with acting_as(None):
+        yield
     set_auth_manager(None)
 
 
@@ -204,7 +203,6 @@ async def test_missing_secret_is_a_configuration_error(
 
 def test_current_actor_restored_after_sync_exception() -> None:
     outer = Actor(name="outer", role="system")
-    ctx = set_current_actor(outer)
     inside: list[Actor | None] = []
 
     @require_permission("patient:write")
@@ -212,16 +210,16 @@ def test_current_actor_restored_after_sync_exception() -> None:
         inside.append(get_current_actor())
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        boom(token=_token(["patient:write"]))
-    assert inside[0] is not None and inside[0].id == "dr_martinez"
-    assert get_current_actor() is outer
-    reset_current_actor(ctx)
+    with acting_as(outer):
+        with pytest.raises(RuntimeError, match="boom"):
+            boom(token=_token(["patient:write"]))
+        assert inside[0] is not None and inside[0].id == "dr_martinez"
+        assert get_current_actor() is outer
+    assert get_current_actor() is None
 
 
 async def test_current_actor_restored_after_async_exception() -> None:
     outer = Actor(name="outer", role="system")
-    ctx = set_current_actor(outer)
     inside: list[Actor | None] = []
 
     @require_permission("patient:write")
@@ -229,11 +227,24 @@ async def test_current_actor_restored_after_async_exception() -> None:
         inside.append(get_current_actor())
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        await boom(token=_token(["patient:write"]))
-    assert inside[0] is not None and inside[0].id == "dr_martinez"
-    assert get_current_actor() is outer
-    reset_current_actor(ctx)
+    with acting_as(outer):
+        with pytest.raises(RuntimeError, match="boom"):
+            await boom(token=_token(["patient:write"]))
+        assert inside[0] is not None and inside[0].id == "dr_martinez"
+        assert get_current_actor() is outer
+    assert get_current_actor() is None
+
+
+def test_token_actor_does_not_outlive_the_call_on_a_reused_worker() -> None:
+    @require_permission("patient:read")
+    def job(**kwargs: Any) -> Actor | None:
+        return get_current_actor()
+
+    token = _token(["patient:read"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        actor = pool.submit(job, token=token).result()
+        assert actor is not None and actor.id == "dr_martinez"
+        assert pool.submit(get_current_actor).result() is None
 
 
 def test_wraps_preserves_metadata() -> None:

@@ -328,9 +328,9 @@ def test_actor_from_claims(manager: AuthManager) -> None:
     actor = actor_from_claims(claims)
     assert actor.id == actor.name == "dr_martinez"
     assert actor.role is ActorRole.PHYSICIAN
-    assert actor.permissions == ["patient:write"]
+    assert actor.permissions == ("patient:write",)
     assert actor.organization == "GH"
-    assert actor.patient_ids == ["p-1"]
+    assert actor.patient_ids == ("p-1",)
     assert actor.session_id == claims["jti"]
     assert actor.can("read", "Patient")
     assert not actor.can("read", "Observation")

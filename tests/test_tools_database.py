@@ -201,9 +201,9 @@ async def test_sync_tools_without_a_running_loop(database_url: str, clinician: A
     def in_plain_thread() -> tuple[HACSResult, HACSResult]:
         with pytest.raises(RuntimeError):
             asyncio.get_running_loop()  # really no loop here: the asyncio.run path
-        configure_hacs(current_actor=clinician)  # this thread's own context only
-        saved = save_resource(PATIENT, database_url=database_url)
-        read = read_resource("patient-1234", "Patient", database_url=database_url)
+        with configure_hacs(current_actor=clinician):  # this thread's own context only
+            saved = save_resource(PATIENT, database_url=database_url)
+            read = read_resource("patient-1234", "Patient", database_url=database_url)
         return saved, read
 
     with acting_as(None):  # the thread sets its own actor; nothing is inherited

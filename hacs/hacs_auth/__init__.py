@@ -2,22 +2,19 @@
 
 This is the bottom layer of HACS and imports no other HACS package. Typical use::
 
-    from hacs_auth import Actor, AuthManager, require_permission
+    from hacs_auth import Actor, AuthManager, acting_as, require_permission
 
     actor = Actor(name="db-writer", role="system", permissions=["patient:write"])
     actor.can("read", "Patient")  # True: write implies read
+
+    with acting_as(actor):  # the current actor, for this block only
+        ...
 
     token = AuthManager().create_access_token("dr_martinez", "physician", ["patient:read"])
 """
 
 from hacs_auth.actor import Actor, ActorRole
-from hacs_auth.context import (
-    acting_as,
-    configure_hacs,
-    get_current_actor,
-    reset_current_actor,
-    set_current_actor,
-)
+from hacs_auth.context import acting_as, configure_hacs, get_current_actor
 from hacs_auth.decorators import require_permission
 from hacs_auth.errors import (
     AuthConfigurationError,
@@ -70,7 +67,5 @@ __all__ = [
     "normalize_resource",
     "parse_permission",
     "require_permission",
-    "reset_current_actor",
     "set_auth_manager",
-    "set_current_actor",
 ]

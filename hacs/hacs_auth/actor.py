@@ -4,13 +4,20 @@ Every HACS operation is performed on behalf of an actor (a clinician, a patient,
 agent, a background service...). Permissions are validated against the grammar in
 :mod:`hacs_auth.permissions` when the actor is built and compiled once into a
 :class:`~hacs_auth.permissions.PermissionSet`, so permission checks stay cheap.
+
+An actor is immutable: the permissions it is checked against are always the ones it shows.
+To grant or revoke, build a new actor (``actor.model_copy(update={"permissions": [...]})``
+re-validates and recompiles).
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -67,36 +74,47 @@ def _utc_now() -> datetime:
 
 
 class Actor(BaseModel):
-    """An authenticated principal and its permissions.
+    """An authenticated principal and its permissions; immutable once built.
 
     Permissions are normalised on construction (invalid ones raise a pydantic
-    ``ValidationError``) and compiled once into a private :class:`PermissionSet`.
-    Assigning ``actor.permissions = [...]`` re-validates and recompiles; mutating the
-    list in place or ``model_copy(update={"permissions": ...})`` does not, so assign a
-    new list (or use ``model_validate``) to change permissions.
+    ``ValidationError``) and compiled once into a :class:`PermissionSet`. The model is
+    frozen and its list fields are tuples (lists are accepted as input), so an actor cannot
+    be changed in place: ``actor.permissions = [...]`` raises ``ValidationError`` and there
+    is no list to ``clear()``. To change an actor, build a new one:
+    :meth:`model_copy` with ``update=`` re-validates the result (a bad value raises) and
+    recompiles its permissions. Checks always follow the ``permissions`` field the actor
+    actually holds.
+
+    Extra keyword arguments are kept (``model_extra``) as descriptive data; they are never
+    consulted for an access decision.
 
     Example:
         >>> actor = Actor(name="db-writer", role="system", permissions=["patient:write"])
         >>> actor.can("read", "Patient"), actor.can("delete", "Patient")
         (True, False)
+        >>> reader = actor.model_copy(update={"permissions": ["patient:read"]})
+        >>> reader.can("write", "Patient")
+        False
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str = Field(default_factory=_new_actor_id, min_length=1)
     name: str
     role: ActorRole
-    permissions: list[str] = Field(default_factory=list)
+    permissions: tuple[str, ...] = ()
     is_active: bool = True
     organization: str | None = None
-    patient_ids: list[str] | None = Field(
+    patient_ids: tuple[str, ...] | None = Field(
         default=None,
         description="Reserved for patient-scoped access; None means unrestricted.",
     )
     session_id: str | None = None
     created_at: datetime = Field(default_factory=_utc_now)
 
-    _permission_set: PermissionSet = PrivateAttr(default_factory=PermissionSet)
+    # The compiled set and the exact ``permissions`` tuple it was compiled from: a check
+    # reuses it only while that tuple is still the actor's (see ``permission_set``).
+    _compiled: tuple[tuple[str, ...], PermissionSet] | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -109,9 +127,9 @@ class Actor(BaseModel):
 
     @field_validator("permissions", mode="after")
     @classmethod
-    def _check_permissions(cls, value: list[str]) -> list[str]:
+    def _check_permissions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         """Validate and normalise permissions through the grammar."""
-        return normalize_permissions(value)
+        return tuple(normalize_permissions(value))
 
     @field_validator("created_at", mode="after")
     @classmethod
@@ -123,14 +141,47 @@ class Actor(BaseModel):
 
     @model_validator(mode="after")
     def _compile(self) -> Actor:
-        """Compile the permission set once (also after ``permissions`` is reassigned)."""
-        self._permission_set = compile_permissions(self.permissions)
+        """Compile the permission set once, when the actor is validated."""
+        self._compiled = (self.permissions, compile_permissions(self.permissions))
         return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Return a copy; with ``update``, a fully re-validated one.
+
+        Unlike pydantic's default (which writes ``update`` values unchecked), the updated
+        values go through validation, so a copy with new permissions is normalised and
+        recompiled and an invalid value raises ``ValidationError``. Unknown keys become
+        extra data, as on construction.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        data: dict[str, Any] = {**self.__dict__, **(self.__pydantic_extra__ or {})}
+        if deep:
+            data = copy.deepcopy(data)
+        data.update(update)
+        clone = self.model_validate(data)
+        # Keep model_dump(exclude_unset=True) meaning what it meant on the original.
+        clone.__pydantic_fields_set__.intersection_update(
+            self.__pydantic_fields_set__ | set(update)
+        )
+        return clone
 
     @property
     def permission_set(self) -> PermissionSet:
-        """The compiled permission set used by :meth:`can` and :meth:`has_permission`."""
-        return self._permission_set
+        """The compiled permission set used by :meth:`can` and :meth:`has_permission`.
+
+        Always the compilation of the actor's current ``permissions``: the cached set is
+        used only while it was compiled from that very tuple, otherwise (an actor built
+        without validation, e.g. by ``model_construct``) it is compiled afresh.
+        """
+        permissions = self.permissions
+        compiled = self._compiled
+        if compiled is not None and compiled[0] is permissions:
+            return compiled[1]
+        fresh = compile_permissions(permissions)
+        if isinstance(permissions, tuple):
+            self._compiled = (permissions, fresh)
+        return fresh
 
     def has_permission(self, permission: str) -> bool:
         """Whether the actor holds ``permission``, directly or via a wildcard/implication.
@@ -145,7 +196,7 @@ class Actor(BaseModel):
             PermissionFormatError: If ``permission`` is malformed.
         """
         perm = parse_permission(permission)
-        return self.is_active and self._permission_set.implies(perm)
+        return self.is_active and self.permission_set.implies(perm)
 
     def can(self, action: str, resource_type: str) -> bool:
         """Whether the actor may perform ``action`` on ``resource_type``.
@@ -161,7 +212,7 @@ class Actor(BaseModel):
         Raises:
             PermissionFormatError: If ``action`` or ``resource_type`` is malformed.
         """
-        allowed = self._permission_set.allows(resource_type, action)
+        allowed = self.permission_set.allows(resource_type, action)
         return self.is_active and allowed
 
     def require(self, action: str, resource_type: str) -> None:
@@ -173,6 +224,6 @@ class Actor(BaseModel):
         """
         if not self.is_active:
             raise InactiveActorError(self.id)
-        if not self._permission_set.allows(resource_type, action):
+        if not self.permission_set.allows(resource_type, action):
             perm = parse_permission(f"{resource_type}:{action}")
             raise InsufficientPermissionError(str(perm), self.id)

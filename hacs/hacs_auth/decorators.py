@@ -4,7 +4,8 @@ The decorated function is called with ``token='<jwt>'`` or
 ``authorization='Bearer <jwt>'``. The token is verified with :func:`get_auth_manager`,
 the permission is checked, and the function runs with ``claims=`` set to the *verified*
 claims (a caller-supplied ``claims`` is discarded, never trusted) and with the token's
-actor as the current actor (see :mod:`hacs_auth.context`).
+actor as the current actor for the duration of the call only (see
+:mod:`hacs_auth.context`): the previous actor is restored when it returns or raises.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
 from hacs_auth.actor import Actor
-from hacs_auth.context import reset_current_actor, set_current_actor
+from hacs_auth.context import acting_as
 from hacs_auth.errors import InsufficientPermissionError, InvalidTokenError, MissingTokenError
 from hacs_auth.permissions import Permission, parse_permission
 from hacs_auth.tokens import actor_from_claims, get_auth_manager
@@ -108,11 +109,8 @@ def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 claims, actor = _authorize(required, kwargs)
                 kwargs["claims"] = claims
-                ctx_token = set_current_actor(actor)
-                try:
+                with acting_as(actor):
                     return await async_func(*args, **kwargs)
-                finally:
-                    reset_current_actor(ctx_token)
 
             return cast(Callable[P, R], async_wrapper)
 
@@ -120,11 +118,8 @@ def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             claims, actor = _authorize(required, kwargs)
             kwargs["claims"] = claims
-            ctx_token = set_current_actor(actor)
-            try:
+            with acting_as(actor):
                 return func(*args, **kwargs)
-            finally:
-                reset_current_actor(ctx_token)
 
         return wrapper
 

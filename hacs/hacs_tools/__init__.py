@@ -4,10 +4,11 @@ Every tool returns a :class:`HACSResult` (``success``, ``message``, ``data``, ``
 agent can read the outcome instead of handling exceptions. Each ``a*`` coroutine has a sync twin
 that also works inside a running event loop::
 
-    from hacs_tools import configure_hacs, read_resource
+    from hacs_auth import acting_as
+    from hacs_tools import read_resource
 
-    configure_hacs(current_actor=actor)
-    result = read_resource(resource_id="patient-1234", resource_type="Patient")
+    with acting_as(actor):
+        result = read_resource(resource_id="patient-1234", resource_type="Patient")
     if result.success:
         patient = result.data["resource"]
 """

@@ -2,7 +2,8 @@
 
 An agent passes ``actor_id`` as plain text, which proves nothing. The identity that counts is
 the current actor (set by ``@require_permission`` from a verified token, or by
-``configure_hacs(current_actor=...)``); ``actor_id`` may only confirm it.
+``with acting_as(actor):`` / ``with configure_hacs(current_actor=...):``); ``actor_id`` may only
+confirm it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def resolve_actor(actor_id: str | None = None) -> Actor:
         raise ToolError(
             ErrorCode.NO_ACTOR,
             "No current actor: call the tool from a function decorated with "
-            "@require_permission, or set one with configure_hacs(current_actor=...).",
+            "@require_permission, or run it inside `with hacs_auth.acting_as(actor):`.",
         )
     if actor_id is not None and actor_id != actor.id:
         # Naming another actor must never switch identity: that would bypass the token.
