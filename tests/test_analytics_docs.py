@@ -514,7 +514,7 @@ async def test_every_sql_block_runs_and_returns_the_expected_rows(
 async def test_the_docs_fuzzy_search_agrees_with_the_repository(database_url: str) -> None:
     await store(database_url)
     async with session_scope(database_url) as session:
-        found = await PatientRepository(session).find_by_name("Fernandez")
+        found = await PatientRepository(session, ACTOR).find_by_name("Fernandez")
     assert [p.id for p in found] == ["patient-ana"]
 
 

@@ -43,6 +43,9 @@ from hacs_persistence.schema.clinical import ConditionTable, GoalTable
 from hacs_persistence.schema.core import EncounterTable, ObservationTable, PatientTable
 
 ACTOR = Actor(name="t", role="system", permissions=["admin:*"])
+# Repositories are actor-bound: this one may read everything (tests/test_repositories_access.py
+# covers refusals, patient scopes and audit rows).
+READER = Actor(name="repository-reader", role="system", permissions=["*:read"])
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
@@ -216,7 +219,7 @@ def ids(rows: Any) -> list[str]:
 async def test_get_returns_live_rows_only_unless_deleted_are_asked_for(
     session: AsyncSession, world: World
 ) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     ana = await patients.get(world.patients["ana"].id)
     assert ana is not None
     assert (ana.full_name, ana.family_name, ana.gender) == ("Ana Fernandes", "Fernandes", "female")
@@ -229,7 +232,7 @@ async def test_get_returns_live_rows_only_unless_deleted_are_asked_for(
 
 
 async def test_exists(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     assert await patients.exists(world.patients["ana"].id) is True
     assert await patients.exists(world.patients["eve"].id) is False
     assert await patients.exists(world.patients["eve"].id, include_deleted=True) is True
@@ -246,7 +249,7 @@ async def test_document_is_the_current_version(
     ana.name = []
     await adapter.save(ana, ACTOR)  # version 2
     async with session_scope(database_url) as session:
-        patients = PatientRepository(session)
+        patients = PatientRepository(session, READER)
         document = await patients.document(ana.id)
         assert document is not None
         assert (document["id"], document["version"]) == (ana.id, 2)
@@ -266,7 +269,7 @@ async def test_document_is_the_current_version(
 
 
 async def test_to_model_uses_the_documents_type(session: AsyncSession, world: World) -> None:
-    observations = ObservationRepository(session)
+    observations = ObservationRepository(session, READER)
     document = await observations.document(world.observations["bob_sys"].id)
     assert document is not None
     model = observations.to_model(document)
@@ -277,7 +280,7 @@ async def test_to_model_uses_the_documents_type(session: AsyncSession, world: Wo
 
 
 async def test_count_runs_count_star_and_loads_no_rows(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     with captured_sql(session) as statements:
         assert await patients.count() == 5
         assert await patients.count(PatientTable.gender == "female") == 2  # eve is deleted
@@ -310,15 +313,16 @@ async def test_keyset_pages_cover_every_row_once_in_order(database_url: str) -> 
         return [p.id for p in dated + undated]
 
     async with session_scope(database_url) as session:
-        patients = PatientRepository(session)
-        for order_by, descending, want in [
+        patients = PatientRepository(session, READER)
+        orders: list[tuple[Any, bool, list[str]]] = [
             ("birth_date", False, expected(False)),
             ("birth_date", True, expected(True)),
             ("-birth_date", False, expected(True)),
             (PatientTable.birth_date, True, expected(True)),
             (None, False, sorted(p.id for p in live)),
             ("-id", False, sorted((p.id for p in live), reverse=True)),
-        ]:
+        ]
+        for order_by, descending, want in orders:
             seen: list[str] = []
             after: Any = None
             pages = 0
@@ -351,7 +355,7 @@ async def test_keyset_pages_cover_every_row_once_in_order(database_url: str) -> 
 async def test_list_rejects_unsortable_columns_and_bad_limits(
     session: AsyncSession, world: World
 ) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     for bad in ("given_names", "no_such_column", EncounterTable.period_start):
         with pytest.raises(InvalidQueryError):
             await patients.list(order_by=bad)
@@ -363,7 +367,7 @@ async def test_list_rejects_unsortable_columns_and_bad_limits(
 
 
 async def test_generic_repository_on_any_typed_table(session: AsyncSession, world: World) -> None:
-    conditions = Repository(session, ConditionTable)
+    conditions = Repository(session, READER, ConditionTable)
     assert conditions.resource_type == "Condition"
     page = await conditions.list(
         ConditionTable.patient_id == world.patients["ana"].id, order_by=ConditionTable.onset_at
@@ -373,27 +377,29 @@ async def test_generic_repository_on_any_typed_table(session: AsyncSession, worl
         key=lambda c: c.onset_date_time,  # type: ignore[arg-type,return-value]
     )
     assert ids(page) == [c.id for c in want]
-    assert await Repository(session, GoalTable).count() == 0
+    assert await Repository(session, READER, GoalTable).count() == 0
     with pytest.raises(TypeError):
-        Repository(session)
+        Repository(session, READER)
+    with pytest.raises(TypeError, match="actor"):
+        Repository(session, GoalTable)  # type: ignore[arg-type]
 
 
 async def test_repository_for(session: AsyncSession) -> None:
-    assert type(repository_for(session, "Patient")) is PatientRepository
-    assert type(repository_for(session, "Observation")) is ObservationRepository
-    assert type(repository_for(session, "Condition")) is ConditionRepository
-    assert type(repository_for(session, "Encounter")) is EncounterRepository
-    goals = repository_for(session, "Goal")
+    assert type(repository_for(session, "Patient", READER)) is PatientRepository
+    assert type(repository_for(session, "Observation", READER)) is ObservationRepository
+    assert type(repository_for(session, "Condition", READER)) is ConditionRepository
+    assert type(repository_for(session, "Encounter", READER)) is EncounterRepository
+    goals = repository_for(session, "Goal", READER)
     assert type(goals) is Repository and goals.model_type is GoalTable
     with pytest.raises(InvalidQueryError, match="no typed table"):
-        repository_for(session, "NoSuchType")
+        repository_for(session, "NoSuchType", READER)
 
 
 # -- patients --------------------------------------------------------------------------------
 
 
 async def test_find_by_name_is_fuzzy_and_ranked(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     found = await patients.find_by_name("Fernandez")
     # "Fernandes" matches a misspelt "Fernandez"; the deleted Eve Fernandes does not come back.
     assert ids(found) == [world.patients["ana"].id]
@@ -410,7 +416,7 @@ async def test_find_by_name_can_use_the_trigram_index(
     session: AsyncSession, world: World, db: asyncpg.Connection
 ) -> None:
     with captured_sql(session) as statements:
-        await PatientRepository(session).find_by_name("Fernandez")
+        await PatientRepository(session, READER).find_by_name("Fernandez")
     [(sql, params)] = statements
     await db.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in await db.fetch("EXPLAIN " + sql, *params))
@@ -418,7 +424,7 @@ async def test_find_by_name_can_use_the_trigram_index(
 
 
 async def test_find_by_family_name_prefix(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     page = await patients.find_by_family_name_prefix("Fern")
     assert ids(page) == [world.patients["ana"].id, world.patients["dan"].id]  # by family name
     assert ids(await patients.find_by_family_name_prefix("fern")) == []
@@ -432,7 +438,7 @@ async def test_find_by_family_name_prefix(session: AsyncSession, world: World) -
 
 
 async def test_born_between_includes_both_ends(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     p = world.patients
     page = await patients.born_between(date(1975, 7, 1), date(1990, 12, 31))
     # Oldest first; Eve (1985) is deleted; both boundary dates are included.
@@ -444,7 +450,7 @@ async def test_born_between_includes_both_ends(session: AsyncSession, world: Wor
 
 
 async def test_by_gender(session: AsyncSession, world: World) -> None:
-    patients = PatientRepository(session)
+    patients = PatientRepository(session, READER)
     p = world.patients
     assert set(ids(await patients.by_gender("female"))) == {p["ana"].id, p["carla"].id}
     assert set(ids(await patients.by_gender("male"))) == {p["bob"].id, p["dan"].id}
@@ -455,7 +461,7 @@ async def test_by_gender(session: AsyncSession, world: World) -> None:
 
 
 async def test_observations_for_patient(session: AsyncSession, world: World) -> None:
-    observations = ObservationRepository(session)
+    observations = ObservationRepository(session, READER)
     o = world.observations
     ana_id = world.patients["ana"].id
     ana_live = [v for k, v in o.items() if k.startswith("ana") and v.id not in world.deleted]
@@ -501,7 +507,7 @@ async def test_observations_for_patient(session: AsyncSession, world: World) -> 
 
 
 async def test_count_for_patient(session: AsyncSession, world: World) -> None:
-    observations = ObservationRepository(session)
+    observations = ObservationRepository(session, READER)
     ana_id = world.patients["ana"].id
     # 9 stored for Ana, one deleted; the entered-in-error one still counts as a row.
     assert await observations.count_for_patient(ana_id) == 8
@@ -510,7 +516,7 @@ async def test_count_for_patient(session: AsyncSession, world: World) -> None:
 
 
 async def test_by_code(session: AsyncSession, world: World) -> None:
-    observations = ObservationRepository(session)
+    observations = ObservationRepository(session, READER)
     o = world.observations
     loinc = await observations.by_code(LOINC, SYSTOLIC)
     assert set(ids(loinc)) == {
@@ -525,7 +531,7 @@ async def test_by_code(session: AsyncSession, world: World) -> None:
 async def test_latest_per_code_returns_the_newest_result_of_each_code(
     session: AsyncSession, world: World
 ) -> None:
-    observations = ObservationRepository(session)
+    observations = ObservationRepository(session, READER)
     o = world.observations
     latest = await observations.latest_per_code(world.patients["ana"].id)
     # Ordered by (code system, code); the newer entered-in-error and deleted ones are skipped.
@@ -540,7 +546,7 @@ async def test_latest_per_code_returns_the_newest_result_of_each_code(
 
 
 async def test_active_conditions_for_patient(session: AsyncSession, world: World) -> None:
-    conditions = ConditionRepository(session)
+    conditions = ConditionRepository(session, READER)
     c = world.conditions
     active = await conditions.active_for_patient(world.patients["ana"].id)
     # Earliest onset first; resolved, refuted and deleted conditions are left out.
@@ -550,7 +556,7 @@ async def test_active_conditions_for_patient(session: AsyncSession, world: World
 
 
 async def test_encounters_for_patient(session: AsyncSession, world: World) -> None:
-    encounters = EncounterRepository(session)
+    encounters = EncounterRepository(session, READER)
     e = world.encounters
     ana_id = world.patients["ana"].id
     assert ids(await encounters.for_patient(ana_id)) == [e["ana_2"].id, e["ana_1"].id]
@@ -585,7 +591,7 @@ async def test_session_scope_commits_on_success_and_rolls_back_on_error(
 
 async def test_rows_stay_readable_after_the_scope(database_url: str, world: World) -> None:
     async with session_scope(database_url) as session:
-        row = await PatientRepository(session).get(world.patients["ana"].id)
+        row = await PatientRepository(session, READER).get(world.patients["ana"].id)
     assert row is not None
     assert row.full_name == "Ana Fernandes"  # expire_on_commit=False: no reload needed
 
@@ -596,7 +602,7 @@ async def test_orm_writes_to_hacs_tables_are_refused(
     ana_id = world.patients["ana"].id
     with pytest.raises(ReadOnlyViolationError, match="through the adapter"):
         async with session_scope(database_url) as session:
-            row = await PatientRepository(session).get(ana_id)
+            row = await PatientRepository(session, READER).get(ana_id)
             assert row is not None
             row.full_name = "Changed Behind The Adapter"
     with pytest.raises(ReadOnlyViolationError):
@@ -605,7 +611,7 @@ async def test_orm_writes_to_hacs_tables_are_refused(
             await session.flush()
     # A session the caller made gets the same guard once a repository uses it.
     async with AsyncSession(session.bind) as own:
-        row = await PatientRepository(own).get(ana_id)
+        row = await PatientRepository(own, READER).get(ana_id)
         assert row is not None
         await own.delete(row)
         with pytest.raises(ReadOnlyViolationError):
@@ -620,4 +626,4 @@ async def test_orm_writes_to_hacs_tables_are_refused(
 async def test_database_errors_are_translated(empty_database_url: str) -> None:
     with pytest.raises(SchemaNotMigratedError):
         async with session_scope(empty_database_url) as session:
-            await PatientRepository(session).count()
+            await PatientRepository(session, READER).count()
