@@ -24,11 +24,12 @@ import asyncpg
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import Table
 from typer.testing import CliRunner
 
-from hacs_models import Actor
+from hacs_models import Actor, BaseResource
 from hacs_models.fhir import from_fhir, to_fhir
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapter import HistoryEntry, PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.interchange import (
     ImportProgress,
     ImportSummary,
@@ -171,11 +172,15 @@ async def count_versions(conn: asyncpg.Connection) -> int:
 
 async def stored_ids(conn: asyncpg.Connection) -> dict[str, set[str]]:
     """Type -> ids of the live resources, typed tables and JSONB table together."""
-    tables = [f'"{t.__table__.schema}"."{t.__table__.name}"' for t in TYPED_TABLES.values()]
+    tables = []
+    for table_cls in TYPED_TABLES.values():
+        table = table_cls.__table__
+        assert isinstance(table, Table)
+        tables.append(f'"{table.schema}"."{table.name}"')
     found: defaultdict[str, set[str]] = defaultdict(set)
-    for table in [*tables, "public.hacs_resources"]:
+    for name in [*tables, "public.hacs_resources"]:
         for row in await conn.fetch(
-            f"SELECT resource_type, id FROM {table} WHERE deleted_at IS NULL"
+            f"SELECT resource_type, id FROM {name} WHERE deleted_at IS NULL"
         ):
             found[row["resource_type"]].add(row["id"])
     return dict(found)
@@ -291,7 +296,7 @@ async def test_urn_uuid_references_are_rewritten_to_type_and_id(imported: Import
     encounter_id = source["encounter"]["reference"].removeprefix("urn:uuid:")
     assert stored["encounter"]["reference"] == f"Encounter/{encounter_id}"
     # Bundles stored whole keep their own internal references.
-    document = await imported.adapter.read("Bundle", "father", ADMIN)
+    document: BaseResource = await imported.adapter.read("Bundle", "father", ADMIN)
     assert "urn:uuid:" in json.dumps(to_fhir(document))
 
 
@@ -386,7 +391,9 @@ async def test_a_modified_resource_gets_exactly_one_new_version(
         summary = await import_paths([path], imported.adapter, ADMIN)
         assert summary.types["Patient"].updated == 1 and summary.totals.created == 0
         assert await count_versions(imported.conn) == versions + 1
-        history = await imported.adapter.history("Patient", patient["id"], ADMIN)
+        history: list[HistoryEntry[BaseResource]] = await imported.adapter.history(
+            "Patient", patient["id"], ADMIN
+        )
         assert [h.version for h in history] == [2, 1]
         assert to_fhir(history[0].resource)["maritalStatus"]["text"] == (
             "Widowed (changed by the test)"

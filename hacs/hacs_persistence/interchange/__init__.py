@@ -26,13 +26,16 @@ Import (``import_paths``)
       of other files of the same import find them; a reference whose target is nowhere keeps
       its place in the document with a NULL foreign key and is counted as dangling.
     * Types without a hacs model are stored untouched in the JSONB table by their type name.
+    * Permission checks, identifier look-ups and stored-version comparisons go through
+      ``adapter.gate`` (audited, scoped to the actor's patients).
 
 Export
     ``export_patient_bundle`` / ``write_patient_bundle``: the Patient and every resource about
     it (typed rows by ``patient_id``; JSONB documents whose top-level ``subject`` or
     ``patient`` is ``Patient/<id>``) as a FHIR ``collection`` Bundle. ``export_type_ndjson``:
-    every resource of a type as NDJSON. Both read through ``adapter.search`` page by page
-    (permissions and audit apply) and write ``to_fhir`` JSON.
+    every resource of a type as NDJSON. Both read page by page through the adapter's access
+    gate (read permission on every type, the actor's patients in the SQL, one audit row per
+    page written before it is handed out) and write ``to_fhir`` JSON.
 """
 
 from __future__ import annotations

@@ -1,25 +1,50 @@
 """The SQL of imports and exports: stored versions, document comparison, identifier lookups.
 
-Statements run on the asyncpg connection beneath a unit of work. Table names come from the
-SQLAlchemy metadata (never from input); every value is a bound parameter.
+Every statement is SQLAlchemy Core built from the table objects, with bound parameters only,
+compiled once per storage mapping and run through a unit of work (``Unit.fetch``). Each one
+takes the actor's patient scope as ``p_patients`` (NULL: not scoped) in its WHERE clause, so a
+row outside the actor's patients is never found: it behaves exactly like a missing one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from hacs_persistence.errors import translate_database_error
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from hacs_persistence import gate
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
-from hacs_persistence.unit import DRIVER_ERRORS
+from hacs_persistence.statements import stored_in_scope
+from hacs_persistence.unit import Unit
 
 __all__ = [
     "ENVELOPE_KEYS",
+    "audited_id_list",
     "compartment_types",
+    "criteria_shape",
     "find_by_identifier",
     "stored_versions",
     "unchanged_ids",
@@ -28,69 +53,113 @@ __all__ = [
 # Storage envelope in every stored document; left out when comparing content.
 ENVELOPE_KEYS = ["version", "created_at", "updated_at"]
 
-
-def _name(table: Any) -> str:
-    return f'"{table.schema or "public"}"."{table.name}"'
-
-
-_VERSIONS = _name(ResourceVersionTable.__table__)
-_FALLBACK = _name(ResourceDocumentTable.__table__)
+VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
+FALLBACK: Table = ResourceDocumentTable.__table__  # type: ignore[assignment]
 
 
-async def _fetch(driver: Any, sql: str, *args: Any) -> list[Any]:
-    try:
-        return list(await driver.fetch(sql, *args))
-    except DRIVER_ERRORS as exc:
-        raise translate_database_error(exc) from exc
+def _text(name: str) -> Any:
+    return bindparam(name, type_=Text)
 
 
-def _current_documents(mapping: ResourceMapping) -> tuple[str, str]:
-    """FROM clause and document expression of the current, live-or-deleted rows of a mapping."""
-    if mapping.typed:
-        source = (
-            f"{_name(mapping.table)} t JOIN {_VERSIONS} v ON v.resource_type = t.resource_type "
-            "AND v.id = t.id AND v.version = t.version"
-        )
-        return source, "v.document"
-    return f"{_FALLBACK} t", "t.document"
+def _texts(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(Text))
+
+
+def _current_documents(mapping: ResourceMapping) -> tuple[FromClause, ColumnElement[Any]]:
+    """The current (live or deleted) rows of a mapping joined to their JSONB documents."""
+    table = mapping.table
+    if not mapping.typed:
+        return table, table.c.document
+    source = table.join(
+        VERSIONS,
+        and_(
+            VERSIONS.c.resource_type == table.c.resource_type,
+            VERSIONS.c.id == table.c.id,
+            VERSIONS.c.version == table.c.version,
+        ),
+    )
+    return source, VERSIONS.c.document
+
+
+# --- stored versions and the "unchanged" comparison --------------------------------------------
+
+
+@cache
+def _stored_versions_statement(mapping: ResourceMapping) -> Select[Any]:
+    table = mapping.table
+    return select(
+        table.c.id, table.c.version, table.c.deleted_at.is_not(None).label("deleted")
+    ).where(
+        table.c.resource_type == _text("p_rt"),
+        table.c.id == any_(_texts("p_ids")),
+        stored_in_scope(mapping),
+    )
 
 
 async def stored_versions(
-    driver: Any, mapping: ResourceMapping, ids: Sequence[str]
+    unit: Unit, mapping: ResourceMapping, ids: Sequence[str], allowed: Sequence[str] | None
 ) -> dict[str, tuple[int, bool]]:
-    """id -> (current version, deleted) of the stored resources among ``ids``."""
-    rows = await _fetch(
-        driver,
-        f"SELECT id, version, deleted_at IS NOT NULL AS deleted FROM {_name(mapping.table)} "
-        "WHERE resource_type = $1 AND id = ANY($2::text[])",
-        mapping.resource_type,
-        list(ids),
+    """id -> (current version, deleted) of the stored resources among ``ids``.
+
+    Rows outside ``allowed`` (the actor's patients; None: not scoped) are not returned.
+    """
+    rows = await unit.fetch(
+        _stored_versions_statement(mapping),
+        {"p_rt": mapping.resource_type, "p_ids": list(ids), "p_patients": _scope(allowed)},
     )
     return {row["id"]: (row["version"], row["deleted"]) for row in rows}
 
 
+@cache
+def _unchanged_statement(mapping: ResourceMapping) -> Select[Any]:
+    table = mapping.table
+    source, document = _current_documents(mapping)
+    given = (
+        func.unnest(_texts("p_ids"), _texts("p_docs"))
+        .table_valued(column("id", Text), column("doc", Text))
+        .render_derived(name="n")
+    )
+    envelope = _texts("p_envelope")
+    stored = document.op("-", return_type=JSONB)(envelope)
+    offered = cast(given.c.doc, JSONB).op("-", return_type=JSONB)(envelope)
+    return (
+        select(given.c.id)
+        .select_from(given.join(source, table.c.id == given.c.id))
+        .where(
+            table.c.resource_type == _text("p_rt"),
+            stored_in_scope(mapping),
+            stored.op("=", is_comparison=True)(offered),
+        )
+    )
+
+
 async def unchanged_ids(
-    driver: Any, mapping: ResourceMapping, documents: Sequence[tuple[str, str]]
+    unit: Unit,
+    mapping: ResourceMapping,
+    documents: Sequence[tuple[str, str]],
+    allowed: Sequence[str] | None,
 ) -> set[str]:
     """Ids whose stored document equals the given JSON document, storage envelope aside.
 
     The comparison is JSONB equality in the database, so key order and number spelling do not
-    matter and no stored document travels back to Python.
+    matter and no stored document travels back to Python. Rows outside ``allowed`` never match.
     """
     if not documents:
         return set()
-    source, document = _current_documents(mapping)
-    rows = await _fetch(
-        driver,
-        f"SELECT n.id FROM unnest($1::text[], $2::text[]) AS n(id, doc) JOIN {source} "
-        f"ON t.id = n.id AND t.resource_type = $3 "
-        f"WHERE ({document} - $4::text[]) = (n.doc::jsonb - $4::text[])",
-        [resource_id for resource_id, _ in documents],
-        [doc for _, doc in documents],
-        mapping.resource_type,
-        ENVELOPE_KEYS,
+    rows = await unit.fetch(
+        _unchanged_statement(mapping),
+        {
+            "p_ids": [resource_id for resource_id, _ in documents],
+            "p_docs": [doc for _, doc in documents],
+            "p_rt": mapping.resource_type,
+            "p_envelope": ENVELOPE_KEYS,
+            "p_patients": _scope(allowed),
+        },
     )
     return {row["id"] for row in rows}
+
+
+# --- identifier lookups ------------------------------------------------------------------------
 
 
 def _probe(criterion: Criterion) -> str:
@@ -111,20 +180,43 @@ def _matches(identifiers: Any, criterion: Criterion) -> bool:
     return False
 
 
+@cache
+def _identifier_statement(mapping: ResourceMapping) -> Select[Any]:
+    table = mapping.table
+    source, document = _current_documents(mapping)
+    probes = cast(_texts("p_probes"), ARRAY(JSONB))
+    return (
+        select(table.c.id, cast(document["identifier"], Text).label("identifier"))
+        .select_from(source)
+        .where(
+            table.c.resource_type == _text("p_rt"),
+            table.c.deleted_at.is_(None),
+            stored_in_scope(mapping),
+            document.op("@>", is_comparison=True)(any_(probes)),
+        )
+    )
+
+
 async def find_by_identifier(
-    driver: Any, mapping: ResourceMapping, criteria: Sequence[Criterion]
+    unit: Unit,
+    mapping: ResourceMapping,
+    criteria: Sequence[Criterion],
+    allowed: Sequence[str] | None,
 ) -> dict[Criterion, str | _Ambiguous]:
-    """Live stored resources of one type matched by identifier criteria (JSONB containment)."""
+    """Live stored resources of one type matched by identifier criteria (JSONB containment).
+
+    Only rows in ``allowed`` (the actor's patients; None: not scoped) can match: an identifier
+    of another patient's resource is not found, exactly like one that does not exist.
+    """
     if not criteria:
         return {}
-    source, document = _current_documents(mapping)
-    rows = await _fetch(
-        driver,
-        f"SELECT t.id, ({document} -> 'identifier')::text AS identifier FROM {source} "
-        f"WHERE t.resource_type = $1 AND t.deleted_at IS NULL "
-        f"AND {document} @> ANY($2::jsonb[])",
-        mapping.resource_type,
-        [_probe(c) for c in criteria],
+    rows = await unit.fetch(
+        _identifier_statement(mapping),
+        {
+            "p_rt": mapping.resource_type,
+            "p_probes": [_probe(c) for c in criteria],
+            "p_patients": _scope(allowed),
+        },
     )
     found: dict[Criterion, str | _Ambiguous] = {}
     parsed = [(row["id"], json.loads(row["identifier"] or "null")) for row in rows]
@@ -137,32 +229,104 @@ async def find_by_identifier(
     return found
 
 
+def criteria_shape(criteria: Sequence[Criterion]) -> str:
+    """What an identifier look-up asked, for its audit row: the systems, never the values.
+
+    ``search=identifier;systems=(any),http://hl7.org/fhir/sid/us-npi;criteria=3``; ``(any)``
+    is a criterion without a system, ``(none)`` one for identifiers without a system.
+    """
+    systems = sorted(
+        {"(any)" if system is None else system or "(none)" for _type, system, _value in criteria}
+    )
+    return f"search=identifier;systems={','.join(systems)};criteria={len(criteria)}"
+
+
+# --- the compartment of a patient --------------------------------------------------------------
+
+
+@cache
+def _typed_compartment_statement() -> Any:
+    patients = _texts("p_patients")
+    selects = []
+    for table_cls in TYPED_TABLES.values():
+        table = table_cls.__table__
+        assert isinstance(table, Table)
+        if "patient_id" not in table.c:
+            continue
+        selects.append(
+            select(table.c.resource_type)
+            .distinct()
+            .where(
+                table.c.patient_id == _text("p_patient"),
+                table.c.deleted_at.is_(None),
+                or_(patients.is_(None), table.c.patient_id == any_(patients)),
+            )
+        )
+    return union(*selects)
+
+
+@cache
+def _document_compartment_statement() -> Select[Any]:
+    document = FALLBACK.c.document
+    return (
+        select(FALLBACK.c.resource_type)
+        .distinct()
+        .where(
+            FALLBACK.c.deleted_at.is_(None),
+            or_(
+                document.op("@>", is_comparison=True)(cast(_text("p_subject"), JSONB)),
+                document.op("@>", is_comparison=True)(cast(_text("p_patient_ref"), JSONB)),
+            ),
+        )
+    )
+
+
 async def compartment_types(
-    driver: Any, patient_id: str, *, typed: bool
+    unit: Unit, patient_id: str, *, typed: bool, allowed: Sequence[str] | None
 ) -> tuple[list[str], list[str]]:
     """Resource types with live rows about a patient: (in typed tables, in the JSONB table).
 
     Typed rows point at their patient in ``patient_id``; JSONB documents reference
-    ``Patient/<id>`` in their top-level ``subject`` or ``patient``.
+    ``Patient/<id>`` in their top-level ``subject`` or ``patient``. A patient-scoped actor
+    (``allowed`` not None) only learns about typed rows of its own patients: the JSONB table
+    is outside every patient compartment.
     """
     typed_types: set[str] = set()
     if typed:
-        selects = []
-        for table_cls in TYPED_TABLES.values():
-            table = table_cls.__table__
-            if "patient_id" in table.c:
-                selects.append(
-                    f"(SELECT DISTINCT resource_type FROM {_name(table)} "
-                    "WHERE patient_id = $1 AND deleted_at IS NULL)"
-                )
-        rows = await _fetch(driver, " UNION ".join(selects), patient_id)
+        rows = await unit.fetch(
+            _typed_compartment_statement(),
+            {"p_patient": patient_id, "p_patients": _scope(allowed)},
+        )
         typed_types = {row["resource_type"] for row in rows}
+    if allowed is not None:
+        return sorted(typed_types), []
     reference = {"reference": f"Patient/{patient_id}"}
-    rows = await _fetch(
-        driver,
-        f"SELECT DISTINCT resource_type FROM {_FALLBACK} WHERE deleted_at IS NULL "
-        "AND (document @> $1::jsonb OR document @> $2::jsonb)",
-        json.dumps({"subject": reference}),
-        json.dumps({"patient": reference}),
+    rows = await unit.fetch(
+        _document_compartment_statement(),
+        {
+            "p_subject": json.dumps({"subject": reference}),
+            "p_patient_ref": json.dumps({"patient": reference}),
+        },
     )
     return sorted(typed_types), sorted(row["resource_type"] for row in rows)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def audited_id_list(ids: Sequence[str]) -> tuple[str | None, list[str] | None]:
+    """How an audit row names the ids a call returned: (detail suffix, id list).
+
+    Up to ``gate.AUDIT_ID_LIMIT`` ids are listed as they are. Past it the row holds their count
+    and the sha256 of the sorted ids joined by newlines (``ids=1500;sha256=...``), so the set
+    can still be proven later from the data without bloating the audit table.
+    """
+    distinct = gate.audited_ids(ids)
+    if len(distinct) <= gate.AUDIT_ID_LIMIT:
+        return None, distinct
+    digest = hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest()
+    return f"ids={len(distinct)};sha256={digest}", None
+
+
+def _scope(allowed: Sequence[str] | None) -> list[str] | None:
+    return None if allowed is None else list(allowed)

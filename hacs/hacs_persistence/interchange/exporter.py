@@ -1,27 +1,35 @@
 """FHIR export: a patient's compartment as a collection Bundle, a resource type as NDJSON.
 
-Everything is read through the adapter's ``search`` (permissions, patient scope and audit
-apply) in keyset-paginated pages, so memory holds one page at a time when writing to a file.
+Everything goes through the adapter's access gate: read permission on every exported type is
+checked (a refusal is audited as denied) before anything is read, a patient-scoped actor's
+patient ids are part of the SQL of every page, and every page of resources gets its audit row,
+written through ``gate.record`` on a connection of its own *before* the page is handed out. So
+no resource leaves the library without an audit row, and a rollback of the caller's
+transaction cannot take that row away. Pages are keyset-paginated (``build_search``), so memory
+holds one page at a time when writing to a file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from hacs_auth import Actor, get_current_actor
+from hacs_auth import Actor
 from hacs_models import BaseResource
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter
-from hacs_persistence.errors import PermissionDeniedError
-from hacs_persistence.interchange._store import compartment_types
-from hacs_persistence.search import Page
-from hacs_persistence.unit import open_unit
+from hacs_persistence.errors import ResourceNotFoundError, ResourceValidationError
+from hacs_persistence.interchange._store import audited_id_list, compartment_types
+from hacs_persistence.mapping import ResourceMapping, model_for
+from hacs_persistence.search import build_search, describe_shape, next_cursor, parse_filters
+from hacs_persistence.statements import statements_for
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "EXPORT",
     "export_patient_bundle",
     "export_type_ndjson",
     "iter_patient_compartment",
@@ -30,30 +38,116 @@ __all__ = [
 ]
 
 DEFAULT_PAGE_SIZE = 500
+# The audit action of every export row: refusals (denied), a missing patient (not_found) and
+# one success row per page of resources handed out.
+EXPORT = "export"
 
 
-def _acting(actor: Actor | None) -> Actor:
-    resolved = actor if actor is not None else get_current_actor()
-    if not isinstance(resolved, Actor):
-        raise PermissionDeniedError("An export needs an actor: pass the acting Actor.")
-    return resolved
+@dataclass(frozen=True)
+class _Query:
+    """One exported type and its filter; ``kind`` names the export in the audit detail."""
+
+    kind: str
+    mapping: ResourceMapping
+    filters: Mapping[str, Any] | None
+    allowed: list[str] | None
+
+    @property
+    def shape(self) -> str:
+        """What is asked, for the audit rows: type, field names and operators, never values.
+
+        ``export=patient;types=Observation;filters=patient_id:eq;order_by=id;scope=patients``
+        """
+        shape, _values = parse_filters(self.mapping, self.filters)
+        described = describe_shape(shape, "id", self.allowed is not None)
+        return f"export={self.kind};types={self.mapping.resource_type};{described}"
 
 
-async def _pages(
+async def _permit(
+    adapter: PostgreSQLAdapter, actor: Actor, resource_type: str, resource_id: str | None
+) -> tuple[ResourceMapping, list[str] | None]:
+    """Read permission and patient scope of one type (refusals audited as denied)."""
+    mapping = adapter.mapping(resource_type)
+    await adapter.gate.authorize(actor, "read", mapping.resource_type, resource_id, EXPORT)
+    allowed = await adapter.gate.scope(actor, mapping, EXPORT, resource_id)
+    return mapping, allowed
+
+
+def _validate(mapping: ResourceMapping, document: str) -> BaseResource:
+    model = model_for(mapping.resource_type)
+    try:
+        return model.model_validate_json(document)
+    except ValueError as exc:
+        raise ResourceValidationError(
+            f"A stored {mapping.resource_type} document does not validate: {exc}"
+        ) from exc
+
+
+async def _page(
+    adapter: PostgreSQLAdapter, query: _Query, page_size: int, cursor: str | None
+) -> tuple[list[tuple[str, str]], str | None]:
+    """One (id, document) page of a query and the next cursor; the actor's patients are in
+    the statement's WHERE. Read in the caller's transaction if one is open."""
+    plan = build_search(
+        query.mapping, query.filters, None, page_size, cursor, query.allowed, audited=False
+    )
+    async with adapter._unit() as unit:
+        rows = await unit.fetch(plan.statement, plan.params)
+    return [(row["id"], row["document"]) for row in rows[: plan.limit]], next_cursor(plan, rows)
+
+
+async def _audit_page(
     adapter: PostgreSQLAdapter,
-    resource_type: str,
     actor: Actor,
-    filters: dict[str, Any] | None,
+    query: _Query,
+    page: int,
+    ids: Sequence[str],
+) -> None:
+    """The success row of one page: what was asked (names, never values) and the ids.
+
+    Past ``AUDIT_ID_LIMIT`` ids the row holds their count and a sha256 of the sorted ids.
+    """
+    digest, listed = audited_id_list(ids)
+    parts = [query.shape, f"page={page}"]
+    if digest is not None:
+        parts.append(digest)
+    await adapter.gate.record(
+        actor,
+        EXPORT,
+        query.mapping.resource_type,
+        None,
+        "success",
+        ";".join(parts),
+        count=len(set(ids)),
+        resource_ids=listed,
+    )
+
+
+async def _export(
+    adapter: PostgreSQLAdapter,
+    actor: Actor,
+    query: _Query,
     page_size: int,
+    seen: set[str] | None = None,
 ) -> AsyncIterator[BaseResource]:
+    """The resources of a query, each page audited before any of it is yielded.
+
+    ``seen``: ids already exported for this type (skipped, and not listed again).
+    """
+    number = 0
     cursor: str | None = None
     while True:
-        page: Page[BaseResource] = await adapter.search(
-            resource_type, actor, filters=filters, limit=page_size, cursor=cursor
-        )
-        for resource in page:
-            yield resource
-        cursor = page.next_cursor
+        rows, cursor = await _page(adapter, query, page_size, cursor)
+        if seen is not None:
+            rows = [(i, d) for i, d in rows if i not in seen]
+            seen.update(i for i, _ in rows)
+        if rows:
+            number += 1
+            resources = [_validate(query.mapping, document) for _, document in rows]
+            # Written (and committed on its own connection) before the page leaves.
+            await _audit_page(adapter, actor, query, number, [i for i, _ in rows])
+            for resource in resources:
+                yield resource
         if cursor is None:
             return
 
@@ -65,8 +159,16 @@ async def iter_resources(
     *,
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> AsyncIterator[BaseResource]:
-    """Every live resource of a type, in id order, one page in memory at a time."""
-    async for resource in _pages(adapter, resource_type, _acting(actor), None, page_size):
+    """Every live resource of a type the actor may read, in id order, one page at a time.
+
+    Needs read permission on the type (refused and audited as denied otherwise, before any
+    read). A patient-scoped actor gets its patients' resources only, and types outside every
+    patient compartment are refused to it. Each page is audited before it is yielded.
+    """
+    acting = adapter.gate.actor(actor)
+    mapping, allowed = await _permit(adapter, acting, resource_type, None)
+    query = _Query("ndjson", mapping, None, allowed)
+    async for resource in _export(adapter, acting, query, page_size):
         yield resource
 
 
@@ -81,36 +183,64 @@ async def iter_patient_compartment(
 
     Typed rows belong to the patient through their ``patient_id`` column; resources of types
     without a typed table when their top-level ``subject`` or ``patient`` is
-    ``Patient/<id>``. A patient-scoped actor gets the typed rows only: the JSONB table is
-    outside every patient compartment for the adapter. ``ResourceNotFoundError`` if the
-    patient does not exist.
+    ``Patient/<id>``. A patient-scoped actor gets the typed rows of its own patients only: the
+    JSONB table is outside every patient compartment. Read permission on every type of the
+    compartment is checked before anything is yielded. ``ResourceNotFoundError`` if the
+    patient does not exist or is outside the actor's patients (audited as not found / denied).
     """
-    acting = _acting(actor)
-    patient: BaseResource = await adapter.read("Patient", patient_id, acting)
-    yield patient
-    async with open_unit(adapter.engine, transactional=False) as unit:
+    acting = adapter.gate.actor(actor)
+    patient_mapping, allowed = await _permit(adapter, acting, "Patient", patient_id)
+    patient_query = _Query("patient", patient_mapping, {"id": patient_id}, allowed)
+    first, _cursor = await _page(adapter, patient_query, 1, None)
+    if not first:
+        await _record_missing(adapter, acting, patient_mapping, patient_id, allowed)
+        raise ResourceNotFoundError("Patient", patient_id)
+    async with adapter._unit() as unit:
         typed, documents = await compartment_types(
-            unit.driver, patient_id, typed=adapter.typed_storage
+            unit, patient_id, typed=adapter.typed_storage, allowed=allowed
         )
+    reference = {"reference": f"Patient/{patient_id}"}
+    queries: list[_Query] = []
     for resource_type in typed:
         if resource_type == "Patient" or not adapter.mapping(resource_type).typed:
             continue  # an unregistered subclass type cannot be read back by name
-        by_patient: dict[str, Any] = {"patient_id": patient_id}
-        async for resource in _pages(adapter, resource_type, acting, by_patient, page_size):
-            yield resource
-    if acting.patient_ids is not None:
-        return
-    reference = {"reference": f"Patient/{patient_id}"}
+        mapping, scope = await _permit(adapter, acting, resource_type, None)
+        queries.append(_Query("patient", mapping, {"patient_id": patient_id}, scope))
     for resource_type in documents:
         if resource_type == "Patient" or adapter.mapping(resource_type).typed:
             continue
-        seen: set[str] = set()
+        mapping, scope = await _permit(adapter, acting, resource_type, None)
         for element in ("subject", "patient"):
-            by_reference: dict[str, Any] = {element: reference}
-            async for resource in _pages(adapter, resource_type, acting, by_reference, page_size):
-                if resource.id not in seen:
-                    seen.add(resource.id)
-                    yield resource
+            queries.append(_Query("patient", mapping, {element: reference}, scope))
+    # Every permission held: the patient's page is audited and handed out, then the others.
+    patient = _validate(patient_mapping, first[0][1])
+    await _audit_page(adapter, acting, patient_query, 1, [patient_id])
+    yield patient
+    # A document may name the patient as both subject and patient: exported once.
+    seen: dict[str, set[str]] = {}
+    for query in queries:
+        already = (
+            None if query.mapping.typed else seen.setdefault(query.mapping.resource_type, set())
+        )
+        async for resource in _export(adapter, acting, query, page_size, already):
+            yield resource
+
+
+async def _record_missing(
+    adapter: PostgreSQLAdapter,
+    actor: Actor,
+    mapping: ResourceMapping,
+    patient_id: str,
+    allowed: list[str] | None,
+) -> None:
+    """Audit a patient that was not found: denied when it exists outside the actor's patients."""
+    params = {"p_rt": mapping.resource_type, "p_id": patient_id, "p_patients": allowed}
+    async with adapter._unit() as unit:
+        stored = await unit.fetchrow(statements_for(mapping).current_version, params)
+    hidden = stored is not None and stored["deleted_at"] is None and not stored["in_scope"]
+    await adapter.gate.record(
+        actor, EXPORT, mapping.resource_type, patient_id, "denied" if hidden else "not_found"
+    )
 
 
 def _bundle_head() -> dict[str, Any]:

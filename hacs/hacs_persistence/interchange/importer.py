@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from sqlalchemy import Table
 
-from hacs_auth import Actor, get_current_actor
+from hacs_auth import Actor
 from hacs_models import BaseResource
 from hacs_models.fhir import from_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter
@@ -47,13 +47,14 @@ from hacs_persistence.interchange._sources import (
     read_source,
 )
 from hacs_persistence.interchange._store import (
+    audited_id_list,
+    criteria_shape,
     find_by_identifier,
     stored_versions,
     unchanged_ids,
 )
 from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import TYPED_TABLES
-from hacs_persistence.unit import open_unit
 
 __all__ = [
     "FileResult",
@@ -77,6 +78,11 @@ _ATTEMPTS = 3
 _LAST_RANK = 1_000_000
 SUPERSEDED = "superseded by a later copy in this import"
 _UNSET = object()
+# Audit actions: the permission and patient-scope checks of a file, its identifier look-ups in
+# the database and its comparison with the stored versions (its writes are save_many's).
+IMPORT = "import"
+RESOLVE = "import.resolve"
+COMPARE = "import.compare"
 
 
 @dataclass
@@ -297,8 +303,25 @@ class _Prepared:
 class _Importer:
     def __init__(self, adapter: PostgreSQLAdapter, actor: Actor, scan: _Scan) -> None:
         self.adapter = adapter
+        self.gate = adapter.gate
         self.actor = actor
         self.scan = scan
+        # type -> the actor's patients for it (None: not scoped), once permitted in this import.
+        self._permitted: dict[str, list[str] | None] = {}
+
+    async def permit(self, resource_types: Iterable[str]) -> None:
+        """Refuse (through the gate, audited as denied) types the actor may not import.
+
+        Importing a type needs write permission and read permission (the comparison reads the
+        stored version); a patient-scoped actor also needs the type to be in a patient
+        compartment. Only successes are remembered: a refusal fails, and audits, every file.
+        """
+        for resource_type in sorted(set(resource_types) - set(self._permitted)):
+            mapping = self.adapter.mapping(resource_type)
+            await self.gate.authorize(self.actor, "write", mapping.resource_type, None, IMPORT)
+            await self.gate.authorize(self.actor, "read", mapping.resource_type, None, IMPORT)
+            allowed = await self.gate.scope(self.actor, mapping, IMPORT)
+            self._permitted[resource_type] = allowed
 
     # -- phase A: parse, resolve, convert (no write) -----------------------------------------
 
@@ -342,16 +365,10 @@ class _Importer:
         wanted.update(c for c, found in draft.conditional.values() if found is None)
         by_type: defaultdict[str, list[Criterion]] = defaultdict(list)
         for criterion in wanted:
-            # Only types the actor may read are looked up; the others stay unresolved.
-            if self.actor.can("read", criterion[0]):
-                by_type[criterion[0]].append(criterion)
-        if not by_type:
-            return
+            by_type[criterion[0]].append(criterion)
         matches: dict[Criterion, str | _Ambiguous] = {}
-        async with open_unit(self.adapter.engine, transactional=False) as unit:
-            for resource_type, criteria in sorted(by_type.items()):
-                mapping = self.adapter.mapping(resource_type)
-                matches.update(await find_by_identifier(unit.driver, mapping, criteria))
+        for resource_type, criteria in sorted(by_type.items()):
+            matches.update(await self._find(resource_type, criteria))
         for criterion, match in matches.items():
             resolved = _DatabaseMatch(match) if isinstance(match, str) else match
             if draft.criteria.get(criterion, _UNSET) is None:
@@ -359,6 +376,55 @@ class _Importer:
             for position, (wanted_criterion, found) in draft.conditional.items():
                 if found is None and wanted_criterion == criterion:
                     draft.conditional[position] = (criterion, resolved)
+
+    async def _find(
+        self, resource_type: str, criteria: list[Criterion]
+    ) -> dict[Criterion, str | _Ambiguous]:
+        """One identifier look-up batch: permitted, scoped in its SQL, audited.
+
+        It needs read permission on the type (and, for a patient-scoped actor, a type in a
+        patient compartment); a refusal is audited as denied and leaves the references
+        unresolved, exactly as identifiers that match nothing. Rows outside the actor's patients
+        are not found. The audit row names the identifier systems asked for, never the values,
+        and the ids found.
+        """
+        mapping = self.adapter.mapping(resource_type)
+        try:
+            await self.gate.authorize(self.actor, "read", mapping.resource_type, None, RESOLVE)
+            allowed = await self.gate.scope(self.actor, mapping, RESOLVE)
+        except PermissionDeniedError:
+            return {}
+        async with self.adapter._unit() as unit:
+            found = await find_by_identifier(unit, mapping, criteria, allowed)
+        ids = [match for match in found.values() if isinstance(match, str)]
+        await self._audit(RESOLVE, mapping, criteria_shape(criteria), ids, allowed)
+        return found
+
+    async def _audit(
+        self,
+        action: str,
+        mapping: ResourceMapping,
+        shape: str,
+        ids: Sequence[str],
+        allowed: Sequence[str] | None,
+    ) -> None:
+        """A success row through the gate (it survives any rollback) before the result is used."""
+        digest, listed = audited_id_list(ids)
+        detail = ";".join(
+            part
+            for part in (shape, "scope=patients" if allowed is not None else "", digest)
+            if part
+        )
+        await self.gate.record(
+            self.actor,
+            action,
+            mapping.resource_type,
+            None,
+            "success",
+            detail,
+            count=len(set(ids)),
+            resource_ids=listed,
+        )
 
     def finish(self, draft: _Draft) -> list[_Item]:
         """Rewrite references, keep the last copy of each Type/id, convert with from_fhir."""
@@ -429,18 +495,18 @@ class _Importer:
     # -- phase B: compare and write, in one transaction --------------------------------------
 
     async def store(self, items: Sequence[_Item], outcome: _Outcome) -> None:
-        for resource_type in sorted({item.resource.resource_type for item in items}):
-            # Comparing with the stored version reads it: an import needs both permissions.
-            allowed = self.actor.can("write", resource_type) and self.actor.can(
-                "read", resource_type
+        await self.permit(item.resource.resource_type for item in items)
+        for item in items:
+            # A patient-scoped actor's resources must stay in its patients (before any stored
+            # row is compared with them); save_many checks the same again.
+            resource_type = item.resource.resource_type
+            await self.gate.check_new_row(
+                self.actor,
+                self.adapter.mapping(resource_type),
+                item.resource,
+                IMPORT,
+                self._permitted[resource_type],
             )
-            if not allowed:
-                raise PermissionDeniedError(
-                    f"Actor {self.actor.id} needs read and write permission on {resource_type} "
-                    "to import it.",
-                    actor_id=self.actor.id,
-                    permission=f"{resource_type.lower()}:write",
-                )
         for attempt in range(1, _ATTEMPTS + 1):
             result = _Outcome()
             try:
@@ -459,18 +525,25 @@ class _Importer:
         groups: defaultdict[ResourceMapping, list[_Item]] = defaultdict(list)
         for item in items:
             groups[self.adapter.mapping(item.resource.resource_type)].append(item)
-        async with self.adapter.transaction() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
+        # One transaction, the adapter's: the comparison and save_many's writes share its unit.
+        async with self.adapter.transaction(), self.adapter._unit() as unit:
             batch: list[BaseResource] = []
             for mapping, group in groups.items():
-                state = await stored_versions(driver, mapping, [i.resource.id for i in group])
+                # Stored rows outside the actor's patients are neither found nor compared: for
+                # the import they do not exist (an insert of a taken id then fails the file).
+                allowed = self._permitted[mapping.resource_type]
+                ids = [i.resource.id for i in group]
+                state = await stored_versions(unit, mapping, ids, allowed)
                 live = [
                     (i.resource.id, document_json(i.resource))
                     for i in group
                     if i.resource.id in state and not state[i.resource.id][1]
                 ]
-                same = await unchanged_ids(driver, mapping, live)
+                same = await unchanged_ids(unit, mapping, live, allowed)
+                if state:
+                    # The versions and contents of these stored rows were read.
+                    shape = f"compare=document;unchanged={len(same)}"
+                    await self._audit(COMPARE, mapping, shape, list(state), allowed)
                 counts = outcome.counts[mapping.resource_type]
                 for item in group:
                     resource = item.resource
@@ -531,17 +604,11 @@ def _message(error: Any) -> str:
     return str(error["msg"])
 
 
-def _acting(actor: Actor | None) -> Actor:
-    resolved = actor if actor is not None else get_current_actor()
-    if not isinstance(resolved, Actor):
-        raise PermissionDeniedError("An import needs an actor: pass the acting Actor.")
+async def _acting(adapter: PostgreSQLAdapter, actor: Actor | None) -> Actor:
+    resolved = adapter.gate.actor(actor)
     if not resolved.is_active:
+        await adapter.gate.record(resolved, IMPORT, None, None, "denied", "is inactive")
         raise PermissionDeniedError(f"Actor {resolved.id} is inactive.", actor_id=resolved.id)
-    if resolved.patient_ids is not None:
-        raise PermissionDeniedError(
-            f"Actor {resolved.id} is limited to some patients; imports need an unscoped actor.",
-            actor_id=resolved.id,
-        )
     return resolved
 
 
@@ -561,7 +628,7 @@ async def import_paths(
     a whole (nothing of it is written) and is reported with its line or entry; the other files
     still import. Running the same import again changes nothing.
     """
-    acting = _acting(actor)
+    acting = await _acting(adapter, actor)
     started = time.perf_counter()
     scan = _scan(paths)
     summary = ImportSummary()
@@ -606,6 +673,8 @@ async def _prepare(importer: _Importer, scanned: _Scanned) -> _Prepared | FileRe
         return FileResult(name, "skipped", scanned.entries, reason=scanned.skip)
     try:
         draft = importer.read(scanned)
+        # Refused types fail the file (audited) before anything is looked up.
+        await importer.permit(entry.resource_type for _, entry in draft.stored)
         await importer.lookup(draft)
         items = importer.finish(draft)
     except SourceError as exc:
