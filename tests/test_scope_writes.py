@@ -15,9 +15,13 @@ import asyncpg
 import pytest
 
 from hacs_auth import acting_as
-from hacs_models import Actor, Observation
+from hacs_models import Actor, Encounter, Observation
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.errors import ResourceNotFoundError, VersionConflictError
+from hacs_persistence.errors import (
+    ReferentialIntegrityError,
+    ResourceNotFoundError,
+    VersionConflictError,
+)
 from hacs_tools.domains.database import aupdate_resource
 from tests.test_adapter import make_observation, make_patient
 
@@ -178,3 +182,30 @@ async def test_history_shows_each_patient_only_its_own_versions(
     with pytest.raises(ResourceNotFoundError):
         await adapter.read_version(Observation, ids["obs_theirs"], 2, reader_b)
     assert await _denied_rows(db, reader_a, "read_version") == 1
+
+
+async def test_a_scoped_actor_cannot_link_to_another_patients_rows(
+    world: tuple[PostgreSQLAdapter, dict[str, str]], db: asyncpg.Connection
+) -> None:
+    """A reference to B's encounter fails as one to no encounter at all (no existence oracle)."""
+    adapter, ids = world
+    visit = Encounter(
+        status="finished", subject=f"Patient/{ids['theirs']}", encounter_class={"code": "AMB"}
+    )
+    await adapter.save(visit, ADMIN)
+    actor = writer(ids["mine"])
+    messages = []
+    for target in (visit.id, "encounter-nowhere"):
+        for save in (adapter.save, lambda r, a: adapter.save_many([r], a)):
+            with pytest.raises(ReferentialIntegrityError) as caught:
+                await save(make_observation(ids["mine"], encounter=f"Encounter/{target}"), actor)
+            messages.append(str(caught.value).replace(target, "<id>"))
+    assert len(set(messages)) == 1, messages
+    # An import (dangling="null") keeps the reference in the document, with no foreign key.
+    linked = make_observation(ids["mine"], encounter=f"Encounter/{visit.id}")
+    saved = await adapter.save_many([linked], actor, dangling="null")
+    assert saved.dangling_references == {f"encounters:{visit.id}": 1}
+    stored = await db.fetchval(
+        "SELECT encounter_id FROM hacs_core.observations WHERE id = $1", linked.id
+    )
+    assert stored is None

@@ -309,6 +309,7 @@ class PostgreSQLAdapter:
         allowed: list[str] | None,
     ) -> None:
         statements = statements_for(mapping)
+        await _check_references(unit, mapping, resource, allowed)
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
             params = self._write_params(mapping, resource, actor, "create")
@@ -380,6 +381,7 @@ class PostgreSQLAdapter:
         allowed: list[str] | None,
     ) -> None:
         statements = statements_for(mapping)
+        await _check_references(unit, mapping, resource, allowed)
         params = self._write_params(mapping, resource, actor, "update")
         params.update(p_expected=expected, p_patients=allowed)
         row = await self._write(unit, statements.update, params)
@@ -461,7 +463,7 @@ class PostgreSQLAdapter:
         snapshot = [(r, _envelope_of(r)) for r in items]
         if dangling not in ("error", "null"):
             raise ResourceValidationError("dangling must be 'error' or 'null'.")
-        resolver = KeyResolver(dangling_to_null=dangling == "null")
+        resolver = KeyResolver(dangling_to_null=dangling == "null", patients=allowed)
 
         async def work() -> None:
             resolver.dangling.clear()
@@ -488,6 +490,11 @@ class PostgreSQLAdapter:
                         raise VersionConflictError(
                             exc.resource_type, exc.resource_id, exc.expected, None
                         ) from None
+                    except VersionConflictError as exc:
+                        await self.gate.record(
+                            acting, "save_many", exc.resource_type, exc.resource_id, "conflict"
+                        )
+                        raise
             except BaseException:
                 # Nothing was stored, so the objects must not look stored either.
                 for resource, envelope in snapshot:
@@ -852,6 +859,17 @@ class ActingAdapter:
     def transaction(self) -> Any:
         """``adapter.transaction()``: the calls inside commit or roll back together."""
         return self.adapter.transaction()
+
+
+async def _check_references(
+    unit: Unit, mapping: ResourceMapping, resource: BaseResource, allowed: list[str] | None
+) -> None:
+    """A patient-scoped actor's references must point inside its patients (else: missing)."""
+    if allowed is None or not mapping.typed:
+        return
+    resolver = KeyResolver(patients=allowed)
+    await resolver.prepare(unit, [{mapping: [resource]}])
+    resolver.values(mapping, resource)
 
 
 def _in_patients(

@@ -15,15 +15,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Table, Text, any_, bindparam, select
+from sqlalchemy import Select, Table, Text, any_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hacs_auth import Actor
 from hacs_models import BaseResource, new_resource_id
-from hacs_persistence.errors import ResourceValidationError, VersionConflictError
+from hacs_persistence.errors import (
+    ReferentialIntegrityError,
+    ResourceValidationError,
+    VersionConflictError,
+)
 from hacs_persistence.executor import compiled
 from hacs_persistence.mapping import ResourceMapping, document_json
-from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+from hacs_persistence.schema import TYPED_TABLES, AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
 from hacs_persistence.statements import (
     AUDIT_COLUMNS,
@@ -47,6 +51,7 @@ class OutOfScopeError(VersionConflictError):
 
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
+_TYPE_OF_TABLE = {cls.__tablename__: name for name, cls in TYPED_TABLES.items()}
 
 
 def _qualified(table: Table) -> tuple[str, str]:
@@ -93,16 +98,34 @@ async def _assign_free_ids(
     )
 
 
+@cache
+def _ids_visible(table: Table) -> Select[Any]:
+    """Which of the ids in ``p_ids`` a referenced table holds in the actor's patients."""
+    scope = table.c.id if table.name == "patients" else table.c.get("patient_id")
+    statement = select(table.c.id).where(table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))))
+    if scope is not None:
+        patients = bindparam("p_patients", type_=ARRAY(Text))
+        statement = statement.where(or_(patients.is_(None), scope == any_(patients)))
+    return statement
+
+
 class KeyResolver:
     """Key column values of a batch; optionally NULLs references whose target does not exist.
 
     With ``dangling_to_null`` (imports), a reference to a patient or encounter that is neither in
     the batch nor in the database keeps its place in the document but gets a NULL foreign key,
     and is counted, instead of failing the batch.
+
+    With ``patients`` (a patient-scoped actor), a target outside those patients counts as
+    missing: the actor can neither link to another patient's rows nor learn that they exist
+    (without ``dangling_to_null`` it gets the error a missing target gives).
     """
 
-    def __init__(self, dangling_to_null: bool = False) -> None:
+    def __init__(
+        self, dangling_to_null: bool = False, patients: Sequence[str] | None = None
+    ) -> None:
         self.dangling_to_null = dangling_to_null
+        self.patients = list(patients) if patients is not None else None
         self.known: dict[str, set[str]] = {}
         self.dangling: dict[str, int] = defaultdict(int)
 
@@ -117,8 +140,8 @@ class KeyResolver:
     async def prepare(
         self, unit: Unit, groups: Sequence[dict[ResourceMapping, list[BaseResource]]]
     ) -> None:
-        """Learn which referenced ids exist (in the batch or the database)."""
-        if not self.dangling_to_null:
+        """Learn which referenced ids exist (in the batch or the database, in scope)."""
+        if not self.dangling_to_null and self.patients is None:
             return
         in_batch: dict[str, set[str]] = defaultdict(set)
         wanted: dict[str, set[str]] = defaultdict(set)
@@ -134,17 +157,26 @@ class KeyResolver:
                         if value is not None:
                             wanted[target.fullname].add(value)
         for fullname, ids in wanted.items():
-            rows = await unit.fetch(_ids_present(tables[fullname], False), {"p_ids": list(ids)})
+            rows = await unit.fetch(
+                _ids_visible(tables[fullname]), {"p_ids": list(ids), "p_patients": self.patients}
+            )
             self.known[fullname] = {r["id"] for r in rows} | in_batch.get(fullname, set())
 
     def values(self, mapping: ResourceMapping, resource: BaseResource) -> dict[str, Any]:
         """The key columns of ``resource``, dangling references set to NULL when asked."""
         values = mapping.key_values(resource)
-        if not self.dangling_to_null:
+        if not self.dangling_to_null and self.patients is None:
             return values
         for key, target in self._references(mapping):
             value = values.get(key)
             if value is not None and value not in self.known.get(target.fullname, set()):
+                if not self.dangling_to_null:
+                    # Worded as the database words a missing target (errors.py).
+                    reference = f"{_TYPE_OF_TABLE.get(target.name, target.name)}/{value}"
+                    raise ReferentialIntegrityError(
+                        f"Reference {reference} does not exist (column {key}).",
+                        reference=reference,
+                    )
                 values[key] = None
                 self.dangling[f"{target.name}:{value}"] += 1
         return values
