@@ -9,19 +9,26 @@ call writes its audit row.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner, Result
 
 import hacs_tools.domains.database as tools
-from hacs_auth import acting_as
+from hacs_auth import acting_as, get_auth_manager, set_auth_manager
+from hacs_cli.common import ExitCode
+from hacs_cli.main import app
 from hacs_models import Actor, MemoryBlock, Observation, Patient
+from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError, PermissionDeniedError
 from tests.test_adapter import make_observation, make_patient
@@ -245,3 +252,45 @@ async def test_acting_as_binds_one_actor(world: World) -> None:
     with acting_as(ADMIN):
         bound = world.adapter.acting_as()
     assert bound.actor is ADMIN  # resolved when bound, not at each call
+
+
+def _token(actor_permissions: list[str], patient_ids: list[str] | None = None) -> str:
+    set_auth_manager(None)  # the secret of this test's environment
+    return get_auth_manager().create_access_token(
+        "cli-user", "physician", actor_permissions, patient_ids=patient_ids
+    )
+
+
+async def test_cli_import_and_export_act_as_the_token_actor(
+    world: World, db: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hacs import` / `hacs export` with HACS_TOKEN: refused, scoped and audited as that actor."""
+    bundle = tmp_path / "one.json"
+    bundle.write_text(json.dumps(to_fhir(make_patient(id="patient-cli-import"))))
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(app, [*args, "--database-url", world.url])
+
+    monkeypatch.setenv("HACS_TOKEN", _token([]))
+    refused = await asyncio.to_thread(cli, "export", "--type", "Observation")
+    assert refused.exit_code == ExitCode.FAILED and world.obs_b not in refused.stdout
+    refused_import = await asyncio.to_thread(cli, "import", str(bundle))
+    assert refused_import.exit_code == ExitCode.FAILED
+    outcomes = await db.fetch(
+        "SELECT action, outcome FROM hacs_audit.audit_events WHERE actor_id = 'cli-user'"
+    )
+    assert ("export", "denied") in [(r["action"], r["outcome"]) for r in outcomes]
+    assert ("import", "denied") in [(r["action"], r["outcome"]) for r in outcomes]
+    assert (
+        await db.fetchval("SELECT count(*) FROM hacs_core.patients WHERE id = 'patient-cli-import'")
+        == 0
+    )
+
+    monkeypatch.setenv("HACS_TOKEN", _token(["*:read"], patient_ids=[world.a]))
+    scoped = await asyncio.to_thread(cli, "export", "--type", "Observation")
+    assert scoped.exit_code == ExitCode.OK
+    assert world.obs_b not in scoped.stdout and world.b not in scoped.stdout
+
+    monkeypatch.setenv("HACS_TOKEN", "not-a-token")
+    bad = await asyncio.to_thread(cli, "export", "--type", "Observation")
+    assert bad.exit_code == ExitCode.USAGE

@@ -45,7 +45,30 @@ from hacs_persistence.interchange import ImportProgress, ImportSummary
 __all__ = ["CLI_ACTOR", "export_command", "import_command", "register", "render_summary"]
 
 CLI_ACTOR = Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["admin:*"])
-"""Who the commands act as: recorded in the audit trail and as created_by/updated_by."""
+"""Who the commands act as without a token: recorded in the audit trail and as created_by."""
+
+TOKEN_ENV_VAR = "HACS_TOKEN"
+
+
+def acting_actor() -> Actor:
+    """The actor of `hacs import`/`export`: the one of the hacs access token in ``HACS_TOKEN``
+    (verified with ``HACS_JWT_SECRET``; permissions and patient scope apply as in the library),
+    else the operator's system actor ``hacs-cli`` with ``admin:*``.
+
+    The token is read from the environment, never from the command line, where every local
+    user could read it in the process list.
+    """
+    from hacs_auth import actor_from_claims, get_auth_manager
+    from hacs_auth.errors import AuthError
+
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if not token:
+        return CLI_ACTOR
+    try:
+        return actor_from_claims(get_auth_manager().verify_token(token))
+    except AuthError as exc:
+        fail(f"{TOKEN_ENV_VAR} does not hold a valid hacs access token: {exc}", ExitCode.USAGE)
+
 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
@@ -65,7 +88,7 @@ class _RateColumn(ProgressColumn):
         return Text(f"{shown}/s", style="progress.data.speed")
 
 
-async def _import(url: str | None, paths: list[Path]) -> ImportSummary:
+async def _import(url: str | None, paths: list[Path], actor: Actor) -> ImportSummary:
     from hacs_persistence.adapter import create_postgres_adapter
     from hacs_persistence.interchange import import_paths
 
@@ -92,7 +115,7 @@ async def _import(url: str | None, paths: list[Path]) -> ImportSummary:
                     description=f"File {state.files_done}/{state.files_total}",
                 )
 
-            return await import_paths(paths, adapter, CLI_ACTOR, progress=advance)
+            return await import_paths(paths, adapter, actor, progress=advance)
     finally:
         await adapter.close()
 
@@ -171,15 +194,16 @@ def import_command(
     is reported with its line (or Bundle entry) and nothing of it is written, while the other
     files still import. Running the same import again changes nothing. urn:uuid and
     conditional (Type?identifier=system|value) references are resolved to Type/id. Acts as the
-    system actor `hacs-cli` with `admin:*`. Exit code 0 when every file imported (or was
-    skipped as not data, e.g. a searchset), 1 when a file failed, 3 when the database cannot
-    be reached.
+    actor of the access token in HACS_TOKEN, else as the system actor `hacs-cli` with
+    `admin:*`. Exit code 0 when every file imported (or was skipped as not data, e.g. a
+    searchset), 1 when a file failed, 3 when the database cannot be reached.
     """
     url = database_url(ctx, database_url_option)
+    actor = acting_actor()
     with cli_errors(url):
         check_configuration(url)
         run(preflight(url))
-        summary = run(_import(url, paths))
+        summary = run(_import(url, paths, actor))
         render_summary(summary)
         failed = summary.failed
         if failed:
@@ -192,7 +216,7 @@ def import_command(
 
 
 async def _export(
-    url: str | None, patient: str | None, resource_type: str | None, out: TextIO
+    url: str | None, patient: str | None, resource_type: str | None, out: TextIO, actor: Actor
 ) -> int:
     from hacs_persistence.adapter import create_postgres_adapter
     from hacs_persistence.interchange import export_type_ndjson, write_patient_bundle
@@ -200,9 +224,9 @@ async def _export(
     adapter = await create_postgres_adapter(url)
     try:
         if patient is not None:
-            return await write_patient_bundle(adapter, patient, out, CLI_ACTOR)
+            return await write_patient_bundle(adapter, patient, out, actor)
         assert resource_type is not None
-        return await export_type_ndjson(adapter, resource_type, CLI_ACTOR, out)
+        return await export_type_ndjson(adapter, resource_type, actor, out)
     finally:
         await adapter.close()
 
@@ -243,7 +267,8 @@ def export_command(
 
     `--patient ID` writes a collection Bundle with the Patient and every resource that refers
     to it; `--type TYPE` writes NDJSON, one resource per line. Resources are read page by page
-    and written as they come. Acts as the system actor `hacs-cli` with `admin:*`. Exit code 0
+    and written as they come. Acts as the actor of the access token in HACS_TOKEN, else as the
+    system actor `hacs-cli` with `admin:*`. Exit code 0
     on success, 1 when the patient does not exist, 2 for a usage error, 3 when the database
     cannot be reached.
     """
@@ -252,14 +277,15 @@ def export_command(
         fail("Give exactly one of --patient ID or --type TYPE.", ExitCode.USAGE, url)
     if resource_type is not None and not _TYPE_NAME.match(resource_type):
         fail("--type must be a FHIR resource type name such as Observation.", ExitCode.USAGE)
+    actor = acting_actor()
     with cli_errors(url):
         check_configuration(url)
         run(preflight(url))
         if out is None:
-            count = run(_export(url, patient, resource_type, sys.stdout))
+            count = run(_export(url, patient, resource_type, sys.stdout, actor))
             sys.stdout.flush()
         else:
-            count = _export_to_file(url, patient, resource_type, out)
+            count = _export_to_file(url, patient, resource_type, out, actor)
         what = f"Patient/{patient} and its compartment" if patient else f"{resource_type}"
         where = f" to {out}" if out is not None else ""
         err_console.print(
@@ -268,14 +294,14 @@ def export_command(
 
 
 def _export_to_file(
-    url: str | None, patient: str | None, resource_type: str | None, out: Path
+    url: str | None, patient: str | None, resource_type: str | None, out: Path, actor: Actor
 ) -> int:
     # Written next to the target and renamed at the end: a failed export never leaves a
     # truncated file where a complete one is expected.
     partial = out.with_name(f".{out.name}.partial")
     try:
         with partial.open("w", encoding="utf-8") as stream:
-            count = run(_export(url, patient, resource_type, stream))
+            count = run(_export(url, patient, resource_type, stream, actor))
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
