@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hacs_models import Actor, Patient
+from hacs_models import Actor, BaseResource, Observation, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.engine import close_engines
 from hacs_persistence.migrations import get_migration_status, upgrade
@@ -267,3 +267,66 @@ async def test_even_the_owner_cannot_update_or_delete_audit_rows(deployment: Dep
             await conn.execute(f"TRUNCATE {AUDIT}")
     finally:
         await conn.close()
+
+
+async def test_app_role_erases_a_patient_through_the_owners_function(
+    deployment: Deployment,
+) -> None:
+    # hacs_app may not DELETE; the purge runs in hacs_admin.purge_patient, owned by hacs_owner,
+    # which step 3 lets it EXECUTE.
+    adapter = await create_postgres_adapter(deployment.url("hacs_app"))
+    try:
+        gone = await adapter.save(Patient(full_name="Erin Erased"), ADMIN)
+        kept = await adapter.save(Patient(full_name="Kim Kept"), ADMIN)
+        obs = await adapter.save(
+            Observation(status="final", code={"text": "Pulse"}, subject=f"Patient/{gone.id}"),
+            ADMIN,
+        )
+        consent = await adapter.save(
+            BaseResource.model_validate(
+                {
+                    "resource_type": "Consent",
+                    "id": f"consent-{gone.id}",
+                    "performer": [{"reference": f"Patient/{gone.id}"}],
+                }
+            ),
+            ADMIN,
+        )
+        report = await adapter.purge_patient(gone.id, ADMIN)
+        assert report.resources == {"Patient": 1, "Observation": 1, "Consent": 1}
+        assert (await adapter.read(Patient, kept.id, ADMIN)).full_name == "Kim Kept"
+    finally:
+        await adapter.close()
+    conn = await deployment.connect("hacs_app")
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM hacs_core.resource_versions WHERE id = ANY($1::text[])",
+            [gone.id, obs.id, consent.id],
+        )
+        audited = await conn.fetch(
+            f"SELECT outcome, result_count FROM {AUDIT} WHERE action = 'purge' "
+            "AND resource_id = $1",
+            gone.id,
+        )
+        may_delete = await conn.fetchval(
+            "SELECT has_table_privilege('hacs_core.resource_versions', 'DELETE')"
+        )
+    finally:
+        await conn.close()
+    assert left == 0
+    assert [(r["outcome"], r["result_count"]) for r in audited] == [("success", 3)]
+    assert may_delete is False  # still no DELETE of its own
+    admin = await deployment.connect("postgres")
+    try:
+        function = await admin.fetchrow(
+            "SELECT pg_get_userbyid(proowner) AS owner, prosecdef, "
+            "has_function_privilege('public', oid, 'EXECUTE') AS public_may "
+            "FROM pg_proc WHERE oid = 'hacs_admin.purge_patient(text)'::regprocedure"
+        )
+    finally:
+        await admin.close()
+    assert (function["owner"], function["prosecdef"], function["public_may"]) == (
+        "hacs_owner",
+        True,
+        False,
+    )

@@ -1,10 +1,17 @@
 """Erasure and retention: purge a patient's compartment; age out audit rows.
 
-A purge removes the patient, every typed row that points at it (``patient_id``), every JSONB
-document whose ``subject`` or ``patient`` is that patient, and all their versions, in one
-transaction. The audit trail keeps its rows (they hold ids, never content) and gains one row for
-the purge. Audit retention runs inside the database (``hacs_audit.apply_retention``), the only
-path by which the append-only trigger lets a row go.
+Both run inside the database, in functions that run with their owner's rights, so that the
+application role (which may not ``DELETE``) can use them once the owner grants ``EXECUTE``:
+
+* ``hacs_admin.purge_patient`` (revision 0004) removes the patient's compartment found from the
+  stored documents: the patient, every row attributed to them (typed ``patient_id``, a JSONB
+  document's top-level ``subject``/``patient``), every other resource whose document names them
+  anywhere (nested references, rows imported before the patient with a NULL foreign key, Bundles
+  that hold their resources) and, transitively, what references those; with every version of
+  all of them, and the old versions of other patients' resources that still named them. The
+  audit trail keeps its rows (ids, never content); the caller writes one row for the purge.
+* ``hacs_audit.apply_retention`` (revision 0003) is the only path by which the append-only
+  trigger lets an audit row go.
 """
 
 from __future__ import annotations
@@ -12,108 +19,67 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Interval, Table, Text, bindparam, cast, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Interval, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 
-from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
 from hacs_persistence.unit import Unit
 
 __all__ = ["PurgeReport", "apply_retention", "purge_compartment"]
 
-VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
-DOCUMENTS: Table = ResourceDocumentTable.__table__  # type: ignore[assignment]
-
 
 @dataclass
 class PurgeReport:
-    """What a purge removed: resources per type and version rows."""
+    """What a purge removed.
+
+    ``resources``: resources removed per type; ``versions``: their version rows (all of them);
+    ``foreign_versions``: old version rows of resources kept because they now belong to someone
+    else (e.g. an Observation moved to another patient) that named this patient's compartment;
+    ``kept_references``: ``Type/id`` of resources of other patients that still reference the
+    erased compartment (kept; their foreign keys to erased rows are set to NULL).
+    """
 
     patient_id: str
     resources: dict[str, int] = field(default_factory=dict)
     versions: int = 0
+    foreign_versions: int = 0
+    kept_references: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         """Resources removed, all types together."""
         return sum(self.resources.values())
 
+    @classmethod
+    def from_result(cls, patient_id: str, result: Any) -> PurgeReport:
+        """The report of ``hacs_admin.purge_patient``'s jsonb result (text or decoded)."""
+        data: dict[str, Any] = json.loads(result) if isinstance(result, (str, bytes)) else result
+        return cls(
+            patient_id,
+            resources={str(k): int(v) for k, v in (data.get("resources") or {}).items()},
+            versions=int(data.get("versions") or 0),
+            foreign_versions=int(data.get("foreign_versions") or 0),
+            kept_references=[str(r) for r in data.get("kept_references") or ()],
+        )
 
-@cache
-def _delete_where_patient(table: Table) -> Any:
-    """Delete the rows of a typed table that belong to patient ``p_patient``."""
-    column = table.c.id if table.name == "patients" else table.c.patient_id
-    return (
-        delete(table)
-        .where(column == bindparam("p_patient", type_=Text))
-        .returning(table.c.resource_type, table.c.id)
+
+# Both functions are defined by revisions (0004 and 0003); calling them is the only way rows go.
+_PURGE = select(func.hacs_admin.purge_patient(bindparam("p_patient", type_=Text), type_=JSONB))
+_RETENTION = select(
+    func.hacs_audit.apply_retention(
+        bindparam("p_age", type_=Interval), bindparam("p_by", type_=Text)
     )
-
-
-@cache
-def _delete_documents_referencing() -> Any:
-    """Delete the JSONB documents whose top-level element ``p_probe`` (jsonb) matches."""
-    return (
-        delete(DOCUMENTS)
-        .where(DOCUMENTS.c.document.op("@>")(cast(bindparam("p_probe", type_=Text), JSONB)))
-        .returning(DOCUMENTS.c.resource_type, DOCUMENTS.c.id)
-    )
-
-
-@cache
-def _delete_versions() -> Any:
-    """Delete every version of the (``p_types``, ``p_ids``) pairs; returns one row each."""
-    pairs = select(
-        func.unnest(bindparam("p_types", type_=ARRAY(Text))).label("resource_type"),
-        func.unnest(bindparam("p_ids", type_=ARRAY(Text))).label("id"),
-    ).subquery("pairs")
-    return (
-        delete(VERSIONS)
-        .where(VERSIONS.c.resource_type == pairs.c.resource_type, VERSIONS.c.id == pairs.c.id)
-        .returning(VERSIONS.c.version)
-    )
+)
 
 
 async def purge_compartment(unit: Unit, patient_id: str) -> PurgeReport:
     """Delete the patient's compartment and all its versions (in the unit's transaction)."""
-    report = PurgeReport(patient_id)
-    removed: list[tuple[str, str]] = []
-    await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
-    for resource_type, table_cls in TYPED_TABLES.items():
-        table: Table = table_cls.__table__  # type: ignore[assignment]
-        if resource_type == "Patient" or "patient_id" not in table.c:
-            continue
-        rows = await unit.fetch(_delete_where_patient(table), {"p_patient": patient_id})
-        removed.extend((r["resource_type"], r["id"]) for r in rows)
-    for reference_key in ("subject", "patient"):
-        probe = json.dumps({reference_key: {"reference": f"Patient/{patient_id}"}})
-        rows = await unit.fetch(_delete_documents_referencing(), {"p_probe": probe})
-        removed.extend((r["resource_type"], r["id"]) for r in rows)
-    patients: Table = TYPED_TABLES["Patient"].__table__  # type: ignore[assignment]
-    rows = await unit.fetch(_delete_where_patient(patients), {"p_patient": patient_id})
-    removed.extend((r["resource_type"], r["id"]) for r in rows)
-    if removed:
-        versions = await unit.fetch(
-            _delete_versions(),
-            {"p_types": [t for t, _ in removed], "p_ids": [i for _, i in removed]},
-        )
-        report.versions = len(versions)
-    for resource_type, _ in removed:
-        report.resources[resource_type] = report.resources.get(resource_type, 0) + 1
-    return report
+    row = await unit.fetchrow(_PURGE, {"p_patient": patient_id})
+    return PurgeReport.from_result(patient_id, row[0])
 
 
 async def apply_retention(unit: Unit, max_age: timedelta, requested_by: str) -> int:
     """Remove audit rows older than ``max_age`` (at least a day) through the database function."""
     row = await unit.fetchrow(_RETENTION, {"p_age": max_age, "p_by": requested_by})
     return int(row[0])
-
-
-# The retention function is defined by revision 0003; calling it is the only way rows go.
-_RETENTION = select(
-    func.hacs_audit.apply_retention(
-        bindparam("p_age", type_=Interval), bindparam("p_by", type_=Text)
-    )
-)
