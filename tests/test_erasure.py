@@ -465,7 +465,7 @@ async def test_purge_function_is_owned_hardened_and_not_public(
         "SELECT p.prosecdef, p.proconfig, pg_get_userbyid(p.proowner) AS owner, "
         "has_function_privilege('public', p.oid, 'EXECUTE') AS public_may, "
         "pg_get_function_result(p.oid) AS result FROM pg_proc p "
-        "WHERE p.oid = 'hacs_admin.purge_patient(text)'::regprocedure"
+        "WHERE p.oid = 'hacs_admin.purge_patient(text, jsonb)'::regprocedure"
     )
     assert row["prosecdef"] is True
     assert row["proconfig"] == ["search_path=pg_catalog, pg_temp"]
@@ -506,7 +506,33 @@ async def test_purge_function_is_owned_hardened_and_not_public(
         "SELECT has_function_privilege('public', 'hacs_admin.reference_key(text)', 'EXECUTE')"
     )
     await downgrade("0003", database_url)
-    assert await db.fetchval("SELECT to_regprocedure('hacs_admin.purge_patient(text)')") is None
+    assert (
+        await db.fetchval("SELECT to_regprocedure('hacs_admin.purge_patient(text, jsonb)')") is None
+    )
     assert await db.fetchval("SELECT to_regprocedure('hacs_admin.reference_key(text)')") is None
     await upgrade(database_url)
-    assert await db.fetchval("SELECT to_regprocedure('hacs_admin.purge_patient(text)') IS NOT NULL")
+    assert await db.fetchval(
+        "SELECT to_regprocedure('hacs_admin.purge_patient(text, jsonb)') IS NOT NULL"
+    )
+
+
+async def test_every_purge_leaves_one_audit_row_however_it_is_called(
+    adapter: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    """Called through the adapter or straight in SQL, the function writes the purge's row."""
+    through_adapter, in_sql = make_patient(), make_patient()
+    await adapter.save_many([through_adapter, in_sql, make_observation(in_sql.id)], ADMIN)
+    await adapter.purge_patient(through_adapter.id, ADMIN)
+    await db.fetchval("SELECT hacs_admin.purge_patient($1)", in_sql.id)
+    rows = await db.fetch(
+        "SELECT resource_id, actor_id, outcome, result_count, detail FROM "
+        "hacs_audit.audit_events WHERE action = 'purge' AND resource_id = ANY($1::text[]) "
+        "ORDER BY id",
+        [through_adapter.id, in_sql.id],
+    )
+    assert [(r["resource_id"], r["actor_id"], r["outcome"]) for r in rows] == [
+        (through_adapter.id, ADMIN.id, "success"),
+        (in_sql.id, None, "success"),
+    ]
+    assert rows[1]["result_count"] == 2
+    assert all("database role " in r["detail"] for r in rows)

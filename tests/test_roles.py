@@ -321,7 +321,7 @@ async def test_app_role_erases_a_patient_through_the_owners_function(
         function = await admin.fetchrow(
             "SELECT pg_get_userbyid(proowner) AS owner, prosecdef, "
             "has_function_privilege('public', oid, 'EXECUTE') AS public_may "
-            "FROM pg_proc WHERE oid = 'hacs_admin.purge_patient(text)'::regprocedure"
+            "FROM pg_proc WHERE oid = 'hacs_admin.purge_patient(text, jsonb)'::regprocedure"
         )
     finally:
         await admin.close()

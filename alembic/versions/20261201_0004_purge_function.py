@@ -63,7 +63,7 @@ $fn$
 """
 
 _PURGE = r"""
-CREATE FUNCTION hacs_admin.purge_patient(p_patient text)
+CREATE FUNCTION hacs_admin.purge_patient(p_patient text, p_audit jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -240,6 +240,20 @@ BEGIN
     -- Every row that pointed at an erased row is gone or unlinked; fail here if not.
     SET CONSTRAINTS ALL IMMEDIATE;
 
+    -- The purge's audit row, written here so that no way of calling the function (the adapter,
+    -- or SQL by any role it was granted to) erases without a trace. p_audit carries the hacs
+    -- actor and request; the database role that ran it is always recorded in detail.
+    INSERT INTO hacs_audit.audit_events (
+        actor_id, actor_name, actor_role, action, resource_type, resource_id, outcome,
+        result_count, detail, request_id, purpose_of_use)
+    SELECT p_audit ->> 'actor_id', p_audit ->> 'actor_name', p_audit ->> 'actor_role', 'purge',
+           'Patient', p_patient, CASE WHEN total > 0 THEN 'success' ELSE 'not_found' END, total,
+           format('%s resources, %s versions, %s other versions; database role %s',
+                  total, removed_versions, removed_old, session_user),
+           p_audit ->> 'request_id', p_audit ->> 'purpose_of_use'
+    FROM (SELECT coalesce(sum(value::bigint), 0) AS total
+          FROM jsonb_each_text(resources)) AS t;
+
     RETURN jsonb_build_object(
         'patient_id', p_patient,
         'resources', resources,
@@ -256,10 +270,10 @@ def upgrade() -> None:
     op.execute(_REFERENCE_KEY)
     op.execute(_PURGE)
     # Only the owner, and the roles it grants EXECUTE to (the application role), may erase.
-    op.execute("REVOKE ALL ON FUNCTION hacs_admin.purge_patient(text) FROM PUBLIC")
+    op.execute("REVOKE ALL ON FUNCTION hacs_admin.purge_patient(text, jsonb) FROM PUBLIC")
     op.execute("REVOKE ALL ON FUNCTION hacs_admin.reference_key(text) FROM PUBLIC")
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION hacs_admin.purge_patient(text)")
+    op.execute("DROP FUNCTION hacs_admin.purge_patient(text, jsonb)")
     op.execute("DROP FUNCTION hacs_admin.reference_key(text)")

@@ -65,7 +65,7 @@ from hacs_persistence.mapping import (
 from hacs_persistence.observability import observed
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.search import Page, build_search, build_similarity, next_cursor
-from hacs_persistence.statements import audit_insert, statements_for
+from hacs_persistence.statements import statements_for
 from hacs_persistence.unit import DRIVER_ERRORS, Unit, open_unit
 
 __all__ = [
@@ -519,21 +519,20 @@ class PostgreSQLAdapter:
             # A patient-scoped administrator erases only its own patients; others look absent.
             await self.gate.record(acting, "purge", "Patient", patient_id, "denied")
             raise ResourceNotFoundError("Patient", patient_id)
+        params = self.gate.params(acting, "purge")
+        # The database function writes the purge's audit row, in the purge's transaction.
+        audit = {
+            "actor_id": params["a_actor_id"],
+            "actor_name": params["a_actor_name"],
+            "actor_role": params["a_actor_role"],
+            "request_id": params["a_request_id"],
+            "purpose_of_use": params["a_purpose"],
+        }
         async with self._unit(transactional=True) as unit:
             try:
-                report = await purge_compartment(unit, patient_id)
+                report = await purge_compartment(unit, patient_id, audit)
             except DRIVER_ERRORS as exc:
                 raise translate_database_error(exc) from exc
-            # In the purge's transaction: a purge that rolled back did not happen.
-            params = self.gate.params(acting, "purge")
-            params.update(
-                p_rt="Patient",
-                p_rid=patient_id,
-                p_outcome="success" if report.total else "not_found",
-                p_detail=f"{report.total} resources, {report.versions} versions",
-                p_count=report.total,
-            )
-            await unit.fetchrow(audit_insert(), params)
         if not report.total:
             raise ResourceNotFoundError("Patient", patient_id)
         return report

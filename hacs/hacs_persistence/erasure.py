@@ -9,7 +9,8 @@ application role (which may not ``DELETE``) can use them once the owner grants `
   anywhere (nested references, rows imported before the patient with a NULL foreign key, Bundles
   that hold their resources) and, transitively, what references those; with every version of
   all of them, and the old versions of other patients' resources that still named them. The
-  audit trail keeps its rows (ids, never content); the caller writes one row for the purge.
+  audit trail keeps its rows (ids, never content); the function itself writes the purge's row
+  (the hacs actor passed in ``p_audit``, and the database role that ran it).
 * ``hacs_audit.apply_retention`` (revision 0003) is the only path by which the append-only
   trigger lets an audit row go.
 """
@@ -17,6 +18,7 @@ application role (which may not ``DELETE``) can use them once the owner grants `
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -65,7 +67,11 @@ class PurgeReport:
 
 
 # Both functions are defined by revisions (0004 and 0003); calling them is the only way rows go.
-_PURGE = select(func.hacs_admin.purge_patient(bindparam("p_patient", type_=Text), type_=JSONB))
+_PURGE = select(
+    func.hacs_admin.purge_patient(
+        bindparam("p_patient", type_=Text), bindparam("p_audit", type_=JSONB), type_=JSONB
+    )
+)
 _RETENTION = select(
     func.hacs_audit.apply_retention(
         bindparam("p_age", type_=Interval), bindparam("p_by", type_=Text)
@@ -73,9 +79,15 @@ _RETENTION = select(
 )
 
 
-async def purge_compartment(unit: Unit, patient_id: str) -> PurgeReport:
-    """Delete the patient's compartment and all its versions (in the unit's transaction)."""
-    row = await unit.fetchrow(_PURGE, {"p_patient": patient_id})
+async def purge_compartment(
+    unit: Unit, patient_id: str, audit: Mapping[str, Any] | None = None
+) -> PurgeReport:
+    """Delete the patient's compartment and all its versions (in the unit's transaction).
+
+    ``audit``: who asks (``actor_id``, ``actor_name``, ``actor_role``, ``request_id``,
+    ``purpose_of_use``), for the audit row the database function writes.
+    """
+    row = await unit.fetchrow(_PURGE, {"p_patient": patient_id, "p_audit": dict(audit or {})})
     return PurgeReport.from_result(patient_id, row[0])
 
 
