@@ -8,6 +8,7 @@ Also: the audit row of a search says what was asked (field names and operators, 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,8 +16,11 @@ import pytest
 
 from hacs_models import Actor, MemoryBlock, Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.errors import ResourceNotFoundError
+from tests.docs_blocks import _fenced as fenced
 from tests.test_adapter import make_observation, make_patient
 
+OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 
 
@@ -85,7 +89,7 @@ async def test_read_audit_survives_the_callers_rollback(
 async def test_search_audit_records_the_shape_never_the_values(
     world: tuple[PostgreSQLAdapter, dict[str, str]], db: asyncpg.Connection, in_transaction: bool
 ) -> None:
-    adapter, ids = world
+    adapter, _ids = world
     reader = _reader()
     filters = {"family_name__prefix": "Zed", "gender": "female"}
     if in_transaction:
@@ -100,3 +104,63 @@ async def test_search_audit_records_the_shape_never_the_values(
     assert "family_name:prefix" in detail and "gender:eq" in detail
     assert "order_by=-birth_date" in detail
     assert "Zed" not in detail and "female" not in detail
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+@pytest.mark.parametrize("action", sorted(CALLS))
+async def test_read_audit_lists_what_it_returned(
+    world: tuple[PostgreSQLAdapter, dict[str, str]],
+    db: asyncpg.Connection,
+    action: str,
+    in_transaction: bool,
+) -> None:
+    adapter, ids = world
+    reader = _reader()
+    if in_transaction:
+        async with adapter.transaction():
+            await CALLS[action](adapter, ids, reader)
+    else:
+        await CALLS[action](adapter, ids, reader)
+    row = await db.fetchrow(
+        "SELECT resource_ids, patient_ids, result_count FROM hacs_audit.audit_events "
+        "WHERE actor_id = $1 AND action = $2",
+        reader.id,
+        action,
+    )
+    expected = {
+        "read": ids["patient"],
+        "search": ids["obs"],
+        "search_similar": ids["memory"],
+        "history": ids["obs"],
+        "read_version": ids["obs"],
+    }[action]
+    assert row["resource_ids"] == [expected]
+    assert row["patient_ids"] == [ids["patient"]]
+
+
+async def test_the_auditors_query_of_the_operations_page(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """docs/operations.md "Access model": who saw patient X's record, run as written."""
+    blocks = [body for lang, body, _ in fenced(OPERATIONS.read_text()) if lang == "postgresql"]
+    assert len(blocks) == 1
+    adapter = await create_postgres_adapter(database_url)
+    try:
+        patient = Patient(id="patient-704ac73d", full_name="Ana Auditee")
+        await adapter.save(patient, ADMIN)
+        await adapter.save(make_observation(patient.id), ADMIN)
+        other = make_patient()
+        await adapter.save(other, ADMIN)
+        reader = _reader()
+        await adapter.read(Patient, patient.id, reader)
+        await adapter.search(Observation, reader, filters={"patient_id": patient.id})
+        await adapter.read(Patient, other.id, reader)  # someone else's record: not listed
+        with pytest.raises(ResourceNotFoundError):
+            await adapter.read(Patient, "patient-absent", reader)
+    finally:
+        await adapter.close()
+    rows = await db.fetch(blocks[0])
+    seen = [(r["actor_id"], r["action"], r["resource_type"]) for r in rows]
+    assert (reader.id, "read", "Patient") in seen
+    assert (reader.id, "search", "Observation") in seen
+    assert len([s for s in seen if s[0] == reader.id]) == 2

@@ -602,6 +602,7 @@ class PostgreSQLAdapter:
                 resource_id,
                 outcome,
                 resource_ids=[resource_id] if outcome == "success" else None,
+                patient_ids=[row["patient_ref"]] if outcome == "success" else None,
             )
         if row is None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
@@ -650,6 +651,7 @@ class PostgreSQLAdapter:
                 plan.params["p_detail"],
                 count=len(page_rows),
                 resource_ids=[row["id"] for row in page_rows],
+                patient_ids=[row["patient_ref"] for row in page_rows],
             )
         items = [_validate(model, row["document"]) for row in page_rows]
         return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
@@ -711,6 +713,7 @@ class PostgreSQLAdapter:
                 params["p_detail"],
                 count=len(rows),
                 resource_ids=[row["id"] for row in rows],
+                patient_ids=[row["patient_ref"] for row in rows],
             )
         return [(_validate(model, row["document"]), float(row["distance"])) for row in rows]
 
@@ -757,6 +760,7 @@ class PostgreSQLAdapter:
             detail="versions=" + ",".join(str(e.version) for e in visible),
             count=len(visible),
             resource_ids=[resource_id],
+            patient_ids=[mapping.scope_value(e.resource) for e in visible],
         )
         return visible
 
@@ -800,6 +804,7 @@ class PostgreSQLAdapter:
             detail,
             count=1,
             resource_ids=[resource_id],
+            patient_ids=[mapping.scope_value(resource)],
         )
         return resource
 

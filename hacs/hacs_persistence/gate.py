@@ -17,6 +17,7 @@ import and export, the agent tools through the adapter) goes through an :class:`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -162,12 +163,20 @@ class AccessGate:
         detail: str | None = None,
         count: int | None = None,
         resource_ids: Sequence[str] | None = None,
+        patient_ids: Iterable[str | None] | None = None,
     ) -> None:
         """Write one audit row in a transaction of its own (it outlives the caller's).
 
         Raises (translated) if the row cannot be written: a caller must not hand out data
         whose audit row is missing.
         """
+        ids = audited_ids(resource_ids or ())
+        if len(ids) > AUDIT_ID_LIMIT:
+            # Too many to list: the count and a digest that proves which ids they were.
+            digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+            summary = f"ids={len(ids)};ids_sha256={digest}"
+            detail = f"{detail};{summary}" if detail else summary
+            ids = []
         params = self.params(actor, action)
         params.update(
             p_rt=resource_type,
@@ -175,7 +184,8 @@ class AccessGate:
             p_outcome=outcome,
             p_detail=detail,
             p_count=count,
-            p_rids=list(resource_ids) if resource_ids is not None else None,
+            p_rids=ids or None,
+            p_pids=audited_ids(patient_ids or ()) or None,
         )
         async with open_unit(self.engine, transactional=False) as unit:
             await unit.fetchrow(audit_insert(), params)

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
-from hacs_persistence.statements import counted_audit
+from hacs_persistence.statements import counted_audit, patient_ref
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -354,21 +354,27 @@ def _search_statement(
         )
     sort_expr = sort_col.desc().nulls_last() if descending else sort_col.asc().nulls_last()
     page = (
-        select(document.label("document"), sort_col.label("sort_value"), table.c.id)
+        select(
+            document.label("document"),
+            sort_col.label("sort_value"),
+            table.c.id,
+            patient_ref(mapping),
+        )
         .select_from(source)
         .where(*conditions)
         .order_by(sort_expr, table.c.id.asc())
         .limit(bindparam("p_limit", type_=Integer))
         .cte("page")
     )
-    result = select(page.c.document, page.c.sort_value, page.c.id).order_by(
-        *_page_order(page, descending)
+    order = _page_order(page, descending)
+    result = select(page.c.document, page.c.sort_value, page.c.id, page.c.patient_ref).order_by(
+        *order
     )
     if not audited:
         return result
-    # The audit row is written by the same statement (one round trip), counting the rows of
-    # the page without the extra row fetched to know whether a next page exists.
-    return result.add_cte(counted_audit(page, bindparam("p_limit", type_=Integer) - 1))
+    # The audit row is written by the same statement (one round trip): the rows of the page,
+    # without the extra row fetched to know whether a next page exists.
+    return result.add_cte(counted_audit(page, bindparam("p_limit", type_=Integer) - 1, order))
 
 
 def _page_order(page: Any, descending: bool) -> tuple[Any, Any]:
@@ -445,7 +451,7 @@ def _similarity_statement(
     # Inner query: what the HNSW index returns (relaxed order with iterative scans); the outer
     # query restores the exact order of those k rows.
     nearest = (
-        select(table.c.id, table.c.resource_type, table.c.version, distance)
+        select(table.c.id, table.c.resource_type, table.c.version, distance, patient_ref(mapping))
         .where(
             table.c.resource_type == bindparam("p_rt", type_=Text),
             table.c.deleted_at.is_(None),
@@ -459,7 +465,12 @@ def _similarity_statement(
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     result = (
-        select(cast(VERSIONS.c.document, Text).label("document"), nearest.c.distance, nearest.c.id)
+        select(
+            cast(VERSIONS.c.document, Text).label("document"),
+            nearest.c.distance,
+            nearest.c.id,
+            nearest.c.patient_ref,
+        )
         .select_from(
             nearest.join(
                 VERSIONS,

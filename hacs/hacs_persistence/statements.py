@@ -8,6 +8,7 @@ as a success. Statements carry only bound parameters; identifiers come from the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -46,6 +48,7 @@ __all__ = [
     "Statements",
     "audit_insert",
     "counted_audit",
+    "patient_ref",
     "statements_for",
     "stored_in_scope",
 ]
@@ -135,6 +138,8 @@ def audit_insert() -> Insert:
         detail=_p("p_detail"),
         request_id=_p("a_request_id"),
         purpose_of_use=_p("a_purpose"),
+        resource_ids=bindparam("p_rids", None, type_=ARRAY(Text), required=False),
+        patient_ids=bindparam("p_pids", None, type_=ARRAY(Text), required=False),
     )
 
 
@@ -286,6 +291,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
             cast(VERSIONS.c.document, Text).label("document"),
             table.c.deleted_at,
             table.c.version,
+            patient_ref(mapping),
         )
         .select_from(
             table.join(
@@ -372,20 +378,54 @@ def _returning_with_audit(changed: CTE, outcome: str, versions: Any = None) -> S
     return stmt.add_cte(audit)
 
 
-def counted_audit(rows: Any, limit: Any = None) -> CTE:
-    """An audit CTE for a query: one success row with the number of rows the query returns.
+def patient_ref(mapping: ResourceMapping) -> Any:
+    """The patient a row belongs to, labelled ``patient_ref`` (NULL outside compartments)."""
+    scope = mapping.scope_column
+    value = scope if scope is not None else null()
+    return cast(value, Text).label("patient_ref")
 
-    ``limit`` caps the count when the query fetches one row more than it returns (paging).
+
+def _id_array(values: Any) -> Any:
+    """A query's distinct non-null values as a text[] (NULL when there are none)."""
+    aggregated = func.array_agg(cast(values, Text).distinct(), type_=ARRAY(Text))
+    return func.nullif(
+        func.array_remove(aggregated, null(), type_=ARRAY(Text)),
+        literal_column("'{}'::text[]"),
+        type_=ARRAY(Text),
+    )
+
+
+def counted_audit(rows: Any, limit: Any = None, order: Sequence[Any] = ()) -> CTE:
+    """An audit CTE for a query: one success row with what the query returns.
+
+    It records the number of rows, their ids (``resource_ids``) and their patients
+    (``patient_ids``; ``rows`` has ``id`` and ``patient_ref`` columns), and the query's shape
+    (``p_detail``: fields and operators, never values). ``limit`` and ``order`` leave out the
+    extra row a page fetches to know whether a next page exists.
     """
-    count: Any = select(func.count()).select_from(rows).scalar_subquery()
+    returned: Any = rows
     if limit is not None:
-        count = func.least(count, limit)
-    # ``p_detail``: the query's shape (fields and operators, never values).
+        returned = (
+            select(rows.c.id, rows.c.patient_ref).order_by(*order).limit(limit).subquery("ret")
+        )
+    summary = select(
+        func.count(),
+        _id_array(returned.c.id),
+        _id_array(returned.c.patient_ref),
+    ).select_from(returned)
+    count, ids, patients = (
+        summary.with_only_columns(c).scalar_subquery() for c in summary.selected_columns
+    )
     return (
         insert(AUDIT)
         .from_select(
-            [*_audit_columns(), "detail"],
-            select(*_audit_values(null(), literal("success"), count), _p("p_detail")),
+            [*_audit_columns(), "detail", "resource_ids", "patient_ids"],
+            select(
+                *_audit_values(null(), literal("success"), count),
+                _p("p_detail"),
+                ids,
+                patients,
+            ),
         )
         .cte("a")
     )
@@ -396,19 +436,28 @@ def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
     whens: list[Any] = [(found, literal("success"))]
     if exists_unscoped is not None:
         whens.append((exists_unscoped, literal("denied")))
+    live = select(r.c.patient_ref).where(r.c.deleted_at.is_(None))
+    returned_ids = (
+        select(_id_array(_p("p_id"))).select_from(live.subquery("live")).scalar_subquery()
+    )
+    patients = select(_id_array(live.subquery("live_p").c.patient_ref)).scalar_subquery()
     audit = (
         insert(AUDIT)
         .from_select(
-            _audit_columns(),
-            select(*_audit_values(_p("p_id"), case(*whens, else_=literal("not_found")))),
+            [*_audit_columns(), "resource_ids", "patient_ids"],
+            select(
+                *_audit_values(_p("p_id"), case(*whens, else_=literal("not_found"))),
+                returned_ids,
+                patients,
+            ),
         )
         .cte("a")
     )
-    return select(r.c.document, r.c.deleted_at, r.c.version).add_cte(audit)
+    return select(r.c.document, r.c.deleted_at, r.c.version, r.c.patient_ref).add_cte(audit)
 
 
 def _read_plain(r: CTE) -> Select[Any]:
-    return select(r.c.document, r.c.deleted_at, r.c.version)
+    return select(r.c.document, r.c.deleted_at, r.c.version, r.c.patient_ref)
 
 
 def _document_change(change: Any, operation: str) -> Select[Any]:
@@ -473,7 +522,12 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     )
     delete_stmt = _document_change(t_del, "delete")
     r = (
-        select(cast(table.c.document, Text).label("document"), table.c.deleted_at, table.c.version)
+        select(
+            cast(table.c.document, Text).label("document"),
+            table.c.deleted_at,
+            table.c.version,
+            patient_ref(mapping),
+        )
         .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
         .cte("r")
     )

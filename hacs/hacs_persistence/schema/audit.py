@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, func
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hacs_persistence.schema.base import Base
@@ -23,6 +24,8 @@ class AuditEventTable(Base):
             "outcome IN (" + ", ".join(f"'{o}'" for o in AUDIT_OUTCOMES) + ")", name="outcome"
         ),
         Index("ix_audit_events_resource", "resource_type", "resource_id"),
+        # "Who saw patient X's record": reads list the patients whose data they returned.
+        Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
         {"schema": "hacs_audit"},
     )
 
@@ -39,3 +42,7 @@ class AuditEventTable(Base):
     detail: Mapped[str | None]
     request_id: Mapped[str | None]
     purpose_of_use: Mapped[str | None]
+    # Reads: the ids returned (at most hacs_persistence.gate.AUDIT_ID_LIMIT; past it, the count
+    # and a digest in ``detail``) and the patients whose data they returned.
+    resource_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    patient_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
