@@ -151,6 +151,7 @@ class Recorder:
             detail: str | None = None,
             count: int | None = None,
             resource_ids: Any = None,
+            patient_ids: Any = None,
         ) -> None:
             self.calls.append(
                 {
@@ -163,7 +164,15 @@ class Recorder:
                 }
             )
             await original(
-                actor, action, resource_type, resource_id, outcome, detail, count, resource_ids
+                actor,
+                action,
+                resource_type,
+                resource_id,
+                outcome,
+                detail,
+                count,
+                resource_ids,
+                patient_ids,
             )
 
         monkeypatch.setattr(adapter.gate, "record", record)
@@ -462,9 +471,14 @@ async def test_an_export_past_the_id_limit_records_a_count_and_digest(
     assert len(exported) == 4
     digest = hashlib.sha256("\n".join(sorted(exported)).encode()).hexdigest()
     [call] = spy.of("export")
-    assert call["resource_ids"] is None and call["count"] == 4
-    assert call["detail"] == (
+    assert sorted(call["resource_ids"]) == sorted(exported) and call["count"] == 4
+    # The gate keeps the count and a digest instead of the list.
+    [row] = await audit_rows(world.db, reader, "export")
+    assert row["detail"] == (
         f"export=ndjson;types=Observation;filters=;order_by=id;page=1;ids=4;sha256={digest}"
     )
-    [row] = await audit_rows(world.db, reader, "export")
-    assert row["detail"] == call["detail"] and row["result_count"] == 4
+    assert row["result_count"] == 4
+    assert await world.db.fetchval(
+        "SELECT resource_ids FROM hacs_audit.audit_events WHERE actor_id = $1 AND action = 'export'",
+        reader.id,
+    ) is None

@@ -174,7 +174,7 @@ class AccessGate:
         if len(ids) > AUDIT_ID_LIMIT:
             # Too many to list: the count and a digest that proves which ids they were.
             digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
-            summary = f"ids={len(ids)};ids_sha256={digest}"
+            summary = f"ids={len(ids)};sha256={digest}"
             detail = f"{detail};{summary}" if detail else summary
             ids = []
         params = self.params(actor, action)

@@ -304,6 +304,7 @@ class _Read:
         outcome: str,
         count: int | None = None,
         resource_ids: Sequence[str] | None = None,
+        patient_ids: Iterable[str | None] | None = None,
     ) -> None:
         """Write the call's one audit row (on its own autocommit connection)."""
         if self.recorded:  # pragma: no cover - a programming error in a finder
@@ -318,17 +319,24 @@ class _Read:
             self.detail,
             count=count,
             resource_ids=resource_ids,
+            patient_ids=patient_ids,
         )
         self.recorded = True
 
     async def rows(self, rows: Sequence[Any]) -> None:
         """Audit a successful call that returns ``rows``."""
-        await self.record("success", len(rows), audited_ids(row.id for row in rows))
+        await self.record(
+            "success",
+            len(rows),
+            audited_ids(row.id for row in rows),
+            [_patient_of(row) for row in rows],
+        )
 
-    async def single(self, found: bool, include_deleted: bool) -> None:
+    async def single(self, found: bool, include_deleted: bool, row: Any = None) -> None:
         """Audit a single-row read; a miss on a stored but out-of-scope row is ``denied``."""
         if found:
-            await self.record("success", 1, [self._id()])
+            patients = [_patient_of(row)] if row is not None else None
+            await self.record("success", 1, [self._id()], patients)
             return
         outcome = "not_found"
         if self.scoped and await self.repository._stored(self._id(), include_deleted):
@@ -503,7 +511,7 @@ class Repository(Generic[TableT]):
                 table.id == resource_id, *self._live(include_deleted), *read.where(table)
             )
             rows = await self._scalars(statement)
-            await read.single(bool(rows), include_deleted)
+            await read.single(bool(rows), include_deleted, rows[0] if rows else None)
         return rows[0] if rows else None
 
     async def list(
@@ -1146,3 +1154,10 @@ async def _rollback_quietly(session: AsyncSession) -> None:
     # A lost connection cannot roll back; the server rolls the transaction back itself.
     with contextlib.suppress(DBAPIError, OSError):
         await session.rollback()
+
+
+def _patient_of(row: Any) -> str | None:
+    """The patient a typed row belongs to (its own id for a patient), for the audit row."""
+    if isinstance(row, PatientTable):
+        return row.id
+    return getattr(row, "patient_id", None)

@@ -8,7 +8,6 @@ row outside the actor's patients is never found: it behaves exactly like a missi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from functools import cache
@@ -32,7 +31,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from hacs_persistence import gate
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
 from hacs_persistence.mapping import ResourceMapping
@@ -42,7 +40,6 @@ from hacs_persistence.unit import Unit
 
 __all__ = [
     "ENVELOPE_KEYS",
-    "audited_id_list",
     "compartment_types",
     "criteria_shape",
     "find_by_identifier",
@@ -312,20 +309,6 @@ async def compartment_types(
 
 
 # --- audit ------------------------------------------------------------------------------------
-
-
-def audited_id_list(ids: Sequence[str]) -> tuple[str | None, list[str] | None]:
-    """How an audit row names the ids a call returned: (detail suffix, id list).
-
-    Up to ``gate.AUDIT_ID_LIMIT`` ids are listed as they are. Past it the row holds their count
-    and the sha256 of the sorted ids joined by newlines (``ids=1500;sha256=...``), so the set
-    can still be proven later from the data without bloating the audit table.
-    """
-    distinct = gate.audited_ids(ids)
-    if len(distinct) <= gate.AUDIT_ID_LIMIT:
-        return None, distinct
-    digest = hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest()
-    return f"ids={len(distinct)};sha256={digest}", None
 
 
 def _scope(allowed: Sequence[str] | None) -> list[str] | None:

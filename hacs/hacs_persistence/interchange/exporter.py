@@ -22,7 +22,7 @@ from hacs_models import BaseResource
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter
 from hacs_persistence.errors import ResourceNotFoundError, ResourceValidationError
-from hacs_persistence.interchange._store import audited_id_list, compartment_types
+from hacs_persistence.interchange._store import compartment_types
 from hacs_persistence.mapping import ResourceMapping, model_for
 from hacs_persistence.search import build_search, describe_shape, next_cursor, parse_filters
 from hacs_persistence.statements import statements_for
@@ -51,6 +51,8 @@ class _Query:
     mapping: ResourceMapping
     filters: Mapping[str, Any] | None
     allowed: list[str] | None
+    # The patient a compartment export is about (its rows' patient, for the audit row).
+    patient: str | None = None
 
     @property
     def shape(self) -> str:
@@ -85,15 +87,16 @@ def _validate(mapping: ResourceMapping, document: str) -> BaseResource:
 
 async def _page(
     adapter: PostgreSQLAdapter, query: _Query, page_size: int, cursor: str | None
-) -> tuple[list[tuple[str, str]], str | None]:
-    """One (id, document) page of a query and the next cursor; the actor's patients are in
-    the statement's WHERE. Read in the caller's transaction if one is open."""
+) -> tuple[list[tuple[str, str, str | None]], str | None]:
+    """One (id, document, patient) page of a query and the next cursor; the actor's patients
+    are in the statement's WHERE. Read in the caller's transaction if one is open."""
     plan = build_search(
         query.mapping, query.filters, None, page_size, cursor, query.allowed, audited=False
     )
     async with adapter._unit() as unit:
         rows = await unit.fetch(plan.statement, plan.params)
-    return [(row["id"], row["document"]) for row in rows[: plan.limit]], next_cursor(plan, rows)
+    page = [(row["id"], row["document"], row["patient_ref"]) for row in rows[: plan.limit]]
+    return page, next_cursor(plan, rows)
 
 
 async def _audit_page(
@@ -102,24 +105,22 @@ async def _audit_page(
     query: _Query,
     page: int,
     ids: Sequence[str],
+    patients: Sequence[str | None],
 ) -> None:
     """The success row of one page: what was asked (names, never values) and the ids.
 
-    Past ``AUDIT_ID_LIMIT`` ids the row holds their count and a sha256 of the sorted ids.
+    Past ``AUDIT_ID_LIMIT`` ids the gate records their count and a sha256 of the sorted ids.
     """
-    digest, listed = audited_id_list(ids)
-    parts = [query.shape, f"page={page}"]
-    if digest is not None:
-        parts.append(digest)
     await adapter.gate.record(
         actor,
         EXPORT,
         query.mapping.resource_type,
         None,
         "success",
-        ";".join(parts),
+        f"{query.shape};page={page}",
         count=len(set(ids)),
-        resource_ids=listed,
+        resource_ids=ids,
+        patient_ids=patients,
     )
 
 
@@ -139,13 +140,14 @@ async def _export(
     while True:
         rows, cursor = await _page(adapter, query, page_size, cursor)
         if seen is not None:
-            rows = [(i, d) for i, d in rows if i not in seen]
-            seen.update(i for i, _ in rows)
+            rows = [row for row in rows if row[0] not in seen]
+            seen.update(row[0] for row in rows)
         if rows:
             number += 1
-            resources = [_validate(query.mapping, document) for _, document in rows]
+            resources = [_validate(query.mapping, document) for _, document, _ in rows]
+            patients = [query.patient] if query.patient else [p for _, _, p in rows]
             # Written (and committed on its own connection) before the page leaves.
-            await _audit_page(adapter, actor, query, number, [i for i, _ in rows])
+            await _audit_page(adapter, actor, query, number, [i for i, _, _ in rows], patients)
             for resource in resources:
                 yield resource
         if cursor is None:
@@ -190,7 +192,7 @@ async def iter_patient_compartment(
     """
     acting = adapter.gate.actor(actor)
     patient_mapping, allowed = await _permit(adapter, acting, "Patient", patient_id)
-    patient_query = _Query("patient", patient_mapping, {"id": patient_id}, allowed)
+    patient_query = _Query("patient", patient_mapping, {"id": patient_id}, allowed, patient_id)
     first, _cursor = await _page(adapter, patient_query, 1, None)
     if not first:
         await _record_missing(adapter, acting, patient_mapping, patient_id, allowed)
@@ -205,16 +207,16 @@ async def iter_patient_compartment(
         if resource_type == "Patient" or not adapter.mapping(resource_type).typed:
             continue  # an unregistered subclass type cannot be read back by name
         mapping, scope = await _permit(adapter, acting, resource_type, None)
-        queries.append(_Query("patient", mapping, {"patient_id": patient_id}, scope))
+        queries.append(_Query("patient", mapping, {"patient_id": patient_id}, scope, patient_id))
     for resource_type in documents:
         if resource_type == "Patient" or adapter.mapping(resource_type).typed:
             continue
         mapping, scope = await _permit(adapter, acting, resource_type, None)
         for element in ("subject", "patient"):
-            queries.append(_Query("patient", mapping, {element: reference}, scope))
+            queries.append(_Query("patient", mapping, {element: reference}, scope, patient_id))
     # Every permission held: the patient's page is audited and handed out, then the others.
     patient = _validate(patient_mapping, first[0][1])
-    await _audit_page(adapter, acting, patient_query, 1, [patient_id])
+    await _audit_page(adapter, acting, patient_query, 1, [patient_id], [patient_id])
     yield patient
     # A document may name the patient as both subject and patient: exported once.
     seen: dict[str, set[str]] = {}

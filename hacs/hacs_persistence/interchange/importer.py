@@ -47,7 +47,6 @@ from hacs_persistence.interchange._sources import (
     read_source,
 )
 from hacs_persistence.interchange._store import (
-    audited_id_list,
     criteria_shape,
     find_by_identifier,
     stored_versions,
@@ -409,11 +408,8 @@ class _Importer:
         allowed: Sequence[str] | None,
     ) -> None:
         """A success row through the gate (it survives any rollback) before the result is used."""
-        digest, listed = audited_id_list(ids)
         detail = ";".join(
-            part
-            for part in (shape, "scope=patients" if allowed is not None else "", digest)
-            if part
+            part for part in (shape, "scope=patients" if allowed is not None else "") if part
         )
         await self.gate.record(
             self.actor,
@@ -423,7 +419,7 @@ class _Importer:
             "success",
             detail,
             count=len(set(ids)),
-            resource_ids=listed,
+            resource_ids=ids,
         )
 
     def finish(self, draft: _Draft) -> list[_Item]:
