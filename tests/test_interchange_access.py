@@ -478,7 +478,11 @@ async def test_an_export_past_the_id_limit_records_a_count_and_digest(
         f"export=ndjson;types=Observation;filters=;order_by=id;page=1;ids=4;sha256={digest}"
     )
     assert row["result_count"] == 4
-    assert await world.db.fetchval(
-        "SELECT resource_ids FROM hacs_audit.audit_events WHERE actor_id = $1 AND action = 'export'",
-        reader.id,
-    ) is None
+    assert (
+        await world.db.fetchval(
+            "SELECT resource_ids FROM hacs_audit.audit_events "
+            "WHERE actor_id = $1 AND action = 'export'",
+            reader.id,
+        )
+        is None
+    )
