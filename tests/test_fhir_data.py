@@ -1,6 +1,7 @@
 """FHIR R4 round trips over the shared real-world data (read in place, never copied).
 
-Every resource of /work/shared/data/fhir (synthea bundle entries, bulk NDJSON lines, HL7 example
+Every resource of the shared FHIR data (``HACS_FHIR_DATA``, else ``shared/data/fhir``) (synthea
+bundle entries, bulk NDJSON lines, HL7 example
 files and the resources nested in their Bundles) goes FHIR -> hacs -> FHIR and must come back
 equal by the rule of hacs_models.fhir: exact JSON, except that ``meta`` loses
 versionId/lastUpdated, and a typed dateTime may come back as the same instant in UTC and a
@@ -10,6 +11,7 @@ The to_fhir output is also validated with the independent ``fhir.resources.R4B``
 """
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -30,7 +32,11 @@ from hacs_models.fhir import (
     to_fhir,
 )
 
-DATA = Path("/work/shared/data/fhir")
+# The shared FHIR data (read in place): HACS_FHIR_DATA, else shared/ beside the checkout.
+DATA = Path(
+    os.environ.get("HACS_FHIR_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir"
+)
 SOURCES = ("synthea", "bulk-ndjson-10-patients", "hl7-examples")
 SERVER_META = {"versionId", "lastUpdated", "_versionId", "_lastUpdated"}
 ENVELOPE = {"created_at", "updated_at", "version"}

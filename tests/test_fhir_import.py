@@ -1,6 +1,7 @@
 """FHIR import and export against real PostgreSQL, with the shared real-world data.
 
-The whole of /work/shared/data/fhir (Synthea transaction bundles, Bulk Data NDJSON, HL7 examples)
+The whole of the shared FHIR data (``HACS_FHIR_DATA``, else ``shared/data/fhir`` beside the
+checkout) (Synthea transaction bundles, Bulk Data NDJSON, HL7 examples)
 is imported once per module into its own database, then imported again; the tests check what
 the database holds against an independent reading of the files. Tests that change data use
 resources of their own (or one Synthea patient no other test looks at).
@@ -13,6 +14,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -43,7 +45,11 @@ from tests.conftest import TEMPLATE, admin_connect, db_connect, with_database
 from tests.docs_blocks import _fenced as fenced_blocks
 from tests.docs_blocks import sql_blocks
 
-DATA = Path("/work/shared/data/fhir")
+# The shared FHIR data (read in place): HACS_FHIR_DATA, else shared/ beside the checkout.
+DATA = Path(
+    os.environ.get("HACS_FHIR_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir"
+)
 SYNTHEA = DATA / "synthea"
 NDJSON = DATA / "bulk-ndjson-10-patients"
 HL7 = DATA / "hl7-examples"
