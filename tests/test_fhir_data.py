@@ -32,16 +32,30 @@ from hacs_models.fhir import (
     to_fhir,
 )
 
-# The shared FHIR data (read in place): HACS_FHIR_DATA, else shared/ beside the checkout.
-DATA = Path(
-    os.environ.get("HACS_FHIR_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir"
+# The shared FHIR data, read in place: HACS_FHIR_DATA, else shared/ beside the checkout, else
+# the workplace's shared folder (where a clone elsewhere still finds it).
+DATA = next(
+    (
+        Path(candidate)
+        for candidate in (
+            os.environ.get("HACS_FHIR_DATA"),
+            Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
+            "/work/shared/data/fhir",
+        )
+        if candidate and Path(candidate).is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
 )
 SOURCES = ("synthea", "bulk-ndjson-10-patients", "hl7-examples")
 SERVER_META = {"versionId", "lastUpdated", "_versionId", "_lastUpdated"}
 ENVELOPE = {"created_at", "updated_at", "version"}
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared FHIR data not available")
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_data() -> None:
+    # Missing data fails loudly: a skipped conformance test would hide exactly what it checks.
+    if not DATA.is_dir():
+        pytest.fail(f"The shared FHIR data is not at {DATA}: set HACS_FHIR_DATA to its folder.")
 
 
 def _nested(resource: dict[str, Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -45,10 +45,19 @@ from tests.conftest import TEMPLATE, admin_connect, db_connect, with_database
 from tests.docs_blocks import _fenced as fenced_blocks
 from tests.docs_blocks import sql_blocks
 
-# The shared FHIR data (read in place): HACS_FHIR_DATA, else shared/ beside the checkout.
-DATA = Path(
-    os.environ.get("HACS_FHIR_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir"
+# The shared FHIR data, read in place: HACS_FHIR_DATA, else shared/ beside the checkout, else
+# the workplace's shared folder (where a clone elsewhere still finds it).
+DATA = next(
+    (
+        Path(candidate)
+        for candidate in (
+            os.environ.get("HACS_FHIR_DATA"),
+            Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
+            "/work/shared/data/fhir",
+        )
+        if candidate and Path(candidate).is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
 )
 SYNTHEA = DATA / "synthea"
 NDJSON = DATA / "bulk-ndjson-10-patients"
@@ -69,7 +78,12 @@ NOT_DATA = {
 EXPORTED = SYNTHEA / "Abdul_Koepp_e925b0f3-8006-43f6-aa31-94bd215e55e7.json"
 MODIFIED = SYNTHEA / "Alexis_Toy_68cd1181-6359-4047-a77f-a165d7912480.json"
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared FHIR data not available")
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_data() -> None:
+    # Missing data fails loudly: a skipped conformance test would hide exactly what it checks.
+    if not DATA.is_dir():
+        pytest.fail(f"The shared FHIR data is not at {DATA}: set HACS_FHIR_DATA to its folder.")
 
 
 # --- an independent reading of the files ---------------------------------------------------------
