@@ -11,12 +11,10 @@ The to_fhir output is also validated with the independent ``fhir.resources.R4B``
 """
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,21 +29,9 @@ from hacs_models.fhir import (
     snake_case_key,
     to_fhir,
 )
+from tests.shared_data import FHIR_DATA, require_fhir_data
 
-# The shared FHIR data, read in place: HACS_FHIR_DATA, else shared/ beside the checkout, else
-# the workplace's shared folder (where a clone elsewhere still finds it).
-DATA = next(
-    (
-        Path(candidate)
-        for candidate in (
-            os.environ.get("HACS_FHIR_DATA"),
-            Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
-            "/work/shared/data/fhir",
-        )
-        if candidate and Path(candidate).is_dir()
-    ),
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
-)
+DATA = FHIR_DATA
 SOURCES = ("synthea", "bulk-ndjson-10-patients", "hl7-examples")
 SERVER_META = {"versionId", "lastUpdated", "_versionId", "_lastUpdated"}
 ENVELOPE = {"created_at", "updated_at", "version"}
@@ -53,9 +39,7 @@ ENVELOPE = {"created_at", "updated_at", "version"}
 
 @pytest.fixture(autouse=True, scope="module")
 def _shared_data() -> None:
-    # Missing data fails loudly: a skipped conformance test would hide exactly what it checks.
-    if not DATA.is_dir():
-        pytest.fail(f"The shared FHIR data is not at {DATA}: set HACS_FHIR_DATA to its folder.")
+    require_fhir_data()
 
 
 def _nested(resource: dict[str, Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -14,7 +14,6 @@ import contextlib
 import copy
 import io
 import json
-import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -44,21 +43,9 @@ from hacs_persistence.schema import TYPED_TABLES
 from tests.conftest import TEMPLATE, admin_connect, db_connect, with_database
 from tests.docs_blocks import _fenced as fenced_blocks
 from tests.docs_blocks import sql_blocks
+from tests.shared_data import FHIR_DATA, require_fhir_data
 
-# The shared FHIR data, read in place: HACS_FHIR_DATA, else shared/ beside the checkout, else
-# the workplace's shared folder (where a clone elsewhere still finds it).
-DATA = next(
-    (
-        Path(candidate)
-        for candidate in (
-            os.environ.get("HACS_FHIR_DATA"),
-            Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
-            "/work/shared/data/fhir",
-        )
-        if candidate and Path(candidate).is_dir()
-    ),
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir",
-)
+DATA = FHIR_DATA
 SYNTHEA = DATA / "synthea"
 NDJSON = DATA / "bulk-ndjson-10-patients"
 HL7 = DATA / "hl7-examples"
@@ -81,9 +68,7 @@ MODIFIED = SYNTHEA / "Alexis_Toy_68cd1181-6359-4047-a77f-a165d7912480.json"
 
 @pytest.fixture(autouse=True, scope="module")
 def _shared_data() -> None:
-    # Missing data fails loudly: a skipped conformance test would hide exactly what it checks.
-    if not DATA.is_dir():
-        pytest.fail(f"The shared FHIR data is not at {DATA}: set HACS_FHIR_DATA to its folder.")
+    require_fhir_data()
 
 
 # --- an independent reading of the files ---------------------------------------------------------

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hacs_auth import Actor
 from hacs_models import BaseResource, new_resource_id
-from hacs_persistence.audit import AuditContext, audit_params
+from hacs_persistence.audit import AuditContext
 from hacs_persistence.bulk import (
     KeyResolver,
     OutOfScopeError,
@@ -270,7 +270,7 @@ class PostgreSQLAdapter:
     def _write_params(
         self, mapping: ResourceMapping, resource: BaseResource, actor: Actor, action: str
     ) -> dict[str, Any]:
-        params = audit_params(actor, action, self.audit_defaults)
+        params = self.gate.params(actor, action)
         params["p_rt"] = mapping.resource_type
         params["p_id"] = resource.id
         params["p_doc"] = document_json(resource)
@@ -459,7 +459,7 @@ class PostgreSQLAdapter:
                 allowed = await self.gate.scope(acting, mapping, "save_many", resource.id)
                 await self.gate.check_new_row(acting, mapping, resource, "save_many", allowed)
         new, stored = group_by_mapping(items, self._mapping_of)
-        audit = audit_params(acting, "create", self.audit_defaults)
+        audit = self.gate.params(acting, "create")
         snapshot = [(r, _envelope_of(r)) for r in items]
         if dangling not in ("error", "null"):
             raise ResourceValidationError("dangling must be 'error' or 'null'.")
