@@ -127,3 +127,29 @@ async def test_similarity_search_needs_read_permission(
     stranger = Actor(name="s", role="agent", permissions=["patient:read"])
     with pytest.raises(PermissionDeniedError):
         await vector_adapter.search_similar(MemoryBlock, [0.0] * DIM, stranger)
+
+
+class _InjectingInt(int):
+    """An ``int`` whose text is SQL: passes ``isinstance(int)``, must never reach SQL as text."""
+
+    def __str__(self) -> str:
+        return "10; SELECT 1/0"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+
+async def test_ef_search_reaches_sql_only_as_a_plain_int(
+    vector_adapter: PostgreSQLAdapter,
+) -> None:
+    # The old code formatted ef_search into the SQL text after an isinstance(int) check, so an
+    # int subclass chose the text; now it is converted with int() and sent as a bound parameter.
+    vector_adapter.embedder = hashing_embedder()
+    await vector_adapter.save_many([MemoryBlock(content="penicillin rash", agent_id="a1")], AGENT)
+    query = hashing_embedder()("penicillin")
+    hits = await vector_adapter.search_similar(
+        MemoryBlock, query, AGENT, k=1, ef_search=_InjectingInt(40)
+    )
+    assert len(hits) == 1
