@@ -257,6 +257,25 @@ async def test_verify_names_a_seal_altered_or_removed(
     assert [f.kind for f in findings].count(FindingKind.INSERTED) == 2
 
 
+async def test_verify_names_an_append_only_trigger_dropped_or_disabled(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    await db.execute(f"ALTER TABLE {AUDIT} DISABLE TRIGGER audit_events_server_stamp")
+    await db.execute(
+        "DROP TRIGGER resource_versions_no_update_delete ON hacs_core.resource_versions"
+    )
+    assert (await verify_audit(database_url)).findings == [
+        Finding(FindingKind.GUARD_MISSING, trigger="audit_events_server_stamp"),
+        Finding(FindingKind.GUARD_MISSING, trigger="resource_versions_no_update_delete"),
+    ]
+    await db.execute(f"ALTER TABLE {AUDIT} ENABLE TRIGGER audit_events_server_stamp")
+    await db.execute(f"ALTER TABLE {AUDIT} ENABLE REPLICA TRIGGER audit_events_no_truncate")
+    assert (await verify_audit(database_url)).findings == [
+        Finding(FindingKind.GUARD_MISSING, trigger="audit_events_no_truncate"),
+        Finding(FindingKind.GUARD_MISSING, trigger="resource_versions_no_update_delete"),
+    ]
+
+
 async def test_the_row_hash_does_not_depend_on_the_session_time_zone(
     db: asyncpg.Connection,
 ) -> None:

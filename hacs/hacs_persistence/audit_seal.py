@@ -9,9 +9,9 @@ superuser can bypass them. Sealing makes such changes visible afterwards:
   its digest and the previous head. Writers never wait for it: nothing runs per row on their path.
 * ``verify_audit`` (``hacs audit verify``) re-hashes the rows and names every sealed row deleted
   (unless a retention run aged it out) or altered, every row inserted into a sealed range, and
-  every seal whose digest or link does not add up. ``expect_head`` checks the chain against a
-  head kept outside the database, which is what catches someone who rewrites rows and seals
-  again consistently.
+  every seal whose digest or link does not add up, and any append-only trigger that is dropped
+  or disabled now. ``expect_head`` checks the chain against a head kept outside the database,
+  which is what catches someone who rewrites rows and seals again consistently.
 
 Canonical row hash (version 1), computed by the server with built-in functions only, named here
 and sent with each statement, so that nothing stored in the audited database decides it:
@@ -117,6 +117,18 @@ _EVENTS_PAGE = (
     "WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id"
 )
 _RETENTION_CUTOFF = "SELECT max(cutoff) FROM hacs_audit.audit_retention_runs"
+# The triggers that keep the trail and the versions append-only (revisions 0001 and 0006).
+GUARD_TRIGGERS = (
+    "audit_events_no_truncate",
+    "audit_events_no_update_delete",
+    "audit_events_server_stamp",
+    "resource_versions_no_update_delete",
+)
+_GUARDS_ON = (
+    "SELECT t.tgname FROM pg_catalog.pg_trigger t WHERE t.tgname = ANY($1::text[]) "
+    "AND t.tgenabled IN ('O', 'A') AND t.tgrelid IN "
+    "('hacs_audit.audit_events'::regclass, 'hacs_core.resource_versions'::regclass)"
+)
 _UNSEALED = "SELECT count(*) FROM hacs_audit.audit_events WHERE id > $1"
 _MAY = (
     "SELECT pg_catalog.has_table_privilege('hacs_audit.audit_sealed_rows', $1) "
@@ -133,6 +145,7 @@ class FindingKind(StrEnum):
     SEAL_ALTERED = "seal_altered"  # a seal's digest, range or link to the previous one is wrong
     SEAL_MISSING = "seal_missing"  # a seal number in the chain is gone
     HEAD_MISMATCH = "head_mismatch"  # the expected head is not in the chain
+    GUARD_MISSING = "guard_missing"  # an append-only trigger is dropped or disabled (now)
 
 
 @dataclass(frozen=True)
@@ -142,12 +155,15 @@ class Finding:
     kind: FindingKind
     audit_event_id: int | None = None
     seal_id: int | None = None
+    trigger: str | None = None
 
     def __str__(self) -> str:
         if self.audit_event_id is not None:
             return f"{self.kind.value}: audit row {self.audit_event_id}"
         if self.seal_id is not None:
             return f"{self.kind.value}: seal {self.seal_id}"
+        if self.trigger is not None:
+            return f"{self.kind.value}: trigger {self.trigger} is dropped or disabled"
         return f"{self.kind.value}: the expected head is not the head of any seal"
 
 
@@ -278,6 +294,12 @@ async def verify_audit(
     ):
         seals = list(await driver.fetch(_SEALS))
         cutoff = await driver.fetchval(_RETENTION_CUTOFF)
+        guards = {r[0] for r in await driver.fetch(_GUARDS_ON, list(GUARD_TRIGGERS))}
+        report.findings.extend(
+            Finding(FindingKind.GUARD_MISSING, trigger=name)
+            for name in GUARD_TRIGGERS
+            if name not in guards
+        )
         report.findings.extend(_check_chain(seals))
         last_sealed = int(seals[-1]["last_id"]) if seals else 0
         digests = await _check_rows(driver, seals, last_sealed, cutoff, report)
@@ -294,7 +316,13 @@ async def verify_audit(
     # One finding per row or seal, in id order, whatever order the checks found them in.
     report.findings = sorted(
         set(report.findings),
-        key=lambda f: (f.audit_event_id is None, f.audit_event_id or 0, f.seal_id or 0, f.kind),
+        key=lambda f: (
+            f.audit_event_id is None,
+            f.audit_event_id or 0,
+            f.seal_id or 0,
+            f.trigger or "",
+            f.kind,
+        ),
     )
     return report
 
