@@ -75,7 +75,8 @@ CREATE FUNCTION hacs_audit.stamp_audit_row() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     -- The server says when and as whom, whatever the writer supplied: no back-dated rows.
-    NEW.occurred_at := now();
+    -- (Qualified rather than a pinned search_path: no per-row settings change on the hot path.)
+    NEW.occurred_at := pg_catalog.now();
     NEW.database_role := session_user;
     RETURN NEW;
 END

@@ -6,12 +6,12 @@ superuser can bypass them. Sealing makes such changes visible afterwards:
 * ``seal_audit`` (``hacs audit seal``, a batch job) hashes every audit row written since the last
   seal, keeps each row's hash in ``hacs_audit.audit_sealed_rows`` and adds one link to the chain in
   ``hacs_audit.audit_seals``: the digest of those hashes, and a head hash over the seal, its range,
-  its digest and the previous head. Writers never wait for it: nothing runs per row on their path.
+  its digest and the previous head. Writers never wait for it: nothing of it runs on their path.
 * ``verify_audit`` (``hacs audit verify``) re-hashes the rows and names every sealed row deleted
-  (unless a retention run aged it out) or altered, every row inserted into a sealed range, and
-  every seal whose digest or link does not add up, and any append-only trigger that is dropped
-  or disabled now. ``expect_head`` checks the chain against a head kept outside the database,
-  which is what catches someone who rewrites rows and seals again consistently.
+  (unless a retention run aged it out) or altered, every row inserted into a sealed range, every
+  seal whose digest or link does not add up, and any append-only trigger dropped or disabled.
+  ``expect_head`` checks the chain against a head kept outside the database, which is what
+  catches someone who rewrites rows and seals again consistently.
 
 Canonical row hash (version 1), computed by the server with built-in functions only, named here
 and sent with each statement, so that nothing stored in the audited database decides it:
@@ -28,7 +28,9 @@ sealed range. An INSERT draws its id before its transaction gets a transaction i
 snapshot's in-progress list (``pg_snapshot_xip``) can miss it; but it holds its lock on the
 table from the start of the statement. So, as CREATE INDEX CONCURRENTLY waits for the lockers of
 its table, the seal reads the highest committed id, then waits until every transaction that held
-a write lock on ``audit_events`` at that moment has ended, and seals up to that id.
+a write lock on ``audit_events`` at that moment has ended, and seals up to that id. (Ids are drawn
+in order: the identity sequence has no per-session cache, so any id below the highest committed
+one was drawn by a transaction already holding that lock.)
 """
 
 from __future__ import annotations
