@@ -8,11 +8,16 @@ tampering; a row still being written while a seal starts is waited for, not misr
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from hacs_cli.common import ExitCode
@@ -25,7 +30,8 @@ from hacs_persistence.audit_seal import (
     verify_audit,
 )
 from hacs_persistence.errors import DatabaseTimeoutError
-from tests.conftest import db_connect
+from tests.conftest import admin_connect, db_connect, with_database
+from tests.pgservers import embedded_bin_dir
 
 AUDIT = "hacs_audit.audit_events"
 
@@ -274,6 +280,39 @@ async def test_verify_names_an_append_only_trigger_dropped_or_disabled(
         Finding(FindingKind.GUARD_MISSING, trigger="audit_events_no_truncate"),
         Finding(FindingKind.GUARD_MISSING, trigger="resource_versions_no_update_delete"),
     ]
+
+
+def pg_tool(tool: str, url: str, *args: str) -> None:
+    """Run pg_dump or pg_restore (the embedded build's) against the database of ``url``."""
+    parsed = make_url(url)
+    env = {**os.environ, "PGPASSWORD": parsed.password or ""}
+    host = dict(parsed.query).get("host") or parsed.host or ""
+    where = ["-h", str(host), "-p", str(parsed.port or 5432), "-U", str(parsed.username)]
+    command = [str(Path(embedded_bin_dir()) / tool), *where, "-d", str(parsed.database), *args]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+
+
+async def test_a_dump_restored_elsewhere_verifies_against_the_same_head(
+    server_url: str, database_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    await write_rows(db, 3)
+    await db.fetchval("SELECT hacs_audit.apply_retention(interval '30 days', 'job')")
+    sealed = await seal_audit(database_url)
+    dump = tmp_path / "hacs.dump"
+    await asyncio.to_thread(pg_tool, "pg_dump", database_url, "-Fc", "-f", str(dump))
+    name = f"hacs_restored_{uuid.uuid4().hex[:8]}"
+    admin = await admin_connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        restored = with_database(server_url, name)
+        # A full restore loads the data before it creates the triggers: times are kept.
+        await asyncio.to_thread(pg_tool, "pg_restore", restored, str(dump))
+        report = await verify_audit(restored, expect_head=sealed.head)
+        assert report.ok, report.findings
+        assert (report.sealed_rows, report.head) == (4, sealed.head)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 async def test_the_row_hash_does_not_depend_on_the_session_time_zone(
