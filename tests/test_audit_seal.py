@@ -89,6 +89,21 @@ async def test_a_clean_trail_verifies_and_a_second_seal_adds_only_new_rows(
     assert (await verify_audit(database_url)).unsealed_rows == 2
 
 
+async def test_a_long_trail_is_sealed_in_batches_and_concurrent_seals_take_turns(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    ids = await write_rows(db, 5)
+    batched = await seal_audit(database_url, batch_size=2)
+    assert (batched.seals, batched.rows, batched.last_id) == (3, 5, ids[-1])
+    await write_rows(db, 4)
+    both = await asyncio.gather(seal_audit(database_url), seal_audit(database_url))
+    assert sorted(r.seals for r in both) == [0, 1]
+    assert both[0].head == both[1].head
+    report = await verify_audit(database_url)
+    assert report.ok, report.findings
+    assert (report.seals, report.sealed_rows) == (4, 9)
+
+
 async def test_verify_names_each_deleted_altered_and_inserted_row(
     database_url: str, db: asyncpg.Connection, tamper: asyncpg.Connection
 ) -> None:
