@@ -93,10 +93,14 @@ async def test_purge_needs_admin(adapter: PostgreSQLAdapter, db: asyncpg.Connect
 async def test_audit_retention_removes_only_old_rows_and_is_audited(
     adapter: PostgreSQLAdapter, db: asyncpg.Connection
 ) -> None:
+    # Old rows: the server stamps every row with its own clock, so only a superuser with
+    # triggers off (as a restore would) can write one in the past.
+    await db.execute("SET session_replication_role = replica")
     await db.execute(
         "INSERT INTO hacs_audit.audit_events (occurred_at, action, outcome) "
         "SELECT now() - interval '400 days', 'read', 'success' FROM generate_series(1, 5)"
     )
+    await db.execute("RESET session_replication_role")
     await adapter.save(make_patient(), ADMIN)  # a recent row
     with pytest.raises(PermissionDeniedError):
         await adapter.apply_audit_retention(timedelta(days=365), CLINICIAN)
@@ -121,10 +125,12 @@ async def test_audit_retention_removes_only_old_rows_and_is_audited(
         == 5
     )
     # Outside the retention function, old rows are still untouchable.
+    await db.execute("SET session_replication_role = replica")
     await db.execute(
         "INSERT INTO hacs_audit.audit_events (occurred_at, action, outcome) "
         "VALUES (now() - interval '900 days', 'read', 'success')"
     )
+    await db.execute("RESET session_replication_role")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await db.execute(
             "DELETE FROM hacs_audit.audit_events WHERE occurred_at < now() - interval '800 days'"
@@ -497,11 +503,13 @@ async def test_purge_function_is_owned_hardened_and_not_public(
         None,
         None,
     ]
-    # The audit trail's guard is revision 0003's, untouched: purge never deletes audit rows.
+    # The audit trail's guard lets rows go only under retention's grant: purge never deletes
+    # audit rows (revision 0006 replaced 0003's session setting with the grant).
     guard = await db.fetchval(
         "SELECT prosrc FROM pg_proc WHERE oid = 'hacs_audit.reject_audit_change()'::regprocedure"
     )
-    assert "apply_retention" not in guard and "hacs.audit_retention_cutoff" in guard
+    assert "'audit_retention'" in guard and "'purge'" not in guard
+    assert "hacs.audit_retention_cutoff" not in guard
     assert not await db.fetchval(
         "SELECT has_function_privilege('public', 'hacs_admin.reference_key(text)', 'EXECUTE')"
     )

@@ -19,7 +19,9 @@ import pytest
 
 from hacs_models import Actor, BaseResource, Observation, Patient
 from hacs_persistence.adapter import create_postgres_adapter
+from hacs_persistence.audit_seal import seal_audit, verify_audit
 from hacs_persistence.engine import close_engines
+from hacs_persistence.errors import PermissionDeniedError
 from hacs_persistence.migrations import get_migration_status, upgrade
 from tests.docs_blocks import SqlBlock, sql_blocks
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
@@ -79,7 +81,7 @@ class Deployment:
     """The server after the documented deployment, and what the check block returned."""
 
     server: PgServer
-    check_rows: list[str]
+    check_rows: list[tuple[str, str]]
 
     def url(self, role: str) -> str:
         return self.server.socket_url(role, "hacs")
@@ -106,7 +108,7 @@ def roles_server() -> Iterator[PgServer]:
 @pytest.fixture(scope="module")
 async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
     steps = doc_steps()
-    check_rows: list[str] = []
+    check_rows: list[tuple[str, str]] = []
     migrated = False
     for step in steps:
         if step.role == "hacs_owner" and not migrated:
@@ -115,7 +117,7 @@ async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
             migrated = True
         rows = await run_step(roles_server, step)
         if step.block.title.startswith("Check"):
-            check_rows = [row[0] for row in rows]
+            check_rows = [(row[0], row[1]) for row in rows]
     assert migrated, "the page has no step run as hacs_owner after the migration"
     yield Deployment(roles_server, check_rows)
     await close_engines()
@@ -132,12 +134,20 @@ def test_the_page_has_the_documented_steps_in_order() -> None:
     ]
 
 
-async def test_documented_check_shows_app_may_only_insert_and_select_audit_events(
+async def test_documented_check_shows_app_may_only_append_to_audit_events_and_versions(
     deployment: Deployment,
 ) -> None:
-    assert deployment.check_rows == ["INSERT", "SELECT"]
-    shown = DOC.read_text(encoding="utf-8").split("hacs_app's privileges on the audit table")[1]
-    assert re.search(r"privilege_type\s*\n-+\s*\n\s*INSERT\s*\n\s*SELECT\s*\n```", shown)
+    expected = [
+        ("audit_events", "INSERT"),
+        ("audit_events", "SELECT"),
+        ("resource_versions", "INSERT"),
+        ("resource_versions", "SELECT"),
+    ]
+    assert deployment.check_rows == expected
+    shown = DOC.read_text(encoding="utf-8").split("privileges on the append-only tables")[1]
+    output = shown.split("```\n", 2)[2].split("```")[0]
+    printed = [tuple(c.strip() for c in line.split("|")) for line in output.splitlines()[2:]]
+    assert printed == expected
 
 
 async def test_owner_owns_every_hacs_object_and_migration_is_complete(
@@ -222,7 +232,20 @@ async def test_adapter_connected_as_app_role_saves_reads_searches_and_deletes(
         "CREATE TABLE hacs_audit.shadow (id int)",
         "CREATE TABLE hacs_core.shadow (id int)",
         "DELETE FROM hacs_core.resource_versions",
+        "UPDATE hacs_core.resource_versions SET changed_by = 'someone-else'",
+        "TRUNCATE hacs_core.resource_versions CASCADE",
+        "DROP TRIGGER resource_versions_no_update_delete ON hacs_core.resource_versions",
+        "DROP TRIGGER audit_events_server_stamp ON hacs_audit.audit_events",
         "SET session_replication_role = replica",
+        # The owner-only tables: grants that let rows go, retention runs, the seals.
+        "INSERT INTO hacs_audit.transaction_grants VALUES "
+        "(pg_current_xact_id()::text::bigint, 'audit_retention', 'infinity')",
+        "INSERT INTO hacs_audit.transaction_grants VALUES "
+        "(pg_current_xact_id()::text::bigint, 'purge', NULL)",
+        "INSERT INTO hacs_audit.audit_retention_runs (cutoff, removed) VALUES ('infinity', 0)",
+        "UPDATE hacs_audit.audit_seals SET head = 'forged'",
+        "DELETE FROM hacs_audit.audit_sealed_rows",
+        "SELECT * FROM hacs_audit.audit_sealed_rows",
     ],
 )
 async def test_app_role_cannot_change_or_silence_the_audit_trail(
@@ -252,6 +275,7 @@ async def test_app_role_cannot_change_or_silence_the_audit_trail(
     assert [(t["tgname"], t["tgenabled"]) for t in triggers] == [
         ("audit_events_no_truncate", "O"),
         ("audit_events_no_update_delete", "O"),
+        ("audit_events_server_stamp", "O"),
     ]
     assert function
 
@@ -330,3 +354,88 @@ async def test_app_role_erases_a_patient_through_the_owners_function(
         True,
         False,
     )
+
+
+async def test_no_session_setting_lets_the_owner_or_the_app_delete_audit_rows(
+    deployment: Deployment,
+) -> None:
+    # Even were the app granted DELETE by mistake, the trigger decides, and no setting a
+    # session can make (revision 0003 trusted hacs.audit_retention_cutoff) moves it.
+    await append_probe_row(deployment)
+    owner = await deployment.connect("hacs_owner")
+    try:
+        await owner.execute(f"GRANT DELETE ON {AUDIT} TO hacs_app")
+        for role in ("hacs_owner", "hacs_app"):
+            conn = await deployment.connect(role)
+            try:
+                before = await conn.fetchval(f"SELECT count(*) FROM {AUDIT}")
+                await conn.execute("SET hacs.audit_retention_cutoff = 'infinity'")
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                    await conn.execute(f"DELETE FROM {AUDIT}")
+                assert await conn.fetchval(f"SELECT count(*) FROM {AUDIT}") == before
+            finally:
+                await conn.close()
+    finally:
+        await owner.execute(f"REVOKE DELETE ON {AUDIT} FROM hacs_app")
+        await owner.close()
+
+
+async def test_a_grant_of_another_transaction_lets_nothing_go(deployment: Deployment) -> None:
+    await append_probe_row(deployment)
+    owner = await deployment.connect("hacs_owner")
+    try:
+        await owner.execute(
+            "INSERT INTO hacs_audit.transaction_grants VALUES "
+            "(pg_current_xact_id()::text::bigint, 'audit_retention', 'infinity')"
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await owner.execute(f"DELETE FROM {AUDIT}")
+        await owner.execute("DELETE FROM hacs_audit.transaction_grants")
+    finally:
+        await owner.close()
+
+
+async def test_app_rows_carry_the_server_time_and_the_role_that_wrote_them(
+    deployment: Deployment,
+) -> None:
+    conn = await deployment.connect("hacs_app")
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO {AUDIT} (occurred_at, action, outcome, actor_id, database_role) "
+            "VALUES ('2001-01-01', 'read', 'success', 'someone-else', 'hacs_owner') "
+            "RETURNING occurred_at, database_role, now() AS now"
+        )
+    finally:
+        await conn.close()
+    assert (row["occurred_at"], row["database_role"]) == (row["now"], "hacs_app")
+
+
+async def test_owner_runs_retention_and_it_audits_itself(deployment: Deployment) -> None:
+    owner = await deployment.connect("hacs_owner")
+    try:
+        removed = await owner.fetchval(
+            "SELECT hacs_audit.apply_retention(interval '3650 days', 'retention-job')"
+        )
+        audited = await owner.fetchrow(
+            f"SELECT result_count, database_role FROM {AUDIT} WHERE action = 'audit_retention' "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        runs = await owner.fetchval("SELECT count(*) FROM hacs_audit.audit_retention_runs")
+        grants = await owner.fetchval("SELECT count(*) FROM hacs_audit.transaction_grants")
+    finally:
+        await owner.close()
+    assert removed == 0
+    assert (audited["result_count"], audited["database_role"]) == (0, "hacs_owner")
+    assert runs >= 1
+    assert grants == 0  # the grant ended with the call
+
+
+async def test_only_the_owner_seals_and_verifies(deployment: Deployment) -> None:
+    await append_probe_row(deployment)
+    for job in (seal_audit, verify_audit):
+        with pytest.raises(PermissionDeniedError, match="schema owner"):
+            await job(deployment.url("hacs_app"))
+    sealed = await seal_audit(deployment.url("hacs_owner"))
+    assert sealed.seals == 1 and sealed.head
+    report = await verify_audit(deployment.url("hacs_owner"), expect_head=sealed.head)
+    assert report.ok, report.findings
