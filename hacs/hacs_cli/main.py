@@ -1,5 +1,5 @@
 """The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`,
-`hacs import`, `hacs export`.
+`hacs import`, `hacs export`, `hacs token revoke`.
 
 Each command group lives in its own module exposing `register(app)`; adding a command is one new
 module plus its name in `COMMAND_MODULES`.
@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "hacs_cli.demo",
     "hacs_cli.docs",
     "hacs_cli.fhir",
+    "hacs_cli.tokens",
 )
 
 app = typer.Typer(
