@@ -92,7 +92,7 @@ def test_status_of_a_migrated_database(database_url: str) -> None:
     out = text_of(result)
     assert result.exit_code == ExitCode.OK, out
     assert "Migration complete   True" in out
-    assert "36/36" in out
+    assert "37/37" in out
     assert "pgvector enabled     True" in out
     positions = [out.index(f"  {schema} ") for schema in SCHEMAS]
     assert positions == sorted(positions), "schemas are listed in the guide's order"
@@ -105,7 +105,7 @@ def test_status_as_json(database_url: str) -> None:
     assert result.exit_code == ExitCode.OK, result.output
     status = json.loads(result.stdout)
     assert status["migration_complete"] is True
-    assert (status["total_tables"], status["expected_tables"]) == (36, 36)
+    assert (status["total_tables"], status["expected_tables"]) == (37, 37)
     assert list(status["schema_breakdown"]) == list(SCHEMAS)
 
 
@@ -114,7 +114,7 @@ def test_status_of_an_empty_database_reports_incomplete(empty_database_url: str)
     out = text_of(result)
     assert result.exit_code == ExitCode.FAILED, out
     assert "Migration complete   False" in out
-    assert "0/36" in out
+    assert "0/37" in out
     assert "none (not migrated)" in out
     assert "hacs db upgrade" in out
 
@@ -122,7 +122,7 @@ def test_status_of_an_empty_database_reports_incomplete(empty_database_url: str)
 def test_upgrade_an_empty_database_then_status_is_complete(empty_database_url: str) -> None:
     result = invoke("--database-url", empty_database_url, "db", "upgrade")
     assert result.exit_code == ExitCode.OK, text_of(result)
-    assert "36/36 tables" in result.stdout
+    assert "37/37 tables" in result.stdout
     again = invoke("--database-url", empty_database_url, "db", "upgrade", "head")
     assert again.exit_code == ExitCode.OK, text_of(again)
     status = invoke("--database-url", empty_database_url, "db", "status")
@@ -155,7 +155,7 @@ def test_check_on_an_unmigrated_database_fails(empty_database_url: str) -> None:
 def test_downgrade_to_base_removes_every_table(database_url: str) -> None:
     result = invoke("--database-url", database_url, "db", "downgrade", "base", "--yes")
     assert result.exit_code == ExitCode.OK, text_of(result)
-    assert "0/36 tables" in result.stdout
+    assert "0/37 tables" in result.stdout
     status = invoke("--database-url", database_url, "db", "status", "--json")
     assert status.exit_code == ExitCode.FAILED
     assert json.loads(status.stdout)["total_tables"] == 0
@@ -172,7 +172,7 @@ def test_doctor_on_a_migrated_database(database_url: str) -> None:
     result = invoke("doctor", "--database-url", database_url)
     out = text_of(result)
     assert result.exit_code == ExitCode.OK, out
-    for expected in ("Connection", "PostgreSQL 1", "--database-url option", "36/36 tables"):
+    for expected in ("Connection", "PostgreSQL 1", "--database-url option", "37/37 tables"):
         assert expected in out
     assert all(f"Schema {schema}" in out for schema in SCHEMAS if schema != "public")
 
@@ -283,7 +283,7 @@ def test_the_installed_hacs_executable(database_url: str) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "36/36" in done.stdout
+    assert "37/37" in done.stdout
 
 
 def test_demo_runs_the_guide(database_url: str) -> None:
