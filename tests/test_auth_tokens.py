@@ -206,7 +206,9 @@ def test_base_claims_are_accepted(manager: AuthManager) -> None:
     assert manager.verify_token(_sign(_base_claims()))["user_id"] == "u"
 
 
-@pytest.mark.parametrize("claim", ["exp", "iss", "aud", "sub", "user_id", "role", "permissions"])
+@pytest.mark.parametrize(
+    "claim", ["exp", "iat", "jti", "iss", "aud", "sub", "user_id", "role", "permissions"]
+)
 def test_missing_required_claim(manager: AuthManager, claim: str) -> None:
     claims = _base_claims()
     del claims[claim]
@@ -224,6 +226,8 @@ def test_missing_required_claim(manager: AuthManager, claim: str) -> None:
         ("user_id", "someone-else", "sub"),
         ("user_id", "", "user_id"),
         ("patient_ids", "p-1", "patient_ids"),
+        ("jti", "", "jti"),
+        ("jti", 42, "jti"),
     ],
 )
 def test_malformed_hacs_claims(manager: AuthManager, claim: str, value: Any, fragment: str) -> None:

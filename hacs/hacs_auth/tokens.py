@@ -326,6 +326,8 @@ class AuthManager:
             raise InvalidTokenError(
                 f"the token's signing algorithm is not allowed (expected {self.algorithm})"
             ) from exc
+        except jwt.exceptions.InvalidJTIError as exc:
+            raise InvalidTokenError("claim 'jti' must be a non-empty string") from exc
         except jwt.DecodeError as exc:
             raise InvalidTokenError("the token is malformed (not a decodable JWT)") from exc
         except jwt.PyJWTError as exc:
@@ -360,6 +362,10 @@ def _check_hacs_claims(claims: dict[str, Any]) -> dict[str, Any]:
         raise InvalidTokenError("claim 'user_id' must be a non-empty string")
     if claims.get("sub") != user_id:
         raise InvalidTokenError("claims 'sub' and 'user_id' disagree")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti.strip():
+        # Without a usable id the token could only be revoked with all of its actor's tokens.
+        raise InvalidTokenError("claim 'jti' must be a non-empty string")
     role = claims.get("role")
     try:
         if not isinstance(role, str):
