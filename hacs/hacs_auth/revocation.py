@@ -12,6 +12,7 @@ on the grounds that nobody could say whether it was revoked.
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import threading
 import time
@@ -123,9 +124,11 @@ class CachedRevocationList(abc.ABC):
         if self.ttl < timedelta(0):
             raise AuthConfigurationError("The revocation ttl must be >= 0 seconds.")
         self._clock = clock
-        self._snapshot: RevocationSnapshot | None = None
+        self._loaded: RevocationSnapshot | None = None  # as last read from the store
         self._loaded_at = 0.0
-        self._local = RevocationSnapshot()
+        self._local = RevocationSnapshot()  # revoked through this object since it was built
+        # What checks use: loaded + local, merged when either changes (not at every check).
+        self._effective = RevocationSnapshot()
         self._lock = threading.Lock()
 
     @abc.abstractmethod
@@ -134,18 +137,18 @@ class CachedRevocationList(abc.ABC):
 
     async def load_async(self) -> RevocationSnapshot:
         """Read the current revocations without blocking the loop (default: in a thread)."""
-        import asyncio
-
         return await asyncio.to_thread(self.load)
 
     def _stale(self) -> bool:
-        return self._snapshot is None or self._clock() - self._loaded_at >= self.ttl.total_seconds()
+        age = self._clock() - self._loaded_at
+        return self._loaded is None or age >= self.ttl.total_seconds()
 
     def _install(self, snapshot: RevocationSnapshot, started: float) -> RevocationSnapshot:
         with self._lock:
-            self._snapshot = snapshot
+            self._loaded = snapshot
             self._loaded_at = started
-            return snapshot.merged(self._local)
+            self._effective = snapshot.merged(self._local)
+            return self._effective
 
     def refresh(self) -> RevocationSnapshot:
         """Reload now; raise ``RevocationUnavailableError`` if the store cannot be read."""
@@ -168,9 +171,7 @@ class CachedRevocationList(abc.ABC):
     def current(self) -> RevocationSnapshot | None:
         """The snapshot in use with this object's own revocations, or ``None`` when stale."""
         with self._lock:
-            if self._stale() or self._snapshot is None:
-                return None
-            return self._snapshot.merged(self._local)
+            return None if self._stale() else self._effective
 
     def check(self, claims: Mapping[str, Any]) -> None:
         """Refuse a revoked token, reloading the snapshot first when it is stale."""
@@ -188,15 +189,16 @@ class CachedRevocationList(abc.ABC):
 
     def note_jti(self, jti: str) -> None:
         """Count ``jti`` as revoked in this process from now on (it was stored elsewhere)."""
-        with self._lock:
-            self._local = self._local.merged(RevocationSnapshot(frozenset({jti})))
+        self._note(RevocationSnapshot(frozenset({jti})))
 
     def note_actor(self, actor_id: str, before: datetime) -> None:
         """Count the actor's tokens issued before ``before`` as revoked in this process."""
+        self._note(RevocationSnapshot(actors={actor_id: before.timestamp()}))
+
+    def _note(self, revoked: RevocationSnapshot) -> None:
         with self._lock:
-            self._local = self._local.merged(
-                RevocationSnapshot(actors={actor_id: before.timestamp()})
-            )
+            self._local = self._local.merged(revoked)
+            self._effective = self._effective.merged(revoked)
 
 
 _lock = threading.Lock()
