@@ -441,7 +441,8 @@ def get_auth_manager() -> AuthManager:
 
     A manager installed with :func:`set_auth_manager` wins. Otherwise one is built from
     ``HACS_JWT_SECRET`` and ``HACS_JWT_MAX_LIFETIME`` on first use, cached, and rebuilt when
-    either variable changes. Either way it consults the process-wide revocation list.
+    either variable changes. A manager without a revocation list of its own consults the
+    process-wide one (:func:`hacs_auth.revocation.set_revocation_list`).
 
     Raises:
         AuthConfigurationError: If no manager is set and the secret is missing or weak.
