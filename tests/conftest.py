@@ -7,6 +7,7 @@ every test that needs isolation gets its own database cloned from that template,
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.engine import make_url
 from hacs_persistence.engine import close_engines
 
 TEMPLATE = f"hacs_test_template_{os.getpid()}"
+# A fresh strong signing secret per session: a fixed test value would be a known secret.
+JWT_SECRET = secrets.token_urlsafe(48)
 
 
 def _server_url() -> str:
@@ -64,7 +67,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Tests pass URLs explicitly; a developer's own DATABASE_URL must never leak into them.
     for name in ("DATABASE_URL", "HACS_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HACS_JWT_SECRET", "test-secret-" + "x" * 40)
+    monkeypatch.setenv("HACS_JWT_SECRET", JWT_SECRET)
     yield
 
 

@@ -148,7 +148,7 @@ TOOLS: dict[str, tuple[Callable[[World], Awaitable[Any]], str]] = {
 
 
 def _nobody() -> Actor:
-    return Actor(name="nobody", role="patient", permissions=[])
+    return Actor(name="nobody", role="guest", permissions=[])
 
 
 def _scoped(world: World) -> Actor:

@@ -314,3 +314,18 @@ def test_round_trip_through_json() -> None:
     assert again == scoped
     assert again.patient_ids == ("p-1",)
     assert again.model_extra == {"ward": "3B"}
+
+
+@pytest.mark.parametrize("role", ["patient", "caregiver", "PATIENT"])
+def test_patient_facing_actor_without_patients_is_refused(role: str) -> None:
+    with pytest.raises(ValidationError, match="must be limited to its patients"):
+        Actor(name="pat", role=role, permissions=["*:read"])
+    scoped = Actor(name="pat", role=role, permissions=["*:read"], patient_ids=["p-1"])
+    assert scoped.patient_ids == ("p-1",)
+    with pytest.raises(ValidationError, match="must be limited to its patients"):
+        scoped.model_copy(update={"patient_ids": None})
+    assert Actor(name="pat", role=role, patient_ids=[]).patient_ids == ()
+
+
+def test_staff_actor_without_patients_stays_unrestricted() -> None:
+    assert Actor(name="dr", role="physician").patient_ids is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -27,7 +28,8 @@ from hacs_auth import (
     set_auth_manager,
 )
 
-SECRET = "decorator-test-secret-" + "z" * 32
+SECRET = secrets.token_urlsafe(48)
+OTHER_SECRET = secrets.token_urlsafe(48)
 
 Seen = dict[str, Any]
 
@@ -153,7 +155,7 @@ async def test_invalid_token(is_async: bool, kwargs: dict[str, Any]) -> None:
 
 @both
 async def test_token_signed_with_other_secret(is_async: bool) -> None:
-    token = AuthManager("q" * 40).create_access_token("dr_martinez", "physician", ["admin:*"])
+    token = AuthManager(OTHER_SECRET).create_access_token("dr_martinez", "physician", ["admin:*"])
     seen: Seen = {}
     with pytest.raises(InvalidTokenError, match="signature"):
         await _call(is_async, seen, "p-1", token=token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,8 +28,13 @@ from hacs_auth import (
     set_auth_manager,
 )
 
-SECRET = "s" * 16 + "e" * 16 + "-test-secret-value"
-OTHER_SECRET = "o" * 48
+SECRET = secrets.token_urlsafe(48)
+OTHER_SECRET = secrets.token_urlsafe(48)
+MAX_LIFETIME_ENV_VAR = "HACS_JWT_MAX_LIFETIME"  # the documented name
+# Exactly 32 and 40 characters, and 64 for HS512: generator output, so strong.
+SECRET_32 = secrets.token_hex(16)
+SECRET_40 = secrets.token_urlsafe(30)
+SECRET_64 = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(autouse=True)
@@ -200,7 +206,9 @@ def test_base_claims_are_accepted(manager: AuthManager) -> None:
     assert manager.verify_token(_sign(_base_claims()))["user_id"] == "u"
 
 
-@pytest.mark.parametrize("claim", ["exp", "iss", "aud", "sub", "user_id", "role", "permissions"])
+@pytest.mark.parametrize(
+    "claim", ["exp", "iat", "jti", "iss", "aud", "sub", "user_id", "role", "permissions"]
+)
 def test_missing_required_claim(manager: AuthManager, claim: str) -> None:
     claims = _base_claims()
     del claims[claim]
@@ -218,6 +226,8 @@ def test_missing_required_claim(manager: AuthManager, claim: str) -> None:
         ("user_id", "someone-else", "sub"),
         ("user_id", "", "user_id"),
         ("patient_ids", "p-1", "patient_ids"),
+        ("jti", "", "jti"),
+        ("jti", 42, "jti"),
     ],
 )
 def test_malformed_hacs_claims(manager: AuthManager, claim: str, value: Any, fragment: str) -> None:
@@ -273,7 +283,7 @@ def test_weak_secret(monkeypatch: pytest.MonkeyPatch, weak: str) -> None:
 
 
 def test_secret_of_exactly_32_characters_is_accepted() -> None:
-    AuthManager("x" * 32)
+    AuthManager(SECRET_32)
 
 
 def test_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -285,15 +295,15 @@ def test_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stronger_algorithms_need_longer_secrets() -> None:
     with pytest.raises(AuthConfigurationError, match="weak"):
-        AuthManager("x" * 40, algorithm="HS512")
-    strong = AuthManager("x" * 64, algorithm="HS512")
+        AuthManager(SECRET_40, algorithm="HS512")
+    strong = AuthManager(SECRET_64, algorithm="HS512")
     assert strong.verify_token(strong.create_access_token("u", "agent", []))["user_id"] == "u"
 
 
 def test_algorithm_mismatch_rejected() -> None:
-    token = AuthManager("x" * 64, algorithm="HS512").create_access_token("u", "agent", [])
+    token = AuthManager(SECRET_64, algorithm="HS512").create_access_token("u", "agent", [])
     with pytest.raises(InvalidTokenError, match="algorithm"):
-        AuthManager("x" * 64).verify_token(token)
+        AuthManager(SECRET_64).verify_token(token)
 
 
 @pytest.mark.parametrize(
@@ -363,7 +373,7 @@ def test_set_auth_manager_overrides_env(monkeypatch: pytest.MonkeyPatch) -> None
     custom = AuthManager(OTHER_SECRET, issuer="custom")
     set_auth_manager(custom)
     assert get_auth_manager() is custom
-    monkeypatch.setenv(SECRET_ENV_VAR, "y" * 40)
+    monkeypatch.setenv(SECRET_ENV_VAR, secrets.token_urlsafe(30))
     assert get_auth_manager() is custom
     set_auth_manager(None)
     assert get_auth_manager() is not custom
@@ -375,3 +385,121 @@ def test_errors_pickle() -> None:
         clone = pickle.loads(pickle.dumps(err))
         assert type(clone) is type(err)
         assert str(clone) == str(err)
+
+
+# -- maximum lifetime ---------------------------------------------------------------------------
+
+
+def test_a_correctly_signed_hundred_year_token_is_refused(manager: AuthManager) -> None:
+    claims = _base_claims()
+    claims["exp"] = claims["iat"] + 100 * 365 * 24 * 3600
+    with pytest.raises(InvalidTokenError, match="exceeds the maximum of 3600 s") as info:
+        manager.verify_token(_sign(claims))
+    assert MAX_LIFETIME_ENV_VAR in str(info.value)
+
+
+def test_a_token_without_iat_is_refused(manager: AuthManager) -> None:
+    claims = _base_claims()
+    del claims["iat"]
+    with pytest.raises(InvalidTokenError, match="'iat' is missing"):
+        manager.verify_token(_sign(claims))
+
+
+def test_a_token_with_a_string_iat_is_refused(manager: AuthManager) -> None:
+    claims = _base_claims()
+    claims["iat"] = str(claims["iat"] - 10 * 365 * 24 * 3600)  # PyJWT takes numeric strings
+    with pytest.raises(InvalidTokenError, match="must be numbers"):
+        manager.verify_token(_sign(claims))
+
+
+def test_create_refuses_a_lifetime_beyond_the_maximum(manager: AuthManager) -> None:
+    with pytest.raises(ValueError, match="longer than the maximum token lifetime"):
+        manager.create_access_token("u", "agent", [], expires_in=timedelta(days=365 * 100))
+    token = manager.create_access_token("u", "agent", [], expires_in=timedelta(hours=1))
+    assert manager.verify_token(token)["user_id"] == "u"
+
+
+def test_maximum_lifetime_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_LIFETIME_ENV_VAR, "600")
+    short = get_auth_manager()
+    assert short.max_token_lifetime == timedelta(minutes=10)
+    assert short.access_token_ttl == timedelta(minutes=10)  # the default never exceeds it
+    hour = AuthManager(max_token_lifetime=timedelta(hours=2)).create_access_token(
+        "u", "agent", [], expires_in=timedelta(hours=1)
+    )
+    with pytest.raises(InvalidTokenError, match="exceeds the maximum of 600 s"):
+        short.verify_token(hour)
+    with pytest.raises(AuthConfigurationError, match="longer than the maximum"):
+        AuthManager(access_token_ttl=timedelta(hours=1))
+    for bad in ("0", "-5", "an hour"):
+        monkeypatch.setenv(MAX_LIFETIME_ENV_VAR, bad)
+        with pytest.raises(AuthConfigurationError, match=MAX_LIFETIME_ENV_VAR):
+            AuthManager()
+
+
+# -- weak secrets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("weak", "reason"),
+    [
+        ("a" * 32, "only 1 distinct characters"),
+        ("ab" * 16, "only 2 distinct characters"),
+        ("abcdefgh" * 4, "repeats a short pattern"),
+        ("abcdefghijklmnopqrstuvwxyz012345", "run of consecutive"),
+        ("changeme-changeme-changeme-changeme", "placeholder word 'changeme'"),
+        ("my-jwt-Secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0", "placeholder word 'secret'"),
+        ("your-password-goes-here-0123456789", "placeholder word 'password'"),
+    ],
+)
+def test_weak_secret_is_refused_with_the_reason(weak: str, reason: str) -> None:
+    with pytest.raises(AuthConfigurationError, match="weak") as info:
+        AuthManager(weak)
+    assert reason in str(info.value)
+    assert weak not in str(info.value)
+    assert "secrets.token_urlsafe(48)" in str(info.value)
+
+
+def test_generator_output_is_always_strong_enough() -> None:
+    for _ in range(200):
+        AuthManager(secrets.token_hex(16))
+        AuthManager(secrets.token_urlsafe(24))
+        AuthManager(secrets.token_urlsafe(48), algorithm="HS512")
+
+
+def test_the_test_suite_secret_is_strong() -> None:
+    from tests.conftest import JWT_SECRET
+
+    assert AuthManager(JWT_SECRET).uses_secret(JWT_SECRET)
+
+
+# -- patient-facing roles fail closed -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["patient", "caregiver"])
+def test_patient_facing_token_without_patients_is_refused(manager: AuthManager, role: str) -> None:
+    with pytest.raises(ValueError, match="must name its patients"):
+        manager.create_access_token("p", role, ["patient:read"])
+    claims = {**_base_claims(), "role": role, "patient_ids": None}
+    with pytest.raises(InvalidTokenError, match="must list its patients") as info:
+        manager.verify_token(_sign(claims))
+    assert "p-1" not in str(info.value)
+    del claims["patient_ids"]
+    with pytest.raises(InvalidTokenError, match="must list its patients"):
+        manager.verify_token(_sign(claims))
+    with pytest.raises(InvalidTokenError, match="patient_ids"):
+        actor_from_claims({"user_id": "p", "role": role, "permissions": []})
+
+
+@pytest.mark.parametrize("role", ["patient", "caregiver"])
+def test_patient_facing_token_with_patients_is_scoped(manager: AuthManager, role: str) -> None:
+    token = manager.create_access_token("p", role, ["*:read"], patient_ids=["p-1"])
+    actor = actor_from_claims(manager.verify_token(token))
+    assert actor.patient_ids == ("p-1",)
+    nobody = manager.create_access_token("p", role, ["*:read"], patient_ids=[])
+    assert actor_from_claims(manager.verify_token(nobody)).patient_ids == ()
+
+
+def test_other_roles_without_patients_stay_unrestricted(manager: AuthManager) -> None:
+    claims = manager.verify_token(manager.create_access_token("dr", "physician", ["*:read"]))
+    assert actor_from_claims(claims).patient_ids is None

@@ -13,7 +13,7 @@ This is the bottom layer of HACS and imports no other HACS package. Typical use:
     token = AuthManager().create_access_token("dr_martinez", "physician", ["patient:read"])
 """
 
-from hacs_auth.actor import Actor, ActorRole
+from hacs_auth.actor import PATIENT_FACING_ROLES, Actor, ActorRole
 from hacs_auth.context import acting_as, configure_hacs, get_current_actor
 from hacs_auth.decorators import require_permission
 from hacs_auth.errors import (
@@ -24,7 +24,9 @@ from hacs_auth.errors import (
     InvalidTokenError,
     MissingTokenError,
     PermissionFormatError,
+    RevocationUnavailableError,
     TokenExpiredError,
+    TokenRevokedError,
 )
 from hacs_auth.permissions import (
     Permission,
@@ -34,7 +36,15 @@ from hacs_auth.permissions import (
     normalize_resource,
     parse_permission,
 )
+from hacs_auth.revocation import (
+    CachedRevocationList,
+    RevocationList,
+    RevocationSnapshot,
+    get_revocation_list,
+    set_revocation_list,
+)
 from hacs_auth.tokens import (
+    MAX_LIFETIME_ENV_VAR,
     SECRET_ENV_VAR,
     AuthManager,
     actor_from_claims,
@@ -43,12 +53,15 @@ from hacs_auth.tokens import (
 )
 
 __all__ = [
+    "MAX_LIFETIME_ENV_VAR",
+    "PATIENT_FACING_ROLES",
     "SECRET_ENV_VAR",
     "Actor",
     "ActorRole",
     "AuthConfigurationError",
     "AuthError",
     "AuthManager",
+    "CachedRevocationList",
     "InactiveActorError",
     "InsufficientPermissionError",
     "InvalidTokenError",
@@ -56,16 +69,22 @@ __all__ = [
     "Permission",
     "PermissionFormatError",
     "PermissionSet",
+    "RevocationList",
+    "RevocationSnapshot",
+    "RevocationUnavailableError",
     "TokenExpiredError",
+    "TokenRevokedError",
     "acting_as",
     "actor_from_claims",
     "compile_permissions",
     "configure_hacs",
     "get_auth_manager",
     "get_current_actor",
+    "get_revocation_list",
     "normalize_permissions",
     "normalize_resource",
     "parse_permission",
     "require_permission",
     "set_auth_manager",
+    "set_revocation_list",
 ]

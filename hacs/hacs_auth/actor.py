@@ -29,7 +29,7 @@ from hacs_auth.permissions import (
     parse_permission,
 )
 
-__all__ = ["Actor", "ActorRole"]
+__all__ = ["PATIENT_FACING_ROLES", "Actor", "ActorRole"]
 
 
 class ActorRole(StrEnum):
@@ -61,6 +61,11 @@ class ActorRole(StrEnum):
                 if member.value == key:
                     return member
         return None
+
+
+# Roles that act for particular patients (themselves, or those they care for): an actor or token
+# of these roles must name its patients, because no list would otherwise mean "every patient".
+PATIENT_FACING_ROLES: frozenset[ActorRole] = frozenset({ActorRole.PATIENT, ActorRole.CAREGIVER})
 
 
 def _new_actor_id() -> str:
@@ -107,7 +112,10 @@ class Actor(BaseModel):
     organization: str | None = None
     patient_ids: tuple[str, ...] | None = Field(
         default=None,
-        description="Reserved for patient-scoped access; None means unrestricted.",
+        description=(
+            "The patients this actor may reach; None means unrestricted, which the "
+            "patient-facing roles (patient, caregiver) may not have."
+        ),
     )
     session_id: str | None = None
     created_at: datetime = Field(default_factory=_utc_now)
@@ -141,7 +149,12 @@ class Actor(BaseModel):
 
     @model_validator(mode="after")
     def _compile(self) -> Actor:
-        """Compile the permission set once, when the actor is validated."""
+        """Refuse an unscoped patient-facing actor; compile the permission set once."""
+        if self.patient_ids is None and self.role in PATIENT_FACING_ROLES:
+            raise ValueError(
+                f"An actor with the patient-facing role {self.role.value!r} must be limited to "
+                "its patients: pass patient_ids=[...] (an empty list reaches no patient)."
+            )
         self._compiled = (self.permissions, compile_permissions(self.permissions))
         return self
 

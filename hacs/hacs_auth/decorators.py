@@ -1,7 +1,8 @@
 """``@require_permission``: guard a sync or async function with a JWT permission check.
 
 The decorated function is called with ``token='<jwt>'`` or
-``authorization='Bearer <jwt>'``. The token is verified with :func:`get_auth_manager`,
+``authorization='Bearer <jwt>'``. The token is verified with :func:`get_auth_manager`
+(signature, lifetime, scope rules and the revocation list),
 the permission is checked, and the function runs with ``claims=`` set to the *verified*
 claims (a caller-supplied ``claims`` is discarded, never trusted) and with the token's
 actor as the current actor for the duration of the call only (see
@@ -47,13 +48,25 @@ def _extract_token(kwargs: Mapping[str, Any]) -> str:
     return value.strip()
 
 
-def _authorize(required: Permission, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], Actor]:
-    """Verify the caller's token and permission; return the claims and their actor."""
-    claims = get_auth_manager().verify_token(_extract_token(kwargs))
+def _permitted(required: Permission, claims: dict[str, Any]) -> tuple[dict[str, Any], Actor]:
+    """The claims and their actor, if the actor holds ``required``."""
     actor = actor_from_claims(claims)
     if not actor.permission_set.implies(required):
         raise InsufficientPermissionError(str(required), actor.id)
     return claims, actor
+
+
+def _authorize(required: Permission, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], Actor]:
+    """Verify the caller's token (revocation included) and permission."""
+    return _permitted(required, get_auth_manager().verify_token(_extract_token(kwargs)))
+
+
+async def _authorize_async(
+    required: Permission, kwargs: Mapping[str, Any]
+) -> tuple[dict[str, Any], Actor]:
+    """:func:`_authorize` for coroutines: a stale revocation list reloads off the loop."""
+    token = _extract_token(kwargs)
+    return _permitted(required, await get_auth_manager().verify_token_async(token))
 
 
 def _check_accepts_claims(func: Callable[..., Any]) -> None:
@@ -90,6 +103,8 @@ def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P
         MissingTokenError: At call time, if no token was supplied.
         InvalidTokenError: At call time, if the token fails verification.
         TokenExpiredError: At call time, if the token has expired.
+        TokenRevokedError: At call time, if the token (or its actor) was revoked.
+        RevocationUnavailableError: At call time, if the revocation list cannot be read.
         InsufficientPermissionError: At call time, if the token lacks ``permission``.
 
     Example:
@@ -107,7 +122,7 @@ def require_permission(permission: str) -> Callable[[Callable[P, R]], Callable[P
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                claims, actor = _authorize(required, kwargs)
+                claims, actor = await _authorize_async(required, kwargs)
                 kwargs["claims"] = claims
                 with acting_as(actor):
                     return await async_func(*args, **kwargs)

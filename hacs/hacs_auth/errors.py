@@ -18,7 +18,9 @@ __all__ = [
     "InvalidTokenError",
     "MissingTokenError",
     "PermissionFormatError",
+    "RevocationUnavailableError",
     "TokenExpiredError",
+    "TokenRevokedError",
 ]
 
 PERMISSION_GRAMMAR = (
@@ -78,6 +80,32 @@ class TokenExpiredError(InvalidTokenError):
 
     def __init__(self, reason: str = "the token has expired") -> None:
         """Build the error; ``reason`` defaults to a plain 'expired' message."""
+        super().__init__(reason)
+
+
+class TokenRevokedError(InvalidTokenError):
+    """The access token was revoked (by its ``jti``, or all tokens of its actor)."""
+
+    _next_step = (
+        "A revoked token never becomes valid again: request a new token (an administrator may "
+        "have deactivated this actor)."
+    )
+
+    def __init__(self, reason: str = "the token has been revoked") -> None:
+        """Build the error; ``reason`` says whether the token or its actor was revoked."""
+        super().__init__(reason)
+
+
+class RevocationUnavailableError(InvalidTokenError):
+    """The revocation list could not be read, so the token is refused (fail closed)."""
+
+    _next_step = (
+        "Check that the database holding the token revocations is reachable (and readable by "
+        "this role), then retry."
+    )
+
+    def __init__(self, reason: str = "the revocation list could not be checked") -> None:
+        """Build the error from a short reason that names no token and no secret."""
         super().__init__(reason)
 
 

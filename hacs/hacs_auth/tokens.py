@@ -3,7 +3,13 @@
 :class:`AuthManager` wraps PyJWT with HACS conventions (HMAC signing, issuer/audience,
 normalised permission claims). The signing secret comes from the constructor or the
 ``HACS_JWT_SECRET`` environment variable and is never generated silently: a made-up
-secret would make every token invalid after a restart and hide a configuration bug.
+secret would make every token invalid after a restart and hide a configuration bug. A weak
+secret (short, a placeholder, a pattern) is refused with the reason.
+
+Verification fails closed: a token whose lifetime (``exp - iat``) exceeds the maximum
+(``HACS_JWT_MAX_LIFETIME``, default one hour) is refused even when correctly signed, a token of a
+patient-facing role must name its patients, and a revoked token (see :mod:`hacs_auth.revocation`)
+is refused, as is any token when the revocation list cannot be read.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import jwt
 from pydantic import ValidationError
 
-from hacs_auth.actor import Actor, ActorRole
+from hacs_auth.actor import PATIENT_FACING_ROLES, Actor, ActorRole
 from hacs_auth.errors import (
     AuthConfigurationError,
     InvalidTokenError,
@@ -27,8 +33,12 @@ from hacs_auth.errors import (
     TokenExpiredError,
 )
 from hacs_auth.permissions import normalize_permissions
+from hacs_auth.revocation import RevocationList, get_revocation_list
+from hacs_auth.secret_strength import weakness
 
 __all__ = [
+    "DEFAULT_MAX_LIFETIME",
+    "MAX_LIFETIME_ENV_VAR",
     "MIN_SECRET_LENGTH",
     "SECRET_ENV_VAR",
     "AuthManager",
@@ -38,7 +48,9 @@ __all__ = [
 ]
 
 SECRET_ENV_VAR: Final = "HACS_JWT_SECRET"
+MAX_LIFETIME_ENV_VAR: Final = "HACS_JWT_MAX_LIFETIME"
 MIN_SECRET_LENGTH: Final = 32
+DEFAULT_MAX_LIFETIME: Final = timedelta(hours=1)
 
 # HMAC algorithms and the minimum key size (bytes) RFC 7518 recommends for each.
 _ALGORITHMS: Final[dict[str, int]] = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -61,13 +73,27 @@ def _load_secret(secret: str | None, algorithm: str) -> str:
             f"{MIN_SECRET_LENGTH} characters; {_GENERATE_HINT}"
         )
     minimum = max(MIN_SECRET_LENGTH, _ALGORITHMS[algorithm])
-    if len(secret.encode("utf-8")) < minimum:
+    reason = weakness(secret, minimum)
+    if reason is not None:
         raise AuthConfigurationError(
-            f"The JWT signing secret is weak: it is shorter than {minimum} characters "
-            f"(required for {algorithm}). Set {SECRET_ENV_VAR} (or secret=...) to a "
-            f"random value of at least {minimum} characters; {_GENERATE_HINT}"
+            f"The JWT signing secret is weak: {reason} ({algorithm} needs a random value of at "
+            f"least {minimum} characters). Set {SECRET_ENV_VAR} (or secret=...) to the output "
+            f"of a random generator; {_GENERATE_HINT}"
         )
     return secret
+
+
+def _max_lifetime_from_env() -> timedelta:
+    """``HACS_JWT_MAX_LIFETIME`` (whole seconds > 0), else :data:`DEFAULT_MAX_LIFETIME`."""
+    raw = os.environ.get(MAX_LIFETIME_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_MAX_LIFETIME
+    if not raw.isdigit() or int(raw) <= 0:
+        raise AuthConfigurationError(
+            f"{MAX_LIFETIME_ENV_VAR} must be a whole number of seconds > 0 (default "
+            f"{int(DEFAULT_MAX_LIFETIME.total_seconds())}); fix or unset it."
+        )
+    return timedelta(seconds=int(raw))
 
 
 class AuthManager:
@@ -78,13 +104,27 @@ class AuthManager:
         algorithm: ``HS256`` (default), ``HS384`` or ``HS512``.
         issuer: Value of the ``iss`` claim, checked on verification.
         audience: Value of the ``aud`` claim, checked on verification.
-        access_token_ttl: Default lifetime of issued tokens.
+        access_token_ttl: Default lifetime of issued tokens (default: one hour, or the
+            maximum lifetime when that is shorter).
+        max_token_lifetime: The longest ``exp - iat`` this manager issues or accepts;
+            defaults to ``$HACS_JWT_MAX_LIFETIME`` seconds, else one hour.
+        revocations: The revocation list verification consults; defaults to the process-wide
+            one (:func:`hacs_auth.revocation.set_revocation_list`), looked up at each
+            verification.
 
     Raises:
         AuthConfigurationError: If the secret is missing or weak, or an option is invalid.
     """
 
-    __slots__ = ("_secret", "access_token_ttl", "algorithm", "audience", "issuer")
+    __slots__ = (
+        "_revocations",
+        "_secret",
+        "access_token_ttl",
+        "algorithm",
+        "audience",
+        "issuer",
+        "max_token_lifetime",
+    )
 
     def __init__(
         self,
@@ -93,7 +133,9 @@ class AuthManager:
         algorithm: str = "HS256",
         issuer: str = "hacs",
         audience: str = "hacs",
-        access_token_ttl: timedelta = timedelta(minutes=60),
+        access_token_ttl: timedelta | None = None,
+        max_token_lifetime: timedelta | None = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         """Validate the configuration and load the secret."""
         if algorithm not in _ALGORITHMS:
@@ -102,20 +144,38 @@ class AuthManager:
             )
         if not issuer or not audience:
             raise AuthConfigurationError("issuer and audience must be non-empty strings.")
-        if access_token_ttl <= timedelta(0):
+        maximum = _max_lifetime_from_env() if max_token_lifetime is None else max_token_lifetime
+        if maximum <= timedelta(0):
+            raise AuthConfigurationError("max_token_lifetime must be a positive timedelta.")
+        ttl = min(timedelta(minutes=60), maximum) if access_token_ttl is None else access_token_ttl
+        if ttl <= timedelta(0):
             raise AuthConfigurationError("access_token_ttl must be a positive timedelta.")
+        if ttl > maximum:
+            raise AuthConfigurationError(
+                f"access_token_ttl ({ttl.total_seconds():.0f} s) is longer than the maximum "
+                f"token lifetime ({maximum.total_seconds():.0f} s); shorten it or raise "
+                f"max_token_lifetime / {MAX_LIFETIME_ENV_VAR}."
+            )
         self._secret = _load_secret(secret, algorithm)
         self.algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
-        self.access_token_ttl = access_token_ttl
+        self.access_token_ttl = ttl
+        self.max_token_lifetime = maximum
+        self._revocations = revocations
 
     def __repr__(self) -> str:
         """Describe the manager without revealing the secret."""
         return (
             f"AuthManager(algorithm={self.algorithm!r}, issuer={self.issuer!r}, "
-            f"audience={self.audience!r}, access_token_ttl={self.access_token_ttl!r})"
+            f"audience={self.audience!r}, access_token_ttl={self.access_token_ttl!r}, "
+            f"max_token_lifetime={self.max_token_lifetime!r})"
         )
+
+    @property
+    def revocations(self) -> RevocationList | None:
+        """The revocation list a verification consults now (own, else process-wide)."""
+        return self._revocations if self._revocations is not None else get_revocation_list()
 
     def uses_secret(self, secret: str | None) -> bool:
         """Whether this manager signs with ``secret`` (used to detect a rotated secret)."""
@@ -139,16 +199,19 @@ class AuthManager:
             role: An :class:`ActorRole` or its name, any case.
             permissions: Permission strings; normalised, invalid ones rejected.
             organization: Optional organisation claim.
-            expires_in: Lifetime; defaults to ``access_token_ttl``. A negative value
-                yields an already-expired token (useful in tests).
-            patient_ids: Optional patient scope; ``None`` means unrestricted.
+            expires_in: Lifetime; defaults to ``access_token_ttl``; at most
+                ``max_token_lifetime``. A negative value yields an already-expired token
+                (useful in tests).
+            patient_ids: Optional patient scope; ``None`` means unrestricted, which a
+                patient-facing role (``patient``, ``caregiver``) may not have.
             extra_claims: Additional claims; may not override the standard ones.
 
         Returns:
             The encoded JWT.
 
         Raises:
-            ValueError: If ``user_id``, ``role`` or ``extra_claims`` are invalid.
+            ValueError: If ``user_id``, ``role``, ``expires_in``, ``patient_ids`` or
+                ``extra_claims`` are invalid.
             PermissionFormatError: If a permission is malformed.
         """
         if not isinstance(user_id, str) or not user_id.strip():
@@ -159,12 +222,23 @@ class AuthManager:
             roles = ", ".join(r.value for r in ActorRole)
             raise ValueError(f"Unknown role {role!r}; use one of: {roles}.") from None
         perms = normalize_permissions(permissions)
+        if patient_ids is None and ActorRole(role_value) in PATIENT_FACING_ROLES:
+            raise ValueError(
+                f"A token of the patient-facing role {role_value!r} must name its patients: "
+                "pass patient_ids=[...] (an empty list reaches no patient)."
+            )
+        lifetime = self.access_token_ttl if expires_in is None else expires_in
+        if lifetime > self.max_token_lifetime:
+            raise ValueError(
+                f"expires_in ({lifetime.total_seconds():.0f} s) is longer than the maximum token "
+                f"lifetime ({self.max_token_lifetime.total_seconds():.0f} s); issue a shorter "
+                "token and a new one when it expires."
+            )
         if extra_claims:
             clash = sorted(_RESERVED_CLAIMS.intersection(extra_claims))
             if clash:
                 raise ValueError(f"extra_claims may not override reserved claims: {clash}.")
         now = datetime.now(UTC)
-        lifetime = self.access_token_ttl if expires_in is None else expires_in
         payload: dict[str, Any] = dict(extra_claims or {})
         payload.update(
             sub=user_id,
@@ -185,15 +259,39 @@ class AuthManager:
     def verify_token(self, token: str) -> dict[str, Any]:
         """Verify a token and return its claims.
 
-        Checks the signature, ``exp``/``nbf``/``iat``, issuer, audience, the presence of
-        the required claims and the shape of ``user_id``, ``role`` and ``permissions``
-        (returned normalised).
+        Checks the signature, ``exp``/``nbf``/``iat``, the lifetime against
+        ``max_token_lifetime``, issuer, audience, the presence of the required claims, the
+        shape of ``user_id``, ``role``, ``permissions`` (returned normalised) and
+        ``patient_ids``, then the revocation list (refreshed first when stale; this may block
+        on its store, so async code uses :meth:`verify_token_async`).
 
         Raises:
             MissingTokenError: If ``token`` is empty.
             TokenExpiredError: If the token has expired.
+            TokenRevokedError: If the token or every token of its actor was revoked.
+            RevocationUnavailableError: If the revocation list cannot be read.
             InvalidTokenError: For any other verification failure.
         """
+        claims = self._verified_claims(token)
+        revocations = self.revocations
+        if revocations is not None:
+            revocations.check(claims)
+        return claims
+
+    async def verify_token_async(self, token: str) -> dict[str, Any]:
+        """:meth:`verify_token` for async code: a stale revocation list reloads off the loop.
+
+        Raises:
+            The same errors as :meth:`verify_token`.
+        """
+        claims = self._verified_claims(token)
+        revocations = self.revocations
+        if revocations is not None:
+            await revocations.check_async(claims)
+        return claims
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        """Everything :meth:`verify_token` checks except revocation."""
         if token is None or (isinstance(token, str) and not token.strip()):
             raise MissingTokenError()
         if not isinstance(token, str):
@@ -228,11 +326,33 @@ class AuthManager:
             raise InvalidTokenError(
                 f"the token's signing algorithm is not allowed (expected {self.algorithm})"
             ) from exc
+        except jwt.exceptions.InvalidJTIError as exc:
+            raise InvalidTokenError("claim 'jti' must be a non-empty string") from exc
         except jwt.DecodeError as exc:
             raise InvalidTokenError("the token is malformed (not a decodable JWT)") from exc
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"verification failed ({type(exc).__name__})") from exc
+        self._check_lifetime(claims)
         return _check_hacs_claims(claims)
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        """Refuse a token valid for longer than ``max_token_lifetime`` (or of unknown length)."""
+        issued, expires = claims.get("iat"), claims.get("exp")
+        # PyJWT accepts numeric strings ("123") for both; the lifetime needs real numbers.
+        if not (_is_number(issued) and _is_number(expires)):
+            raise InvalidTokenError("claims 'iat' and 'exp' must be numbers (seconds since 1970)")
+        lifetime = float(expires) - float(issued)
+        maximum = self.max_token_lifetime.total_seconds()
+        if lifetime > maximum:
+            raise InvalidTokenError(
+                f"its lifetime (exp - iat = {lifetime:.0f} s) exceeds the maximum of "
+                f"{maximum:.0f} s ({MAX_LIFETIME_ENV_VAR})"
+            )
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """Whether a claim is an int or float (``True`` is an int to Python, not to a JWT)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_hacs_claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +362,10 @@ def _check_hacs_claims(claims: dict[str, Any]) -> dict[str, Any]:
         raise InvalidTokenError("claim 'user_id' must be a non-empty string")
     if claims.get("sub") != user_id:
         raise InvalidTokenError("claims 'sub' and 'user_id' disagree")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti.strip():
+        # Without a usable id the token could only be revoked with all of its actor's tokens.
+        raise InvalidTokenError("claim 'jti' must be a non-empty string")
     role = claims.get("role")
     try:
         if not isinstance(role, str):
@@ -261,6 +385,12 @@ def _check_hacs_claims(claims: dict[str, Any]) -> dict[str, Any]:
         isinstance(patient_ids, list) and all(isinstance(p, str) for p in patient_ids)
     ):
         raise InvalidTokenError("claim 'patient_ids' must be a list of strings or null")
+    if patient_ids is None and ActorRole(claims["role"]) in PATIENT_FACING_ROLES:
+        # Fail closed: no list must never mean "every patient" for a patient or a caregiver.
+        raise InvalidTokenError(
+            f"a token of the patient-facing role {claims['role']!r} must list its patients in "
+            "claim 'patient_ids'"
+        )
     claims.setdefault("organization", None)
     claims.setdefault("patient_ids", None)
     return claims
@@ -288,6 +418,8 @@ def actor_from_claims(claims: Mapping[str, Any]) -> Actor:
         )
     except ValidationError as exc:
         fields = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+        if not fields:  # a rule across fields: only the patient-facing scope rule is one
+            fields = ["patient_ids (required for a patient-facing role)"]
         raise InvalidTokenError(
             f"the claims do not describe a valid actor (bad fields: {', '.join(fields)})"
         ) from exc
@@ -296,37 +428,45 @@ def actor_from_claims(claims: Mapping[str, Any]) -> Actor:
 _lock = threading.Lock()
 _explicit_manager: AuthManager | None = None
 _env_manager: AuthManager | None = None
+_env_key: tuple[str | None, str | None] | None = None
+
+
+def _environment_key() -> tuple[str | None, str | None]:
+    """The variables the default manager is built from (it is rebuilt when they change)."""
+    return os.environ.get(SECRET_ENV_VAR), os.environ.get(MAX_LIFETIME_ENV_VAR)
 
 
 def get_auth_manager() -> AuthManager:
     """Return the process-wide :class:`AuthManager`.
 
     A manager installed with :func:`set_auth_manager` wins. Otherwise one is built from
-    ``HACS_JWT_SECRET`` on first use, cached, and rebuilt when the variable changes.
+    ``HACS_JWT_SECRET`` and ``HACS_JWT_MAX_LIFETIME`` on first use, cached, and rebuilt when
+    either variable changes. A manager without a revocation list of its own consults the
+    process-wide one (:func:`hacs_auth.revocation.set_revocation_list`).
 
     Raises:
         AuthConfigurationError: If no manager is set and the secret is missing or weak.
     """
-    global _env_manager
+    global _env_manager, _env_key
     explicit = _explicit_manager
     if explicit is not None:
         return explicit
-    secret = os.environ.get(SECRET_ENV_VAR)
+    key = _environment_key()
     cached = _env_manager
-    if cached is not None and cached.uses_secret(secret):
+    if cached is not None and _env_key == key:
         return cached
     with _lock:
         cached = _env_manager
-        if cached is None or not cached.uses_secret(secret):
+        if cached is None or _env_key != key:
             # "" (not None) so a missing variable raises instead of re-reading the env.
-            cached = AuthManager(secret or "")
-            _env_manager = cached
+            cached = AuthManager(key[0] or "")
+            _env_manager, _env_key = cached, key
         return cached
 
 
 def set_auth_manager(manager: AuthManager | None) -> None:
     """Install ``manager`` as the process-wide default (``None`` reverts to the env)."""
-    global _explicit_manager, _env_manager
+    global _explicit_manager, _env_manager, _env_key
     with _lock:
         _explicit_manager = manager
-        _env_manager = None
+        _env_manager, _env_key = None, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -42,7 +43,15 @@ from hacs_cli.common import (
 )
 from hacs_persistence.interchange import ImportProgress, ImportSummary
 
-__all__ = ["CLI_ACTOR", "export_command", "import_command", "register", "render_summary"]
+__all__ = [
+    "CLI_ACTOR",
+    "TOKEN_ENV_VAR",
+    "acting_actor",
+    "export_command",
+    "import_command",
+    "register",
+    "render_summary",
+]
 
 CLI_ACTOR = Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["admin:*"])
 """Who the commands act as without a token: recorded in the audit trail and as created_by."""
@@ -50,22 +59,33 @@ CLI_ACTOR = Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["a
 TOKEN_ENV_VAR = "HACS_TOKEN"
 
 
-def acting_actor() -> Actor:
-    """The actor of `hacs import`/`export`: the one of the hacs access token in ``HACS_TOKEN``
-    (verified with ``HACS_JWT_SECRET``; permissions and patient scope apply as in the library),
-    else the operator's system actor ``hacs-cli`` with ``admin:*``.
+def acting_actor(url: str | None) -> Actor:
+    """The actor of `hacs import`/`export`/`token`: the one of the hacs access token in
+    ``HACS_TOKEN`` (verified with ``HACS_JWT_SECRET``, and refused when it or its actor was revoked
+    in the target database; permissions and patient scope apply as in the library), else the
+    operator's system actor ``hacs-cli`` with ``admin:*``.
 
     The token is read from the environment, never from the command line, where every local
     user could read it in the process list.
     """
-    from hacs_auth import actor_from_claims, get_auth_manager
-    from hacs_auth.errors import AuthError
-
     token = os.environ.get(TOKEN_ENV_VAR, "").strip()
     if not token:
         return CLI_ACTOR
+    return run(_token_actor(token, url))
+
+
+async def _token_actor(token: str, url: str | None) -> Actor:
+    from hacs_auth import actor_from_claims, get_auth_manager
+    from hacs_auth.errors import AuthError, RevocationUnavailableError
+    from hacs_persistence.revocations import DatabaseRevocationList
+
     try:
-        return actor_from_claims(get_auth_manager().verify_token(token))
+        claims = await get_auth_manager().verify_token_async(token)
+        # The target database's revocations, read now (staleness 0): a CLI run is one check.
+        await DatabaseRevocationList(url, ttl=timedelta(0)).check_async(claims)
+        return actor_from_claims(claims)
+    except RevocationUnavailableError as exc:
+        fail(f"{TOKEN_ENV_VAR} cannot be checked: {exc}", ExitCode.FAILED, url)
     except AuthError as exc:
         fail(f"{TOKEN_ENV_VAR} does not hold a valid hacs access token: {exc}", ExitCode.USAGE)
 
@@ -199,10 +219,10 @@ def import_command(
     searchset), 1 when a file failed, 3 when the database cannot be reached.
     """
     url = database_url(ctx, database_url_option)
-    actor = acting_actor()
     with cli_errors(url):
         check_configuration(url)
         run(preflight(url))
+        actor = acting_actor(url)
         summary = run(_import(url, paths, actor))
         render_summary(summary)
         failed = summary.failed
@@ -277,10 +297,10 @@ def export_command(
         fail("Give exactly one of --patient ID or --type TYPE.", ExitCode.USAGE, url)
     if resource_type is not None and not _TYPE_NAME.match(resource_type):
         fail("--type must be a FHIR resource type name such as Observation.", ExitCode.USAGE)
-    actor = acting_actor()
     with cli_errors(url):
         check_configuration(url)
         run(preflight(url))
+        actor = acting_actor(url)
         if out is None:
             count = run(_export(url, patient, resource_type, sys.stdout, actor))
             sys.stdout.flush()

@@ -1,5 +1,5 @@
 """The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`,
-`hacs import`, `hacs export`, `hacs audit ...`.
+`hacs import`, `hacs export`, `hacs audit ...`, `hacs token revoke`.
 
 Each command group lives in its own module exposing `register(app)`; adding a command is one new
 module plus its name in `COMMAND_MODULES`.
@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hacs_cli.docs",
     "hacs_cli.fhir",
     "hacs_cli.audit",
+    "hacs_cli.tokens",
 )
 
 app = typer.Typer(
