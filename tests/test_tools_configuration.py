@@ -1,8 +1,8 @@
 """The tools' database is configuration, never an argument: no tool can be pointed elsewhere.
 
-Every public tool function is enumerated (every module of ``hacs_tools``), with the JSON schema an
-agent framework derives from its signature; none may take a connection parameter, and passing one
-is refused before anything connects.
+Every public tool function is enumerated (the package's and every tool domain's), with the JSON
+schema an agent framework derives from its signature; none may take a connection parameter, and
+passing one is refused before anything connects. The python block of docs/configuration.md runs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
@@ -29,6 +30,7 @@ from hacs_tools import (
     save_resource,
     tool_configuration,
 )
+from tests.docs_blocks import _fenced as fenced_blocks
 
 # Anything that would let the caller choose where, or as whom, a tool connects.
 CONNECTION_PARAMETERS = {
@@ -220,3 +222,19 @@ def _unconfigured() -> Iterator[None]:
     assert tool_configuration().database_url is None
     yield
     assert tool_configuration().database_url is None
+
+
+def test_the_configuration_page_block_configures_the_tools(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, clinician: Actor
+) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    [code] = [body for lang, body, _line in fenced_blocks(page) if lang == "python"]
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with configure_tools():  # puts back the default configuration afterwards
+        exec(compile(code, "docs/configuration.md", "exec"), {})
+        configured = tool_configuration()
+        assert (configured.database_url, configured.kind) == (database_url, "granular")
+        assert configured.settings == {"connection_pool_size": 5}
+        monkeypatch.delenv("DATABASE_URL")  # from now on only the configuration says where
+        with acting_as(clinician):
+            assert save_resource(PATIENT).success
