@@ -215,6 +215,20 @@ def test_unreachable_database_exits_3_without_the_password(
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_dotenv_in_a_parent_directory_does_not_redirect_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={UNREACHABLE_URL}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HACS_DATABASE_URL", database_url)
+    result = invoke("db", "status", "--json")
+    assert result.exit_code == ExitCode.OK, text_of(result)
+    monkeypatch.setenv("HACS_ENV_FILE", str(tmp_path / ".env"))  # named explicitly: it counts
+    assert invoke("db", "status").exit_code == ExitCode.UNREACHABLE
+
+
 def test_url_from_the_environment_is_used_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_URL)
     result = invoke("doctor", "--json")
