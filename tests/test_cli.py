@@ -229,6 +229,16 @@ def test_a_dotenv_in_a_parent_directory_does_not_redirect_the_cli(
     assert invoke("db", "status").exit_code == ExitCode.UNREACHABLE
 
 
+def test_a_missing_hacs_env_file_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HACS_ENV_FILE", str(tmp_path / "missing.env"))
+    for args in (("db", "status"), ("doctor",)):
+        result = invoke(*args)
+        assert result.exit_code == ExitCode.USAGE, text_of(result)
+        assert "HACS_ENV_FILE" in text_of(result)
+
+
 def test_url_from_the_environment_is_used_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE_URL)
     result = invoke("doctor", "--json")
