@@ -31,6 +31,7 @@ from hacs_models import Actor, MemoryBlock, Observation, Patient
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError, PermissionDeniedError
+from hacs_tools import configure_tools
 from tests.test_adapter import make_observation, make_patient
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
@@ -64,7 +65,8 @@ async def world(database_url: str) -> AsyncIterator[World]:
     )
     await adapter.save_many([a, b, obs_b, memory], ADMIN)
     try:
-        yield World(adapter, database_url, a.id, b.id, obs_b.id, memory.id)
+        with configure_tools(database_url):  # the tools' database, as an application sets it
+            yield World(adapter, database_url, a.id, b.id, obs_b.id, memory.id)
     finally:
         await adapter.close()
 
@@ -120,28 +122,26 @@ NOT_ENTRY_POINTS = {"close", "transaction", "acting_as"}
 
 
 async def _tool_save(w: World) -> Any:
-    return await tools.asave_resource(_hijack(w, await w.observation_b()), database_url=w.url)
+    return await tools.asave_resource(_hijack(w, await w.observation_b()))
 
 
 async def _tool_update(w: World) -> Any:
-    return await tools.aupdate_resource(
-        _hijack(w, await w.observation_b()), expected_version=1, database_url=w.url
-    )
+    return await tools.aupdate_resource(_hijack(w, await w.observation_b()), expected_version=1)
 
 
 TOOLS: dict[str, tuple[Callable[[World], Awaitable[Any]], str]] = {
     "asave_resource": (_tool_save, "update"),
     "aupdate_resource": (_tool_update, "update"),
     "adelete_resource": (
-        lambda w: tools.adelete_resource(w.obs_b, "Observation", database_url=w.url),
+        lambda w: tools.adelete_resource(w.obs_b, "Observation"),
         "delete",
     ),
     "aread_resource": (
-        lambda w: tools.aread_resource(w.obs_b, "Observation", database_url=w.url),
+        lambda w: tools.aread_resource(w.obs_b, "Observation"),
         "read",
     ),
     "asearch_resources": (
-        lambda w: tools.asearch_resources("Observation", {"patient_id": w.b}, database_url=w.url),
+        lambda w: tools.asearch_resources("Observation", {"patient_id": w.b}),
         "search",
     ),
 }

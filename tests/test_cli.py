@@ -26,8 +26,10 @@ from tests.conftest import db_connect
 runner = CliRunner()
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PASSWORD = "s3cr3t-pw"
-# Nothing listens on port 1: connection refused at once.
+# Nothing listens on port 1: connection refused at once. A URL with a password is refused on the
+# command line (the process list shows it), so that one goes in DATABASE_URL.
 UNREACHABLE_URL = f"postgresql://hacs:{PASSWORD}@127.0.0.1:1/hacs"
+UNREACHABLE_ARGV_URL = "postgresql://hacs@127.0.0.1:1/hacs"
 # Every hacs table of the metadata (a migrated database has them all).
 TABLES = len(metadata.tables)
 
@@ -205,8 +207,11 @@ def test_doctor_on_an_empty_database_fails_the_check(empty_database_url: str) ->
     ],
     ids=" ".join,
 )
-def test_unreachable_database_exits_3_without_the_password(args: tuple[str, ...]) -> None:
-    result = invoke("--database-url", UNREACHABLE_URL, *args)
+def test_unreachable_database_exits_3_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_URL)
+    result = invoke(*args)
     out = text_of(result)
     assert result.exit_code == ExitCode.UNREACHABLE, out
     assert PASSWORD not in out
@@ -215,6 +220,30 @@ def test_unreachable_database_exits_3_without_the_password(args: tuple[str, ...]
     if args[-1] != "--json" and args[0] != "doctor":
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_dotenv_in_a_parent_directory_does_not_redirect_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={UNREACHABLE_URL}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HACS_DATABASE_URL", database_url)
+    result = invoke("db", "status", "--json")
+    assert result.exit_code == ExitCode.OK, text_of(result)
+    monkeypatch.setenv("HACS_ENV_FILE", str(tmp_path / ".env"))  # named explicitly: it counts
+    assert invoke("db", "status").exit_code == ExitCode.UNREACHABLE
+
+
+def test_a_missing_hacs_env_file_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HACS_ENV_FILE", str(tmp_path / "missing.env"))
+    for args in (("db", "status"), ("doctor",)):
+        result = invoke(*args)
+        assert result.exit_code == ExitCode.USAGE, text_of(result)
+        assert "HACS_ENV_FILE" in text_of(result)
 
 
 def test_url_from_the_environment_is_used_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,23 +262,26 @@ def test_url_from_the_environment_is_used_and_masked(monkeypatch: pytest.MonkeyP
     [f"mysql://hacs:{PASSWORD}@db/hacs", f"postgresql://hacs:{PASSWORD}@db:port/hacs"],
     ids=["scheme", "unparseable"],
 )
-def test_invalid_url_is_a_usage_error_without_the_password(url: str) -> None:
+def test_invalid_url_is_a_usage_error_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
     for args in (("db", "status"), ("doctor",)):
-        result = invoke("--database-url", url, *args)
+        result = invoke(*args)
         assert result.exit_code == ExitCode.USAGE
         assert PASSWORD not in text_of(result)
 
 
 def test_invalid_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HACS_DB_CONNECTION_POOL_SIZE", "0")
-    result = invoke("--database-url", UNREACHABLE_URL, "db", "status")
+    result = invoke("--database-url", UNREACHABLE_ARGV_URL, "db", "status")
     assert result.exit_code == ExitCode.USAGE
     assert "connection_pool_size" in result.stderr
 
 
 def test_command_option_overrides_the_global_one(database_url: str) -> None:
     result = invoke(
-        "--database-url", UNREACHABLE_URL, "db", "status", "--database-url", database_url
+        "--database-url", UNREACHABLE_ARGV_URL, "db", "status", "--database-url", database_url
     )
     assert result.exit_code == ExitCode.OK, text_of(result)
 

@@ -270,3 +270,97 @@ print(asyncio.run(once()), asyncio.run(once()), asyncio.run(open_connections()))
     assert result.stdout.strip() == "Loop Test Loop Test 0"
     assert "Event loop is closed" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- which .env is read ------------------------------------------------------------------------
+
+
+def test_a_dotenv_in_a_parent_directory_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "DATABASE_URL=postgresql://planted@attacker.example/db\nHACS_DB_CONNECTION_POOL_SIZE=3\n"
+    )
+    child = tmp_path / "project" / "src"
+    child.mkdir(parents=True)
+    monkeypatch.chdir(child)
+    assert resolve_database_url() == (None, "embedded")
+    assert load_settings().connection_pool_size == 20
+
+
+def test_the_dotenv_of_the_working_directory_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "HACS_DATABASE_URL=postgresql://app@db/clinic\nHACS_DB_CONNECTION_POOL_SIZE=4\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert resolve_database_url() == ("postgresql://app@db/clinic", ".env:HACS_DATABASE_URL")
+    assert load_settings().connection_pool_size == 4
+
+
+def test_hacs_env_file_names_the_one_dotenv_to_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://cwd@db/cwd\n")
+    chosen = tmp_path / "config" / "hacs.env"
+    chosen.parent.mkdir()
+    chosen.write_text("DATABASE_URL=postgresql://app@db/chosen\nHACS_DB_CONNECTION_POOL_SIZE=5\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HACS_ENV_FILE", str(chosen))
+    assert resolve_database_url() == ("postgresql://app@db/chosen", ".env:DATABASE_URL")
+    assert load_settings().connection_pool_size == 5
+
+
+def test_a_missing_hacs_env_file_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HACS_ENV_FILE", str(tmp_path / "nope.env"))
+    with pytest.raises(ConfigurationError, match="HACS_ENV_FILE"):
+        resolve_database_url()
+    with pytest.raises(ConfigurationError, match="HACS_ENV_FILE"):
+        load_settings()
+
+
+# -- the password file -------------------------------------------------------------------------
+
+
+def test_password_file_supplies_the_password(tmp_path: Path) -> None:
+    secret = tmp_path / "db-password"
+    secret.write_text(" pa ss@/:w0rd \n")  # spaces and reserved characters are the password's
+    target = build_connection_target(
+        "postgresql://app@db.example.org/clinic", DatabaseSettings(password_file=secret)
+    )
+    assert target.url.password == " pa ss@/:w0rd "
+    assert "w0rd" not in target.masked and "w0rd" not in repr(target)
+
+
+def test_password_file_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "db-password"
+    secret.write_text("from-file\n")
+    monkeypatch.setenv("HACS_DB_PASSWORD_FILE", str(secret))
+    target = build_connection_target("postgresql://app@db/clinic", load_settings())
+    assert target.url.password == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("content", "url", "message"),
+    [
+        (None, "postgresql://app@db/clinic", "Cannot read the password file"),
+        ("", "postgresql://app@db/clinic", "is empty"),
+        ("from-file", "postgresql://app:in-url-pw@db/clinic", "remove the password from the URL"),
+    ],
+    ids=["missing", "empty", "both"],
+)
+def test_password_file_problems_are_configuration_errors(
+    tmp_path: Path, content: str | None, url: str, message: str
+) -> None:
+    secret = tmp_path / "db-password"
+    if content is not None:
+        secret.write_text(content)
+    with pytest.raises(ConfigurationError, match=message) as info:
+        build_connection_target(url, DatabaseSettings(password_file=secret))
+    assert "in-url-pw" not in str(info.value) and "from-file" not in str(info.value)
+    assert "HACS_DB_PASSWORD_FILE" in str(info.value)

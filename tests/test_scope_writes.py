@@ -22,6 +22,7 @@ from hacs_persistence.errors import (
     ResourceNotFoundError,
     VersionConflictError,
 )
+from hacs_tools import configure_tools
 from hacs_tools.domains.database import aupdate_resource
 from tests.test_adapter import make_observation, make_patient
 
@@ -140,10 +141,8 @@ async def test_update_resource_tool_is_scoped(
     world: tuple[PostgreSQLAdapter, dict[str, str]], database_url: str
 ) -> None:
     adapter, ids = world
-    with acting_as(writer(ids["mine"])):
-        result = await aupdate_resource(
-            hijacked(ids), expected_version=1, database_url=database_url
-        )
+    with configure_tools(database_url), acting_as(writer(ids["mine"])):
+        result = await aupdate_resource(hijacked(ids), expected_version=1)
     assert not result.success
     assert "version" not in (result.message or "")
     await _unchanged(adapter, ids)

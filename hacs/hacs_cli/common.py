@@ -1,7 +1,8 @@
 """What every ``hacs`` command shares: consoles, exit codes, the database option, error handling.
 
 Errors end a command with one line on stderr (never a traceback, never a password) and one of the
-exit codes of :class:`ExitCode`.
+exit codes of :class:`ExitCode`. ``--database-url`` refuses a URL with a password: a command line
+is visible to every user of the machine in the process list (``ps``, ``/proc/PID/cmdline``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from typer.exceptions import TyperException
@@ -28,12 +28,15 @@ from hacs_persistence.config import (
     load_settings,
     mask_url,
     resolve_database_url,
+    url_has_password,
 )
+from hacs_persistence.config import redact as redact_urls
 from hacs_persistence.engine import ResolvedDatabase, resolve_database
 from hacs_persistence.errors import ConfigurationError, HacsPersistenceError
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
+    "PASSWORD_IN_ARGV",
     "CliState",
     "DatabaseUnreachable",
     "DatabaseUrlOption",
@@ -76,6 +79,24 @@ class CliState:
 
     database_url: str | None = None
 
+    def __repr__(self) -> str:
+        return f"CliState(database_url={mask_url(self.database_url)!r})"
+
+
+PASSWORD_IN_ARGV = (
+    "a URL with a password is refused, because every user of this machine can read a command "
+    "line in the process list. Give the URL without it (postgresql://user@host/db) and put the "
+    "password in a file named by HACS_DB_PASSWORD_FILE, or in ~/.pgpass (PGPASSFILE); or pass "
+    "the whole URL in the DATABASE_URL environment variable or a .env file instead."
+)
+
+
+def _refuse_password(value: str | None) -> str | None:
+    # A Click callback: it runs while the command line is parsed, before anything connects.
+    if value and url_has_password(value):
+        raise typer.BadParameter(PASSWORD_IN_ARGV)
+    return value
+
 
 DatabaseUrlOption = Annotated[
     str | None,
@@ -83,9 +104,11 @@ DatabaseUrlOption = Annotated[
         "--database-url",
         metavar="URL",
         show_default=False,
+        callback=_refuse_password,
         help=(
-            "PostgreSQL URL; overrides DATABASE_URL, HACS_DATABASE_URL and .env "
-            "(default: those, else the embedded server). Printed only with its password masked."
+            "PostgreSQL URL without a password; overrides DATABASE_URL, HACS_DATABASE_URL and "
+            ".env (default: those, else the embedded server). A URL with a password is refused "
+            "(the process list shows it): use HACS_DB_PASSWORD_FILE, ~/.pgpass or DATABASE_URL."
         ),
     ),
 ]
@@ -101,29 +124,21 @@ def database_url(ctx: typer.Context, local: str | None) -> str | None:
 
 # SQLAlchemy's "(Background on this error at: https://sqlalche.me/...)" adds nothing for a user.
 _BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
-_USERINFO_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):([^@\s]+)@")
 
 
 def redact(message: str, url: str | None = None) -> str:
-    """Hide the password of ``url`` (and any ``user:password@`` in the text) in a message.
+    """Mask ``url`` (and any other URL or ``password=`` in the text) in a message.
 
     Without ``url``, the configured one (``DATABASE_URL``, ``HACS_DATABASE_URL``, ``.env``) is used.
+    Masking works on the parsed URL (``hacs_persistence.config.redact``), never by replacing
+    the password's text.
     """
     if not url:
         try:
             url = resolve_database_url(None)[0]
-        except Exception:
+        except ConfigurationError:
             url = None
-    if url:
-        password: str | None = None
-        try:
-            password = make_url(url).password
-        except Exception:
-            match = _USERINFO_PASSWORD.search(url)
-            password = match.group(2) if match else None
-        if password:
-            message = message.replace(url, mask_url(url)).replace(str(password), "***")
-    return _USERINFO_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", message)
+    return redact_urls(message, url)
 
 
 def fail(message: str, code: ExitCode = ExitCode.FAILED, url: str | None = None) -> NoReturn:

@@ -24,6 +24,7 @@ from hacs_persistence.config import (
     DatabaseSettings,
     build_connection_target,
     load_settings,
+    mask_url,
     resolve_database_url,
 )
 
@@ -43,12 +44,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ResolvedDatabase:
-    """Where a program's database is: the URL, where it came from, and its connection target."""
+    """Where a program's database is: the URL, where it came from, and its connection target.
+
+    ``url`` is the URL as configured, password included; ``repr`` and ``str`` show only the
+    masked form, so logging or printing the object (``adapter.database``) reveals no password.
+    """
 
     url: str
     source: str
     target: ConnectionTarget
     settings: DatabaseSettings
+
+    def __repr__(self) -> str:
+        return f"ResolvedDatabase({self.target.masked!r}, source={self.source!r})"
+
+    __str__ = __repr__
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]] = (
@@ -156,7 +166,7 @@ def pool_statistics() -> dict[str, int]:
     for per_loop in list(_engines.values()):
         for engine in list(per_loop.values()):
             pool: Any = engine.pool
-            name = engine.url.render_as_string(hide_password=True)
+            name = mask_url(engine.url)
             stats[name] = stats.get(name, 0) + int(pool.checkedout())
     return stats
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from hacs_persistence.config import URL_ENV_VARS, mask_url
+from hacs_persistence.config import URL_ENV_VARS, mask_url, redact
 from hacs_persistence.engine import ResolvedDatabase, one_off_connection, resolve_database
 from hacs_persistence.schema import HACS_SCHEMAS, ResourceDocumentTable
 
@@ -19,6 +19,10 @@ __all__ = ["get_generic_table_status", "verify_database_environment"]
 
 _ENV_VARS = (
     *URL_ENV_VARS,
+    "HACS_ENV_FILE",
+    "HACS_DB_PASSWORD_FILE",
+    "PGPASSFILE",
+    "PGPASSWORD",
     "HACS_EMBEDDED_DIR",
     "HACS_JWT_SECRET",
     "HACS_VECTOR_DIM",
@@ -29,11 +33,7 @@ _ENV_VARS = (
 
 def _error_text(exc: BaseException, resolved: ResolvedDatabase | None) -> str:
     message = f"{type(exc).__name__}: {exc}"
-    if resolved is not None:
-        if resolved.target.url.password:
-            message = message.replace(str(resolved.target.url.password), "***")
-        message = message.replace(resolved.url, resolved.target.masked)
-    return message
+    return redact(message, resolved.url) if resolved is not None else redact(message)
 
 
 async def verify_database_environment(database_url: str | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from hacs_persistence.config import mask_url
+from hacs_persistence.config import mask_url, redact
 from hacs_persistence.engine import ResolvedDatabase, one_off_connection, resolve_database
 from hacs_persistence.errors import HacsPersistenceError
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, HACS_SCHEMAS, SCHEMAS, metadata
@@ -134,12 +134,7 @@ async def run_migration(database_url: str | None = None) -> bool:
 
 def _describe(exc: BaseException, resolved: ResolvedDatabase | None) -> str:
     message = f"{type(exc).__name__}: {exc}"
-    if resolved is not None:
-        password = resolved.target.url.password
-        if password:
-            message = message.replace(str(password), "***")
-        message = message.replace(resolved.url, resolved.target.masked)
-    return message
+    return redact(message, resolved.url) if resolved is not None else redact(message)
 
 
 _TABLES_SQL = text(

@@ -11,9 +11,13 @@ that also works inside a running event loop::
         result = read_resource(resource_id="patient-1234", resource_type="Patient")
     if result.success:
         patient = result.data["resource"]
+
+The database is configuration, never a tool argument: the application calls
+:func:`configure_tools` (or sets ``DATABASE_URL``), so an agent cannot point a tool elsewhere.
 """
 
 from hacs_auth import configure_hacs
+from hacs_tools.configuration import ToolConfiguration, configure_tools, tool_configuration
 from hacs_tools.domains.database import (
     adelete_resource,
     aread_resource,
@@ -31,15 +35,18 @@ from hacs_tools.results import ErrorCode, HACSResult
 __all__ = [
     "ErrorCode",
     "HACSResult",
+    "ToolConfiguration",
     "adelete_resource",
     "aread_resource",
     "asave_resource",
     "asearch_resources",
     "aupdate_resource",
     "configure_hacs",
+    "configure_tools",
     "delete_resource",
     "read_resource",
     "save_resource",
     "search_resources",
+    "tool_configuration",
     "update_resource",
 ]

@@ -9,6 +9,10 @@ inside a running event loop.
 Arguments are checked before a connection is opened, so a refused or malformed call never touches
 the database. Each call then opens an adapter and closes it when done: asyncpg connections belong
 to one event loop, and the sync twins run each call on a loop of its own.
+
+No tool takes a connection parameter (URL, host, port, user, password): the database is the one
+the application configured (:func:`hacs_tools.configure_tools`, else the environment), so the text
+an agent puts in a tool call cannot send it to another server, database or role.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 from hacs_auth import Actor
 from hacs_models import BaseResource, UnknownResourceTypeError, get_model_class
-from hacs_persistence.adapter import create_postgres_adapter
+from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_tools.actors import current_actor_id, resolve_actor
+from hacs_tools.configuration import tool_configuration
 from hacs_tools.results import (
     ErrorCode,
     HACSResult,
@@ -57,6 +62,14 @@ async def _guarded(
         return await call(resolve_actor(actor_id))
     except Exception as exc:  # BaseException (cancellation, interrupts) deliberately passes
         return failure_from_exception(exc, operation=operation, actor_id=current_actor_id())
+
+
+async def _open_adapter() -> PostgreSQLAdapter:
+    """An adapter for the configured database: the only place a tool chooses where to connect."""
+    configuration = tool_configuration()
+    return await create_postgres_adapter(
+        configuration.database_url, kind=configuration.kind, **configuration.settings
+    )
 
 
 def _model_class(resource_type: object) -> type[BaseResource]:
@@ -115,8 +128,6 @@ async def aread_resource(
     resource_id: str,
     resource_type: str,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Read the current version of a resource.
 
@@ -124,7 +135,6 @@ async def aread_resource(
         resource_id: The resource's id, e.g. ``"patient-1234"``.
         resource_type: Its type, e.g. ``"Patient"``.
         actor_id: Optional check that the current actor is who the caller thinks it is.
-        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
 
     Returns:
         On success ``data={"resource": {...}}`` (JSON-mode dict); on failure an error such
@@ -134,7 +144,7 @@ async def aread_resource(
     async def call(actor: Actor) -> HACSResult:
         cls = _model_class(resource_type)
         _check_id(resource_id)
-        async with await create_postgres_adapter(database_url) as adapter:
+        async with await _open_adapter() as adapter:
             resource = await adapter.read(cls, resource_id, actor)
         return success(
             f"{resource.resource_type} {resource.id} retrieved",
@@ -149,11 +159,9 @@ def read_resource(
     resource_id: str,
     resource_type: str,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`aread_resource`; also works in a running loop (blocking it)."""
-    return run_sync(aread_resource(resource_id, resource_type, actor_id, database_url=database_url))
+    return run_sync(aread_resource(resource_id, resource_type, actor_id))
 
 
 # -- save ----------------------------------------------------------------------------------
@@ -163,8 +171,6 @@ async def asave_resource(
     resource: ResourceInput,
     resource_type: str | None = None,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Create a resource (or store a new version of one that carries its ``version``).
 
@@ -174,7 +180,6 @@ async def asave_resource(
             ``adapter.save``, so saving it again updates it.
         resource_type: The type of a dict without one, or a check of the given type.
         actor_id: Optional check that the current actor is who the caller thinks it is.
-        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
 
     Returns:
         On success ``data={"resource": {...}}`` with the stored id and version; on failure
@@ -183,7 +188,7 @@ async def asave_resource(
 
     async def call(actor: Actor) -> HACSResult:
         model = _to_model(resource, resource_type)
-        async with await create_postgres_adapter(database_url) as adapter:
+        async with await _open_adapter() as adapter:
             saved = await adapter.save(model, actor)
         return success(
             f"{saved.resource_type} {saved.id} saved (version {saved.version})",
@@ -198,11 +203,9 @@ def save_resource(
     resource: ResourceInput,
     resource_type: str | None = None,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`asave_resource`; also works in a running loop (blocking it)."""
-    return run_sync(asave_resource(resource, resource_type, actor_id, database_url=database_url))
+    return run_sync(asave_resource(resource, resource_type, actor_id))
 
 
 # -- update --------------------------------------------------------------------------------
@@ -214,7 +217,6 @@ async def aupdate_resource(
     actor_id: str | None = None,
     *,
     resource_type: str | None = None,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Replace a stored resource with a new version (optimistic concurrency).
 
@@ -224,7 +226,6 @@ async def aupdate_resource(
             ``version``. A stale version fails with ``version_conflict``.
         actor_id: Optional check that the current actor is who the caller thinks it is.
         resource_type: The type of a dict without one, or a check of the given type.
-        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
 
     Returns:
         On success ``data={"resource": {...}}`` with the new version.
@@ -232,7 +233,7 @@ async def aupdate_resource(
 
     async def call(actor: Actor) -> HACSResult:
         model = _to_model(resource, resource_type)
-        async with await create_postgres_adapter(database_url) as adapter:
+        async with await _open_adapter() as adapter:
             updated = await adapter.update(model, actor, expected_version=expected_version)
         return success(
             f"{updated.resource_type} {updated.id} updated (version {updated.version})",
@@ -249,7 +250,6 @@ def update_resource(
     actor_id: str | None = None,
     *,
     resource_type: str | None = None,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`aupdate_resource`; also works in a running loop (blocking it)."""
     return run_sync(
@@ -258,7 +258,6 @@ def update_resource(
             expected_version,
             actor_id,
             resource_type=resource_type,
-            database_url=database_url,
         )
     )
 
@@ -270,8 +269,6 @@ async def adelete_resource(
     resource_id: str,
     resource_type: str,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Soft-delete a resource: it disappears from reads and searches, its history remains.
 
@@ -282,7 +279,7 @@ async def adelete_resource(
     async def call(actor: Actor) -> HACSResult:
         cls = _model_class(resource_type)
         _check_id(resource_id)
-        async with await create_postgres_adapter(database_url) as adapter:
+        async with await _open_adapter() as adapter:
             version = await adapter.delete(cls, resource_id, actor)
         type_name = cls.type_name()
         return success(
@@ -298,13 +295,9 @@ def delete_resource(
     resource_id: str,
     resource_type: str,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`adelete_resource`; also works in a running loop (blocking it)."""
-    return run_sync(
-        adelete_resource(resource_id, resource_type, actor_id, database_url=database_url)
-    )
+    return run_sync(adelete_resource(resource_id, resource_type, actor_id))
 
 
 # -- search --------------------------------------------------------------------------------
@@ -317,8 +310,6 @@ async def asearch_resources(
     limit: int | None = None,
     cursor: str | None = None,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """One page of live resources of a type matching ``filters``.
 
@@ -330,7 +321,6 @@ async def asearch_resources(
         limit: Page size (default 50, at most 1000).
         cursor: The ``next_cursor`` of the previous page.
         actor_id: Optional check that the current actor is who the caller thinks it is.
-        database_url: The database; ``None`` resolves it as ``create_postgres_adapter`` does.
 
     Returns:
         On success ``data={"resources": [...], "next_cursor": str | None, "count": n}``;
@@ -339,7 +329,7 @@ async def asearch_resources(
 
     async def call(actor: Actor) -> HACSResult:
         cls = _model_class(resource_type)
-        async with await create_postgres_adapter(database_url) as adapter:
+        async with await _open_adapter() as adapter:
             page = await adapter.search(
                 cls, actor, filters=filters, order_by=order_by, limit=limit, cursor=cursor
             )
@@ -364,12 +354,6 @@ def search_resources(
     limit: int | None = None,
     cursor: str | None = None,
     actor_id: str | None = None,
-    *,
-    database_url: str | None = None,
 ) -> HACSResult:
     """Synchronous :func:`asearch_resources`; also works in a running loop (blocking it)."""
-    return run_sync(
-        asearch_resources(
-            resource_type, filters, order_by, limit, cursor, actor_id, database_url=database_url
-        )
-    )
+    return run_sync(asearch_resources(resource_type, filters, order_by, limit, cursor, actor_id))
