@@ -84,6 +84,17 @@ def _python_type(column: Column[Any]) -> type:
         return str
 
 
+class _OwnReason(TypeError):
+    """A reason worded here, safe to show (it never quotes the value)."""
+
+
+_EXPECTED: dict[type, str] = {
+    Decimal: "expected a number",
+    datetime: "expected an ISO 8601 datetime",
+    date: "expected an ISO 8601 date (YYYY-MM-DD)",
+}
+
+
 def _coerce(column: Column[Any], value: Any, key: str) -> Any:
     """Check and convert a filter value to the column's Python type."""
     if value is None:
@@ -92,40 +103,44 @@ def _coerce(column: Column[Any], value: Any, key: str) -> Any:
     try:
         if target is str:
             if not isinstance(value, str):
-                raise TypeError("expected a string")
+                raise _OwnReason("expected a string")
             if "\x00" in value:
-                raise ValueError("strings cannot contain NUL characters")
+                raise _OwnReason("strings cannot contain NUL characters")
             return value
         if target is bool:
             if not isinstance(value, bool):
-                raise TypeError("expected true or false")
+                raise _OwnReason("expected true or false")
             return value
         if target is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("expected an integer")
+                raise _OwnReason("expected an integer")
             return value
         if target is Decimal:
             if isinstance(value, bool):
-                raise TypeError("expected a number")
+                raise _OwnReason("expected a number")
             return Decimal(str(value))
         if target is datetime:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
             if not isinstance(parsed, datetime):
-                raise TypeError("expected a datetime")
+                raise _OwnReason("expected a datetime")
             if parsed.tzinfo is None:
                 parsed = parsed.astimezone()
             return parsed
         if target is date:
             if isinstance(value, datetime):
-                raise TypeError("expected a date, not a datetime")
+                raise _OwnReason("expected a date, not a datetime")
             parsed_date = date.fromisoformat(value) if isinstance(value, str) else value
             if not isinstance(parsed_date, date):
-                raise TypeError("expected a date")
+                raise _OwnReason("expected a date")
             return parsed_date
         if target is list:
             return _coerce_text(value, key)
     except (TypeError, ValueError, InvalidOperation) as exc:
-        raise InvalidQueryError(f"Filter {key!r}: {exc} (got {type(value).__name__}).") from None
+        # Only our own messages are shown: a parser's (fromisoformat, Decimal) quotes the value.
+        reason = str(exc) if isinstance(exc, _OwnReason) else _EXPECTED.get(target, "invalid")
+        raise InvalidQueryError(
+            f"Filter {key!r}: {reason} (got a {type(value).__name__}; the value is not shown)."
+        ) from None
     raise InvalidQueryError(f"Filter {key!r}: this column cannot be filtered.")
 
 
