@@ -35,7 +35,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hacs_persistence.errors import ConfigurationError, InvalidQueryError
 
-__all__ = ["CURSOR_SECRET_ENV_VAR", "open_cursor", "query_binding", "seal_cursor"]
+__all__ = [
+    "CURSOR_SECRET_ENV_VAR",
+    "check_cursor_key",
+    "open_cursor",
+    "query_binding",
+    "seal_cursor",
+]
 
 CURSOR_SECRET_ENV_VAR = "HACS_CURSOR_SECRET"
 _JWT_SECRET_ENV_VAR = "HACS_JWT_SECRET"
@@ -73,6 +79,11 @@ def _key() -> bytes:
     if jwt_secret:
         return _derive(jwt_secret, b"hacs keyset cursor from jwt secret v1")
     return _PROCESS_KEY
+
+
+def check_cursor_key() -> None:
+    """Raise ``ConfigurationError`` now, before any SQL, if the cursor secret is unusable."""
+    _key()
 
 
 def query_binding(resource_type: str, shape: str, values: dict[str, Any]) -> bytes:

@@ -71,8 +71,9 @@ class ResourceNotFoundError(HacsPersistenceError):
         self.resource_type = resource_type
         self.resource_id = resource_id
         self.deleted = deleted
-        state = "was deleted" if deleted else "does not exist"
-        super().__init__(f"The requested {resource_type} {state} (or is not visible to the actor).")
+        # The id is an attribute only: the message ends up in logs and traces.
+        state = "was deleted" if deleted else "does not exist (or is not visible to the actor)"
+        super().__init__(f"The requested {resource_type} {state}.")
 
 
 class PermissionDeniedError(HacsPersistenceError):

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from hacs_persistence.cursors import open_cursor, query_binding, seal_cursor
+from hacs_persistence.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
@@ -429,6 +429,7 @@ def build_search(
     sort_name = order.removeprefix("-")
     sort_col = _sort_column(mapping, sort_name)
     scoped = patient_ids is not None
+    check_cursor_key()  # a bad HACS_CURSOR_SECRET fails here, not after the page was read
     binding = query_binding(mapping.resource_type, describe_shape(shape, order, scoped), params)
     cursor_state = None
     if cursor is not None:
