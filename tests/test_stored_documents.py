@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from hacs_models import Actor, HumanName, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import StoredDocumentError
+from hacs_persistence.interchange import export_type_ndjson
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 PLANTED = "Quorvexhild"
@@ -97,3 +99,22 @@ async def test_an_invalid_document_fails_only_its_read_and_its_page(
     assert rows[0]["resource_id"] == bad
     assert list(rows[1]["resource_ids"]) == [bad]
     assert all(PLANTED not in (r["detail"] or "") for r in rows)
+
+
+async def test_an_export_stops_at_an_invalid_document_and_audits_its_id(
+    adapter: Any, db: asyncpg.Connection
+) -> None:
+    saved = [await adapter.save(Patient(name=[HumanName(family=f"F{i}")]), ADMIN) for i in range(3)]
+    bad = sorted(p.id for p in saved)[1]
+    await _corrupt(db, adapter.typed_storage, bad, BROKEN[0])
+    out = io.StringIO()
+    with pytest.raises(StoredDocumentError) as caught:
+        await export_type_ndjson(adapter, "Patient", ADMIN, out, page_size=2)
+    assert caught.value.position == 2
+    assert bad not in str(caught.value) and PLANTED not in str(caught.value)
+    assert out.getvalue() == ""  # nothing of the failing page was handed out
+    row = await db.fetchrow(
+        "SELECT action, resource_id, detail FROM hacs_audit.audit_events WHERE outcome = 'error'"
+    )
+    assert row is not None and row["action"] == "export" and row["resource_id"] == bad
+    assert row["detail"].startswith("stored document invalid")

@@ -106,7 +106,7 @@ async def _validated(
                 query.mapping.resource_type,
                 resource_id,
                 "error",
-                f"{query.shape};stored document invalid",
+                f"stored document invalid;{query.shape}",
             )
             raise exc from None
     return resources
