@@ -142,7 +142,11 @@ async def test_the_auditors_query_of_the_operations_page(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """docs/operations.md "Access model": who saw patient X's record, run as written."""
-    blocks = [body for lang, body, _ in fenced(OPERATIONS.read_text()) if lang == "postgresql"]
+    blocks = [
+        body
+        for lang, body, _ in fenced(OPERATIONS.read_text())
+        if lang == "postgresql" and "ANY (patient_ids)" in body
+    ]
     assert len(blocks) == 1
     adapter = await create_postgres_adapter(database_url)
     try:

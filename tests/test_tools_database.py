@@ -305,7 +305,7 @@ async def test_not_found(database_url: str, clinician: Actor) -> None:
     with acting_as(clinician):
         result = await aread_resource("patient-nope", "Patient")
         _failed(result, "not_found")
-        assert "patient-nope" in result.message
+        assert "patient-nope" not in result.message  # ids are data, never in messages
         assert result.data == {"resource_type": "Patient", "id": "patient-nope", "deleted": False}
         deleted = await adelete_resource("patient-nope", "Patient")
         _failed(deleted, "not_found")

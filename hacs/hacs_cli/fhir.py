@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -277,10 +278,14 @@ def export_command(
             "--out",
             "-o",
             metavar="FILE",
-            help="Write to this file (replaced only when the export succeeds); default stdout.",
+            help="Write to this new file (mode 0600, complete or not at all); default stdout.",
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace the --out file if it exists."),
+    ] = False,
     database_url_option: DatabaseUrlOption = None,
 ) -> None:
     """Export FHIR R4 JSON: a patient's compartment (--patient) or a resource type (--type).
@@ -305,8 +310,9 @@ def export_command(
             count = run(_export(url, patient, resource_type, sys.stdout, actor))
             sys.stdout.flush()
         else:
-            count = _export_to_file(url, patient, resource_type, out, actor)
-        what = f"Patient/{patient} and its compartment" if patient else f"{resource_type}"
+            count = _export_to_file(url, patient, resource_type, out, actor, force)
+        # No patient id in the output: it is printed where logs and terminals keep it.
+        what = "the patient and its compartment" if patient else f"{resource_type}"
         where = f" to {out}" if out is not None else ""
         err_console.print(
             f"Exported {count:,} resources ({what}){where}.", markup=False, soft_wrap=True
@@ -314,15 +320,47 @@ def export_command(
 
 
 def _export_to_file(
-    url: str | None, patient: str | None, resource_type: str | None, out: Path, actor: Actor
+    url: str | None,
+    patient: str | None,
+    resource_type: str | None,
+    out: Path,
+    actor: Actor,
+    overwrite: bool,
 ) -> int:
-    # Written next to the target and renamed at the end: a failed export never leaves a
-    # truncated file where a complete one is expected.
-    partial = out.with_name(f".{out.name}.partial")
+    """Export into ``out`` through a private temporary file, renamed into place at the end.
+
+    The temporary file is created exclusively (``mkstemp``: ``O_CREAT | O_EXCL``, a random name,
+    so no planted file or symlink is ever opened) in the target's directory, with mode 0600
+    whatever the umask: it holds patient data. A failed export leaves nothing behind. An
+    existing target (or a symlink there) is kept unless ``overwrite``; then the rename
+    replaces the directory entry itself, never what a symlink points at.
+    """
+    if not overwrite and os.path.lexists(out):
+        fail(f"{out} already exists; pass --force to replace it.", ExitCode.USAGE, url)
+    if overwrite and os.path.lexists(out) and not (out.is_file() or out.is_symlink()):
+        fail(f"{out} is not a regular file; choose another --out.", ExitCode.USAGE, url)
+    directory = out.parent if str(out.parent) else Path(".")
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=directory)
+    partial = Path(name)
     try:
-        with partial.open("w", encoding="utf-8") as stream:
+        os.fchmod(fd, 0o600)  # mkstemp's 0600 is still narrowed by the umask; make it exact
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
             count = run(_export(url, patient, resource_type, stream, actor))
-        os.replace(partial, out)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if overwrite:
+            os.replace(partial, out)
+        else:
+            # link() fails if the name was taken meanwhile: the target is never clobbered.
+            try:
+                os.link(partial, out, follow_symlinks=False)
+            except FileExistsError:
+                fail(f"{out} appeared during the export; nothing was replaced.", ExitCode.FAILED)
+            except OSError:
+                # A file system without hard links: the (racy) check of lexists is all there is.
+                if os.path.lexists(out):
+                    fail(f"{out} appeared during the export; nothing was replaced.")
+                os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
     return count

@@ -6,10 +6,12 @@ Every model keeps unknown elements in its extras bag, so FHIR data round-trips u
 from ._time import UtcDatetime, to_utc, utc_now
 from .agents import AgentMessage, AgentSession, MemoryBlock, MemoryType, MessageRole
 from .base import (
+    ID_RULE,
     BaseResource,
     NotesMixin,
     UnknownResourceTypeError,
     get_model_class,
+    is_resource_id,
     new_resource_id,
     registered_resource_types,
 )
@@ -66,6 +68,7 @@ from .datatypes import (
 from .registry import KnowledgeItem, ResourceDefinition, ToolDefinition
 
 __all__ = [
+    "ID_RULE",
     "UCUM_SYSTEM",
     "ActivityDefinition",
     "Actor",
@@ -125,6 +128,7 @@ __all__ = [
     "UnknownResourceTypeError",
     "UtcDatetime",
     "get_model_class",
+    "is_resource_id",
     "new_resource_id",
     "registered_resource_types",
     "to_utc",

@@ -10,5 +10,8 @@ MODEL_CONFIG = ConfigDict(
     populate_by_name=True,
     # Attribute assignment is validated too, so setters cannot store malformed data.
     validate_assignment=True,
+    # A ValidationError's text never quotes the input: it is resource content (patient data)
+    # and such errors end up in logs.
+    hide_input_in_errors=True,
 )
 """Config for datatypes and resources: keep unknown elements, validate assignments."""

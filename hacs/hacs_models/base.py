@@ -15,16 +15,25 @@ from ._time import UtcDatetime, utc_now
 from .datatypes import Annotation, Reference
 
 __all__ = [
+    "ID_RULE",
     "BaseResource",
     "NotesMixin",
     "UnknownResourceTypeError",
     "get_model_class",
+    "is_resource_id",
     "new_resource_id",
     "registered_resource_types",
 ]
 
 _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _REGISTRY: dict[str, type["BaseResource"]] = {}
+ID_RULE = "1-64 characters from A-Z, a-z, 0-9, '-' and '.' (a FHIR id)"
+"""What a resource id may be, for error messages (which never quote the id itself)."""
+
+
+def is_resource_id(value: object) -> bool:
+    """Whether ``value`` is a valid resource id: FHIR's ``[A-Za-z0-9\\-\\.]{1,64}``."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def new_resource_id(resource_type: str) -> str:
@@ -122,10 +131,9 @@ class BaseResource(BaseModel):
     @classmethod
     def _check_id(cls, value: str) -> str:
         """Enforce FHIR id rules: 1-64 characters from A-Z, a-z, 0-9, '-' and '.'."""
-        if not _ID_RE.fullmatch(value):
-            raise ValueError(
-                f"invalid id {value!r}: must be 1-64 characters from A-Z, a-z, 0-9, '-' and '.'"
-            )
+        if not is_resource_id(value):
+            # The value is not quoted: an id may be (or carry) a person's identifier.
+            raise ValueError(f"invalid id: it must be {ID_RULE}")
         return value
 
     def to_reference(self, display: str | None = None) -> Reference:

@@ -27,6 +27,7 @@ from hacs_persistence.errors import (
     ResourceNotFoundError,
     ResourceValidationError,
     SchemaNotMigratedError,
+    StoredDocumentError,
     VersionConflictError,
 )
 from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
@@ -55,6 +56,7 @@ __all__ = [
     "ResourceValidationError",
     "SavedBatch",
     "SchemaNotMigratedError",
+    "StoredDocumentError",
     "VersionConflictError",
     "audit_context",
     "create_postgres_adapter",

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 from typing import cast as typing_cast
 
-from sqlalchemy import Text, bindparam, cast, select, text
+from sqlalchemy import Integer, Text, bindparam, cast, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,11 +50,14 @@ from hacs_persistence.errors import (
     ResourceNotFoundError,
     ResourceValidationError,
     SchemaNotMigratedError,
+    StoredDocumentError,
     TransientDatabaseError,
     VersionConflictError,
     translate_database_error,
+    validation_details,
 )
 from hacs_persistence.gate import AccessGate
+from hacs_persistence.ids import checked_id
 from hacs_persistence.mapping import (
     ResourceMapping,
     document_json,
@@ -242,6 +245,49 @@ class PostgreSQLAdapter:
     def _in_caller_transaction(self) -> bool:
         return self._tx.get() is not None
 
+    async def _models(
+        self,
+        acting: Actor,
+        action: str,
+        mapping: ResourceMapping,
+        model: type[R],
+        rows: Sequence[tuple[str, str]],
+        *,
+        page: bool = False,
+        next_page: str | None = None,
+    ) -> list[R]:
+        """The (id, document) rows as models; a stored document that does not validate fails
+        this call only, audited with its id (never in the message), so an operator finds it."""
+        models: list[R] = []
+        failures: list[tuple[int, str, StoredDocumentError]] = []
+        for position, (resource_id, document) in enumerate(rows, start=1):
+            try:
+                models.append(_validate(model, document, mapping.resource_type))
+            except StoredDocumentError as exc:
+                failures.append((position, resource_id, exc))
+        if not failures:
+            return models
+        position, resource_id, first = failures[0]
+        fields = ",".join(sorted({e["field"] for _, _, f in failures for e in f.errors}))
+        await self.gate.record(
+            acting,
+            action,
+            mapping.resource_type,
+            resource_id if not page else None,
+            "error",
+            f"stored document invalid;positions={','.join(str(p) for p, _, _ in failures)};"
+            f"fields={fields}",
+            count=len(failures),
+            resource_ids=[rid for _, rid, _ in failures],
+        )
+        raise StoredDocumentError(
+            mapping.resource_type,
+            first.errors,
+            position=position,
+            page=page,
+            next_cursor=next_page,
+        )
+
     # -- writes ----------------------------------------------------------------------------
 
     def _check_resource(self, resource: Any) -> BaseResource:
@@ -249,6 +295,8 @@ class PostgreSQLAdapter:
             raise ResourceValidationError(
                 f"Expected a hacs resource (BaseResource), got {type(resource).__name__}."
             )
+        # Models validate their id; model_construct and __dict__ writes do not.
+        checked_id(resource.__dict__.get("id"), f"{resource.resource_type}.id")
         if "embedding" not in type(resource).model_fields:
             return resource  # most types: nothing to embed or check
         embedding = resource.__dict__.get("embedding")
@@ -402,6 +450,7 @@ class PostgreSQLAdapter:
         self, model_cls: type[BaseResource] | str, resource_id: str, actor: Actor | None = None
     ) -> int:
         """Soft-delete: add a tombstone version and hide the resource. Returns that version."""
+        resource_id = checked_id(resource_id)
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         await self.gate.authorize(acting, "delete", mapping.resource_type, resource_id, "delete")
@@ -506,13 +555,14 @@ class PostgreSQLAdapter:
 
     # -- erasure and retention -----------------------------------------------------------
 
-    @observed("purge_patient")
+    @observed("purge_patient", resource_type="Patient")
     async def purge_patient(self, patient_id: str, actor: Actor | None = None) -> PurgeReport:
         """Erase a patient's compartment (the patient, what references it, every version).
 
         Needs ``admin:*``. Irreversible: unlike ``delete`` it leaves no tombstone, only one
         audit row (ids and counts, no content).
         """
+        patient_id = checked_id(patient_id, "patient_id")
         acting = self._actor(actor)
         await self.gate.require_admin(acting, "purge", "Patient", patient_id)
         if acting.patient_ids is not None and patient_id not in acting.patient_ids:
@@ -537,7 +587,7 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError("Patient", patient_id)
         return report
 
-    @observed("apply_audit_retention")
+    @observed("apply_audit_retention", resource_type="AuditEvent")
     async def apply_audit_retention(self, max_age: timedelta, actor: Actor | None = None) -> int:
         """Remove audit rows older than ``max_age`` (at least one day); itself audited.
 
@@ -550,7 +600,7 @@ class PostgreSQLAdapter:
             # Retention removes every patient's rows: not for an actor limited to some.
             await self.gate.record(acting, "audit_retention", "AuditEvent", None, "denied")
             raise PermissionDeniedError(
-                f"Actor {acting.id} is limited to its patients; audit retention spans all.",
+                "The actor is limited to its patients; audit retention spans all.",
                 actor_id=acting.id,
                 permission="admin:*",
             )
@@ -567,6 +617,7 @@ class PostgreSQLAdapter:
         self, model_cls: type[R] | str, resource_id: str, actor: Actor | None = None
     ) -> R:
         """The current version of a resource; ``ResourceNotFoundError`` if absent or deleted."""
+        resource_id = checked_id(resource_id)
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
@@ -608,7 +659,10 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError(mapping.resource_type, resource_id)
         if row["deleted_at"] is not None:
             raise ResourceNotFoundError(mapping.resource_type, resource_id, deleted=True)
-        return _validate(model, row["document"])
+        (resource,) = await self._models(
+            acting, "read", mapping, model, [(resource_id, row["document"])]
+        )
+        return resource
 
     @observed("search")
     async def search(
@@ -653,8 +707,17 @@ class PostgreSQLAdapter:
                 resource_ids=[row["id"] for row in page_rows],
                 patient_ids=[row["patient_ref"] for row in page_rows],
             )
-        items = [_validate(model, row["document"]) for row in page_rows]
-        return Page(items, next_cursor(plan, rows), plan.order_by, dict(filters or {}))
+        following = next_cursor(plan, rows)
+        items = await self._models(
+            acting,
+            "search",
+            mapping,
+            model,
+            [(row["id"], row["document"]) for row in page_rows],
+            page=True,
+            next_page=following,
+        )
+        return Page(items, following, plan.order_by, dict(filters or {}))
 
     @observed("search_similar")
     async def search_similar(
@@ -715,7 +778,15 @@ class PostgreSQLAdapter:
                 resource_ids=[row["id"] for row in rows],
                 patient_ids=[row["patient_ref"] for row in rows],
             )
-        return [(_validate(model, row["document"]), float(row["distance"])) for row in rows]
+        models = await self._models(
+            acting,
+            "search_similar",
+            mapping,
+            model,
+            [(row["id"], row["document"]) for row in rows],
+            page=True,
+        )
+        return list(zip(models, (float(row["distance"]) for row in rows), strict=True))
 
     @observed("history")
     async def history(
@@ -726,6 +797,7 @@ class PostgreSQLAdapter:
         A patient-scoped actor gets only the versions that belonged to its patients: a resource
         moved between patients shows each patient only its own part of the history.
         """
+        resource_id = checked_id(resource_id)
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
@@ -733,16 +805,16 @@ class PostgreSQLAdapter:
         allowed = await self.gate.scope(acting, mapping, "history", resource_id)
         params = {"p_rt": mapping.resource_type, "p_id": resource_id}
         async with self._unit() as unit:
-            rows = (await unit.execute(_history_statement(), params)).all()
+            # A prepared statement on the driver: no SQLAlchemy row logging of the documents.
+            rows = await unit.fetch(_HISTORY, params)
+        versions = await self._models(
+            acting, "history", mapping, model, [(resource_id, row["document"]) for row in rows]
+        )
         entries = [
             HistoryEntry(
-                row.version,
-                row.operation,
-                row.changed_at,
-                row.changed_by,
-                _validate(model, row.document),
+                row["version"], row["operation"], row["changed_at"], row["changed_by"], resource
             )
-            for row in rows
+            for row, resource in zip(rows, versions, strict=True)
         ]
         visible = [e for e in entries if _in_patients(mapping, e.resource, allowed)]
         if not visible:
@@ -772,6 +844,9 @@ class PostgreSQLAdapter:
 
         A patient-scoped actor reads only versions that belonged to its patients.
         """
+        resource_id = checked_id(resource_id)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ResourceValidationError("version must be a positive integer.")
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
@@ -779,15 +854,14 @@ class PostgreSQLAdapter:
             acting, "read", mapping.resource_type, resource_id, "read_version"
         )
         allowed = await self.gate.scope(acting, mapping, "read_version", resource_id)
-        statement = select(cast(VERSIONS.c.document, Text).label("document")).where(
-            VERSIONS.c.resource_type == bindparam("p_rt"),
-            VERSIONS.c.id == bindparam("p_id"),
-            VERSIONS.c.version == bindparam("p_version"),
-        )
         params = {"p_rt": mapping.resource_type, "p_id": resource_id, "p_version": version}
         async with self._unit() as unit:
-            row = (await unit.execute(statement, params)).first()
-        resource = _validate(model, row.document) if row is not None else None
+            row = await unit.fetchrow(_VERSION, params)
+        resource = None
+        if row is not None:
+            (resource,) = await self._models(
+                acting, "read_version", mapping, model, [(resource_id, row["document"])]
+            )
         detail = f"version={version}"
         if resource is None or not _in_patients(mapping, resource, allowed):
             outcome = "not_found" if resource is None else "denied"
@@ -883,18 +957,25 @@ def _in_patients(
     return allowed is None or mapping.scope_value(resource) in allowed
 
 
-def _history_statement() -> Any:
-    return (
-        select(
-            VERSIONS.c.version,
-            VERSIONS.c.operation,
-            VERSIONS.c.changed_at,
-            VERSIONS.c.changed_by,
-            cast(VERSIONS.c.document, Text).label("document"),
-        )
-        .where(VERSIONS.c.resource_type == bindparam("p_rt"), VERSIONS.c.id == bindparam("p_id"))
-        .order_by(VERSIONS.c.version.desc())
+_HISTORY = (
+    select(
+        VERSIONS.c.version,
+        VERSIONS.c.operation,
+        VERSIONS.c.changed_at,
+        VERSIONS.c.changed_by,
+        cast(VERSIONS.c.document, Text).label("document"),
     )
+    .where(
+        VERSIONS.c.resource_type == bindparam("p_rt", type_=Text),
+        VERSIONS.c.id == bindparam("p_id", type_=Text),
+    )
+    .order_by(VERSIONS.c.version.desc())
+)
+_VERSION = select(cast(VERSIONS.c.document, Text).label("document")).where(
+    VERSIONS.c.resource_type == bindparam("p_rt", type_=Text),
+    VERSIONS.c.id == bindparam("p_id", type_=Text),
+    VERSIONS.c.version == bindparam("p_version", type_=Integer),
+)
 
 
 def _stamp(
@@ -923,13 +1004,12 @@ def _model(model_cls: type[R] | str) -> type[R]:
     return typing_cast("type[R]", model_for(model_cls))
 
 
-def _validate(model_cls: type[R], document: str) -> R:
+def _validate(model_cls: type[R], document: str, resource_type: str) -> R:
     try:
         return model_cls.model_validate_json(document)
     except ValueError as exc:
-        raise ResourceValidationError(
-            f"A stored {model_cls.__name__} document does not validate: {exc}"
-        ) from exc
+        # Not chained: pydantic's own text quotes the stored values (patient data).
+        raise StoredDocumentError(resource_type, validation_details(exc)) from None
 
 
 async def _schema_state(engine: AsyncEngine) -> tuple[str | None, int | None]:

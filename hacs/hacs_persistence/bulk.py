@@ -171,11 +171,13 @@ class KeyResolver:
             value = values.get(key)
             if value is not None and value not in self.known.get(target.fullname, set()):
                 if not self.dangling_to_null:
-                    # Worded as the database words a missing target (errors.py).
-                    reference = f"{_TYPE_OF_TABLE.get(target.name, target.name)}/{value}"
+                    # Worded as errors.py words a missing target: the id only as attribute.
+                    target_type = _TYPE_OF_TABLE.get(target.name, target.name)
                     raise ReferentialIntegrityError(
-                        f"Reference {reference} does not exist (column {key}).",
-                        reference=reference,
+                        f"A {target_type} reference (column {key}) points at a resource that "
+                        "does not exist; save it first or fix the reference (see the error's "
+                        "reference).",
+                        reference=f"{target_type}/{value}",
                     )
                 values[key] = None
                 self.dangling[f"{target.name}:{value}"] += 1

@@ -107,6 +107,8 @@ def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> Asyn
         pool_recycle=settings.pool_recycle,
         pool_pre_ping=True,
         connect_args=connect_args,
+        # Statement parameters are resource content and ids: never in logs or error texts.
+        hide_parameters=True,
     )
 
 

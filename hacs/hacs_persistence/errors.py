@@ -22,16 +22,22 @@ __all__ = [
     "ResourceNotFoundError",
     "ResourceValidationError",
     "SchemaNotMigratedError",
+    "StoredDocumentError",
     "TransientDatabaseError",
     "UniqueViolationError",
     "VersionConflictError",
     "sqlstate_of",
     "translate_database_error",
+    "validation_details",
 ]
 
 
 class HacsPersistenceError(Exception):
-    """Base of every error raised by hacs_persistence."""
+    """Base of every error raised by hacs_persistence.
+
+    Messages never quote resource content or ids (they end up in logs and traces); where a
+    caller needs the id it is an attribute, and the audit row of the call records it.
+    """
 
 
 class ConfigurationError(HacsPersistenceError):
@@ -65,8 +71,9 @@ class ResourceNotFoundError(HacsPersistenceError):
         self.resource_type = resource_type
         self.resource_id = resource_id
         self.deleted = deleted
-        state = "was deleted" if deleted else "does not exist"
-        super().__init__(f"{resource_type}/{resource_id} {state}")
+        # The id is an attribute only: the message ends up in logs and traces.
+        state = "was deleted" if deleted else "does not exist (or is not visible to the actor)"
+        super().__init__(f"The requested {resource_type} {state}.")
 
 
 class PermissionDeniedError(HacsPersistenceError):
@@ -89,13 +96,47 @@ class VersionConflictError(HacsPersistenceError):
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"Version conflict on {resource_type}/{resource_id}: expected version {expected}, "
+            f"Version conflict on a {resource_type}: expected version {expected}, "
             f"stored version is {actual}. Read the resource again and re-apply the change."
         )
 
 
 class ResourceValidationError(HacsPersistenceError, ValueError):
     """The resource or its data is invalid; the message names the field and the problem."""
+
+
+class StoredDocumentError(ResourceValidationError):
+    """A stored document no longer validates against its model (changed by hand, or by an
+    older model). Only the read or the one search page holding it fails.
+
+    ``position``: where it is in the page (1-based; 1 for a read); ``errors``: pydantic's
+    errors without the input values; ``next_cursor``: the cursor after the failing page, so a
+    search can continue past it. The id is in the call's audit row (outcome ``error``).
+    """
+
+    def __init__(
+        self,
+        resource_type: str,
+        errors: list[dict[str, Any]],
+        *,
+        position: int = 1,
+        page: bool = False,
+        next_cursor: str | None = None,
+    ) -> None:
+        self.resource_type = resource_type
+        self.errors = errors
+        self.position = position
+        self.next_cursor = next_cursor
+        where = f"document #{position} of this page" if page else "document"
+        after = (
+            " Other pages are unaffected: continue with this error's next_cursor."
+            if next_cursor
+            else ""
+        )
+        super().__init__(
+            f"A stored {resource_type} {where} does not validate ({_summary(errors)}). Its id "
+            "is in this call's audit row (outcome 'error'): repair or delete that resource." + after
+        )
 
 
 class InvalidQueryError(ResourceValidationError):
@@ -112,6 +153,35 @@ class ReferentialIntegrityError(ResourceValidationError):
     def __init__(self, message: str, *, reference: str | None = None) -> None:
         self.reference = reference
         super().__init__(message)
+
+
+# pydantic error types whose message is the validator's own text, which may quote the value.
+_OWN_MESSAGES = frozenset({"value_error", "assertion_error"})
+
+
+def validation_details(exc: BaseException) -> list[dict[str, Any]]:
+    """A pydantic ``ValidationError``'s errors (field, message, type) without the input values.
+
+    The input is resource content (patient data), so it is never kept; neither is the message
+    of a custom validator, which may quote it.
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return [{"field": "(resource)", "message": "invalid value", "type": type(exc).__name__}]
+    return [
+        {
+            "field": ".".join(str(part) for part in err["loc"]) or "(resource)",
+            "message": "invalid value" if err["type"] in _OWN_MESSAGES else str(err["msg"]),
+            "type": err["type"],
+        }
+        for err in errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
+    parts = [f"{e['field']}: {e['message']}" for e in errors[:shown]]
+    more = len(errors) - shown
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 # Which table a foreign key column points at, to name the missing reference the way users write it.
@@ -150,10 +220,15 @@ def _missing_reference(exc: BaseException) -> tuple[str, str | None]:
         return "A reference points at a resource that does not exist.", None
     cols = [c.strip() for c in match["cols"].split(",")]
     vals = [v.strip() for v in match["vals"].split(",")]
+    # The message names the column, never the value: the reference is the error's attribute.
     if len(cols) == 1 and cols[0] in _FK_TARGETS:
         reference = f"{_FK_TARGETS[cols[0]]}/{vals[0]}"
-        return f"Reference {reference} does not exist (column {cols[0]}).", reference
-    return f"Referenced row ({', '.join(vals)}) does not exist.", None
+        return (
+            f"A {_FK_TARGETS[cols[0]]} reference (column {cols[0]}) points at a resource that "
+            "does not exist; save it first or fix the reference (see the error's reference).",
+            reference,
+        )
+    return f"A reference ({', '.join(cols)}) points at a row that does not exist.", None
 
 
 def translate_database_error(exc: BaseException, *, during_commit: bool = False) -> Exception:
@@ -189,8 +264,11 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
         message, reference = _missing_reference(exc)
         return ReferentialIntegrityError(message, reference=reference)
     if code == "23505":
+        match = _KEY_DETAIL.search(_detail_of(exc))
+        columns = f" ({match['cols']})" if match else ""
+        # The key's columns, never its values (a name, an identifier).
         return UniqueViolationError(
-            f"A unique key is already taken: {_detail_of(exc)}".replace("\n", " ")
+            f"A unique key{columns} is already taken; use another value or update the stored one."
         )
     if code in ("23502", "23514", "22001", "22P02", "22007", "22008", "22003", "22021", "22P05"):
         return ResourceValidationError(f"Invalid data rejected by the database (SQLSTATE {code}).")

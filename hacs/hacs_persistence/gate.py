@@ -86,7 +86,7 @@ class AccessGate:
         reason = "is inactive" if not actor.is_active else f"lacks {permission}"
         await self.record(actor, audit_action, resource_type, resource_id, "denied", reason)
         raise PermissionDeniedError(
-            f"Actor {actor.id} {reason}; {audit_action} of {resource_type} refused.",
+            f"The actor {reason}; {audit_action} of {resource_type} refused.",
             actor_id=actor.id,
             permission=permission,
         )
@@ -99,7 +99,7 @@ class AccessGate:
             return
         await self.record(actor, audit_action, resource_type, resource_id, "denied")
         raise PermissionDeniedError(
-            f"Actor {actor.id} needs admin:* for {audit_action}.",
+            f"The actor needs admin:* for {audit_action}.",
             actor_id=actor.id,
             permission="admin:*",
         )
@@ -124,8 +124,8 @@ class AccessGate:
                 actor, audit_action, mapping.resource_type, resource_id, "denied", "patient scope"
             )
             raise PermissionDeniedError(
-                f"Actor {actor.id} is limited to its patients; {mapping.resource_type} is not in "
-                "a patient compartment.",
+                f"The actor is limited to its patients; {mapping.resource_type} is not in a "
+                "patient compartment.",
                 actor_id=actor.id,
             )
         return list(actor.patient_ids)
@@ -146,8 +146,8 @@ class AccessGate:
                 actor, audit_action, mapping.resource_type, resource.id, "denied", "patient scope"
             )
             raise PermissionDeniedError(
-                f"Actor {actor.id} may not write {mapping.resource_type}/{resource.id}: it is "
-                "outside the actor's patients.",
+                f"The actor may not write this {mapping.resource_type}: it is outside the "
+                "actor's patients.",
                 actor_id=actor.id,
             )
 

@@ -48,9 +48,11 @@ class ResourceMapping:
                 for column, source in zip(self.key_columns, self.sources, strict=True)
             }
         except (TypeError, ValueError, AttributeError) as exc:
+            # Neither the id nor the exception's text (it may quote a value) is shown.
             raise ResourceValidationError(
-                f"{self.resource_type}/{resource.id}: cannot derive the indexed columns ({exc})"
-            ) from exc
+                f"A {self.resource_type} cannot be stored: its indexed columns cannot be derived "
+                f"({type(exc).__name__}); check the types of its key elements."
+            ) from None
 
     @property
     def scope_column(self) -> Column[Any] | None:

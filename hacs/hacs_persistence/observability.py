@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -34,6 +35,8 @@ class _Telemetry:
 
 
 _telemetry = _Telemetry()
+# A resource type name; a string argument that is not one (an id) is never logged.
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
 
 
 def enable_opentelemetry(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -81,7 +84,7 @@ def _resource_type(args: tuple[Any, ...]) -> str | None:
         return None
     first = args[1]
     if isinstance(first, str):
-        return first
+        return first if _TYPE_NAME.fullmatch(first) else None
     if inspect.isclass(first):
         name = getattr(first, "model_fields", {}).get("resource_type")
         return name.default if name is not None and isinstance(name.default, str) else None
@@ -91,14 +94,21 @@ def _resource_type(args: tuple[Any, ...]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def observed(operation: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
-    """Log (and, when enabled, trace and measure) an async adapter operation."""
+def observed(
+    operation: str, *, resource_type: str | None = None
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Log (and, when enabled, trace and measure) an async adapter operation.
+
+    ``resource_type``: the operation's fixed type, for operations whose first argument is not
+    a type (``purge_patient`` takes a patient id, which must never be logged).
+    """
+    fixed_type = resource_type
 
     def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             started = time.perf_counter()
-            resource_type = _resource_type(args)
+            resource_type = fixed_type or _resource_type(args)
             span_cm = None
             if _telemetry.tracer is not None:
                 span_cm = _telemetry.tracer.start_as_current_span(

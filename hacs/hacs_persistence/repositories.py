@@ -83,9 +83,12 @@ from hacs_persistence.errors import (
     InvalidQueryError,
     PermissionDeniedError,
     ResourceValidationError,
+    StoredDocumentError,
     translate_database_error,
+    validation_details,
 )
 from hacs_persistence.gate import AccessGate, audited_ids
+from hacs_persistence.ids import checked_id
 from hacs_persistence.mapping import ResourceMapping, mapping_for
 from hacs_persistence.schema import (
     TYPED_TABLES,
@@ -408,11 +411,12 @@ class Repository(Generic[TableT]):
 
         ``also``: the other typed tables the finder reads (each is authorized and scoped).
         """
+        if resource_id is not None:
+            # Before the gate: its audit row must never record a malformed id verbatim.
+            resource_id = checked_id(resource_id, "resource_id", InvalidQueryError)
         read = _Read(self, f"repository.{finder}", resource_id)
         await read.admit((self.model_type, *also))
         try:
-            if resource_id is not None:
-                _check_text(resource_id, "resource_id")
             yield read
         except InvalidQueryError:
             if not read.recorded:
@@ -559,7 +563,7 @@ class Repository(Generic[TableT]):
         table: Any = self.model_type
         moment: Any = getattr(table, time_column)
         where: builtins.list[ColumnElement[bool]] = [
-            table.patient_id == _check_text(patient_id, "patient_id")
+            table.patient_id == checked_id(patient_id, "patient_id", InvalidQueryError)
         ]
         filters = ["patient_id:eq"]
         for condition, shape in extra:
@@ -733,9 +737,8 @@ class Repository(Generic[TableT]):
         try:
             return model_cls.model_validate(document)
         except ValueError as exc:
-            raise ResourceValidationError(
-                f"A stored {model_cls.__name__} document does not validate: {exc}"
-            ) from exc
+            # Not chained: pydantic's own text quotes the stored values (patient data).
+            raise StoredDocumentError(str(stored_type), validation_details(exc)) from None
 
     async def get_model(
         self, resource_id: str, *, include_deleted: bool = False
@@ -952,7 +955,7 @@ class ObservationRepository(Repository[ObservationTable]):
             effective: Any = table.effective_at
             status: Any = table.status
             where: builtins.list[ColumnElement[bool]] = [
-                table.patient_id == _check_text(patient_id, "patient_id"),
+                table.patient_id == checked_id(patient_id, "patient_id", InvalidQueryError),
                 table.code.is_not(None),
                 *self._live(False),
                 *read.where(table),
@@ -983,7 +986,7 @@ class ObservationRepository(Repository[ObservationTable]):
         async with self._reading("count_for_patient") as read:
             table = self.model_type
             where: builtins.list[ColumnElement[bool]] = [
-                table.patient_id == _check_text(patient_id, "patient_id")
+                table.patient_id == checked_id(patient_id, "patient_id", InvalidQueryError)
             ]
             filters = ["patient_id:eq"]
             if code is not None:
@@ -1017,7 +1020,7 @@ class ConditionRepository(Repository[ConditionTable]):
             statement = (
                 select(table)
                 .where(
-                    table.patient_id == _check_text(patient_id, "patient_id"),
+                    table.patient_id == checked_id(patient_id, "patient_id", InvalidQueryError),
                     clinical.in_(ACTIVE_CLINICAL_STATUSES),
                     or_(verification.is_(None), verification.not_in(_DISCARDED_VERIFICATION)),
                     *self._live(False),

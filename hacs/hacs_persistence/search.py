@@ -9,7 +9,6 @@ Filter keys are ``field`` (equality) or ``field__op`` with ``op`` one of ``eq``,
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from hacs_persistence.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
@@ -84,6 +84,17 @@ def _python_type(column: Column[Any]) -> type:
         return str
 
 
+class _OwnReason(TypeError):
+    """A reason worded here, safe to show (it never quotes the value)."""
+
+
+_EXPECTED: dict[type, str] = {
+    Decimal: "expected a number",
+    datetime: "expected an ISO 8601 datetime",
+    date: "expected an ISO 8601 date (YYYY-MM-DD)",
+}
+
+
 def _coerce(column: Column[Any], value: Any, key: str) -> Any:
     """Check and convert a filter value to the column's Python type."""
     if value is None:
@@ -92,40 +103,44 @@ def _coerce(column: Column[Any], value: Any, key: str) -> Any:
     try:
         if target is str:
             if not isinstance(value, str):
-                raise TypeError("expected a string")
+                raise _OwnReason("expected a string")
             if "\x00" in value:
-                raise ValueError("strings cannot contain NUL characters")
+                raise _OwnReason("strings cannot contain NUL characters")
             return value
         if target is bool:
             if not isinstance(value, bool):
-                raise TypeError("expected true or false")
+                raise _OwnReason("expected true or false")
             return value
         if target is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("expected an integer")
+                raise _OwnReason("expected an integer")
             return value
         if target is Decimal:
             if isinstance(value, bool):
-                raise TypeError("expected a number")
+                raise _OwnReason("expected a number")
             return Decimal(str(value))
         if target is datetime:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
             if not isinstance(parsed, datetime):
-                raise TypeError("expected a datetime")
+                raise _OwnReason("expected a datetime")
             if parsed.tzinfo is None:
                 parsed = parsed.astimezone()
             return parsed
         if target is date:
             if isinstance(value, datetime):
-                raise TypeError("expected a date, not a datetime")
+                raise _OwnReason("expected a date, not a datetime")
             parsed_date = date.fromisoformat(value) if isinstance(value, str) else value
             if not isinstance(parsed_date, date):
-                raise TypeError("expected a date")
+                raise _OwnReason("expected a date")
             return parsed_date
         if target is list:
             return _coerce_text(value, key)
     except (TypeError, ValueError, InvalidOperation) as exc:
-        raise InvalidQueryError(f"Filter {key!r}: {exc} (got {type(value).__name__}).") from None
+        # Only our own messages are shown: a parser's (fromisoformat, Decimal) quotes the value.
+        reason = str(exc) if isinstance(exc, _OwnReason) else _EXPECTED.get(target, "invalid")
+        raise InvalidQueryError(
+            f"Filter {key!r}: {reason} (got a {type(value).__name__}; the value is not shown)."
+        ) from None
     raise InvalidQueryError(f"Filter {key!r}: this column cannot be filtered.")
 
 
@@ -265,30 +280,33 @@ def _conditions(mapping: ResourceMapping, shape: FilterShape) -> list[ColumnElem
     return conditions
 
 
-def _encode_cursor(order_by: str, value: Any, resource_id: str) -> str:
+def _encode_cursor(order_by: str, value: Any, resource_id: str, binding: bytes) -> str:
     if isinstance(value, (datetime, date)):
         encoded: Any = value.isoformat()
     elif isinstance(value, Decimal):
         encoded = str(value)
     else:
         encoded = value
-    raw = json.dumps([order_by, encoded, value is None, resource_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    # Sealed, not encoded: the last row's sort value is patient data (a name, a birth date).
+    return seal_cursor([order_by, encoded, value is None, resource_id], binding)
 
 
-def _decode_cursor(cursor: str, order_by: str, column: Column[Any]) -> tuple[Any, bool, str]:
+def _decode_cursor(
+    cursor: str, order_by: str, column: Column[Any], binding: bytes
+) -> tuple[Any, bool, str]:
+    payload = open_cursor(cursor, binding)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        name, value, is_null, resource_id = json.loads(base64.urlsafe_b64decode(padded))
-        if name != order_by or not isinstance(resource_id, str):
+        name, value, is_null, resource_id = payload
+        if name != order_by or not isinstance(resource_id, str) or not isinstance(is_null, bool):
             raise ValueError
         if not is_null:
             value = _coerce(column, value, "cursor")
     except (ValueError, TypeError, InvalidQueryError):
         raise InvalidQueryError(
-            "Invalid cursor: pass back the next_cursor of a search with the same order_by."
+            "Invalid cursor: pass back the next_cursor of the same search (same filters and "
+            "order_by)."
         ) from None
-    return value, bool(is_null), resource_id
+    return value, is_null, resource_id
 
 
 @dataclass(frozen=True)
@@ -299,6 +317,8 @@ class SearchPlan:
     params: dict[str, Any]
     order_by: str
     limit: int
+    # The authenticated data of this search's cursors (see hacs_persistence.cursors).
+    binding: bytes = b""
 
 
 def _sort_column(mapping: ResourceMapping, sort_name: str) -> Column[Any]:
@@ -408,14 +428,16 @@ def build_search(
     descending = order.startswith("-")
     sort_name = order.removeprefix("-")
     sort_col = _sort_column(mapping, sort_name)
+    scoped = patient_ids is not None
+    check_cursor_key()  # a bad HACS_CURSOR_SECRET fails here, not after the page was read
+    binding = query_binding(mapping.resource_type, describe_shape(shape, order, scoped), params)
     cursor_state = None
     if cursor is not None:
         if not isinstance(cursor, str):
             raise InvalidQueryError("cursor must be the string a previous search returned.")
-        value, was_null, last_id = _decode_cursor(cursor, order, sort_col)
+        value, was_null, last_id = _decode_cursor(cursor, order, sort_col, binding)
         cursor_state = "null" if was_null else "value"
         params.update(c_id=last_id, c_value=value)
-    scoped = patient_ids is not None
     if scoped:
         params["p_patients"] = list(patient_ids or ())
     params.update(
@@ -426,7 +448,7 @@ def build_search(
     statement = _search_statement(
         mapping, shape, sort_name, descending, cursor_state, scoped, audited
     )
-    return SearchPlan(statement, params, order, limit)
+    return SearchPlan(statement, params, order, limit, binding)
 
 
 def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
@@ -434,7 +456,7 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
     if len(rows) <= plan.limit:
         return None
     last = rows[plan.limit - 1]
-    return _encode_cursor(plan.order_by, last["sort_value"], last["id"])
+    return _encode_cursor(plan.order_by, last["sort_value"], last["id"], plan.binding)
 
 
 @cache

@@ -1,7 +1,7 @@
 """The result every hacs tool returns, and the one mapping from exceptions to failed results.
 
 Agents cannot catch exceptions, so tools report outcomes as data: ``success``, a readable
-``message`` and a stable ``error`` code to branch on. Messages name resource types, ids,
+``message`` and a stable ``error`` code to branch on. Messages name resource types,
 fields and permissions, never resource content, so a result can be shown or logged without
 leaking PHI.
 """
@@ -209,7 +209,8 @@ def _persistence(exc: HacsPersistenceError) -> tuple[ErrorCode, str, dict[str, A
 
 def _conflict_message(exc: VersionConflictError) -> str:
     # The adapter's text is written for programmers; an agent needs to know what to do next.
-    where = f"{exc.resource_type}/{exc.resource_id}"
+    # The id is in the result's data, never in the message (messages end up in logs).
+    where = f"this {exc.resource_type}"
     if exc.expected is None and exc.actual is None:
         return (
             f"Updating {where} needs the version it is based on: pass expected_version= or "
@@ -217,7 +218,8 @@ def _conflict_message(exc: VersionConflictError) -> str:
         )
     if exc.expected is None:
         return (
-            f"{where} already exists (version {exc.actual}); to change it, read it and "
+            f"The {exc.resource_type} already exists (version {exc.actual}); to change it, read "
+            "it and "
             f"update it with expected_version={exc.actual}."
         )
     return str(exc)

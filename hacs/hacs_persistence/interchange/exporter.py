@@ -21,7 +21,12 @@ from hacs_auth import Actor
 from hacs_models import BaseResource
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter
-from hacs_persistence.errors import ResourceNotFoundError, ResourceValidationError
+from hacs_persistence.errors import (
+    ResourceNotFoundError,
+    StoredDocumentError,
+    validation_details,
+)
+from hacs_persistence.ids import checked_id
 from hacs_persistence.interchange._store import compartment_types
 from hacs_persistence.mapping import ResourceMapping, model_for
 from hacs_persistence.search import build_search, describe_shape, next_cursor, parse_filters
@@ -75,14 +80,36 @@ async def _permit(
     return mapping, allowed
 
 
-def _validate(mapping: ResourceMapping, document: str) -> BaseResource:
+def _validate(mapping: ResourceMapping, document: str, position: int = 1) -> BaseResource:
     model = model_for(mapping.resource_type)
     try:
         return model.model_validate_json(document)
     except ValueError as exc:
-        raise ResourceValidationError(
-            f"A stored {mapping.resource_type} document does not validate: {exc}"
-        ) from exc
+        # Not chained: pydantic's own text quotes the stored values (patient data).
+        raise StoredDocumentError(
+            mapping.resource_type, validation_details(exc), position=position, page=True
+        ) from None
+
+
+async def _validated(
+    adapter: PostgreSQLAdapter, actor: Actor, query: _Query, rows: Sequence[tuple[str, str]]
+) -> list[BaseResource]:
+    """The page's documents as models; an invalid one stops the export, its id audited."""
+    resources = []
+    for position, (resource_id, document) in enumerate(rows, start=1):
+        try:
+            resources.append(_validate(query.mapping, document, position))
+        except StoredDocumentError as exc:
+            await adapter.gate.record(
+                actor,
+                EXPORT,
+                query.mapping.resource_type,
+                resource_id,
+                "error",
+                f"stored document invalid;{query.shape}",
+            )
+            raise exc from None
+    return resources
 
 
 async def _page(
@@ -144,7 +171,7 @@ async def _export(
             seen.update(row[0] for row in rows)
         if rows:
             number += 1
-            resources = [_validate(query.mapping, document) for _, document, _ in rows]
+            resources = await _validated(adapter, actor, query, [(i, d) for i, d, _ in rows])
             patients = [query.patient] if query.patient else [p for _, _, p in rows]
             # Written (and committed on its own connection) before the page leaves.
             await _audit_page(adapter, actor, query, number, [i for i, _, _ in rows], patients)
@@ -190,6 +217,7 @@ async def iter_patient_compartment(
     compartment is checked before anything is yielded. ``ResourceNotFoundError`` if the
     patient does not exist or is outside the actor's patients (audited as not found / denied).
     """
+    patient_id = checked_id(patient_id, "patient_id")
     acting = adapter.gate.actor(actor)
     patient_mapping, allowed = await _permit(adapter, acting, "Patient", patient_id)
     patient_query = _Query("patient", patient_mapping, {"id": patient_id}, allowed, patient_id)
@@ -215,7 +243,7 @@ async def iter_patient_compartment(
         for element in ("subject", "patient"):
             queries.append(_Query("patient", mapping, {element: reference}, scope, patient_id))
     # Every permission held: the patient's page is audited and handed out, then the others.
-    patient = _validate(patient_mapping, first[0][1])
+    (patient,) = await _validated(adapter, acting, patient_query, [(first[0][0], first[0][1])])
     await _audit_page(adapter, acting, patient_query, 1, [patient_id], [patient_id])
     yield patient
     # A document may name the patient as both subject and patient: exported once.

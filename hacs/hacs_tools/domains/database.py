@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from hacs_auth import Actor
-from hacs_models import BaseResource, UnknownResourceTypeError, get_model_class
+from hacs_models import (
+    ID_RULE,
+    BaseResource,
+    UnknownResourceTypeError,
+    get_model_class,
+    is_resource_id,
+)
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_tools.actors import current_actor_id, resolve_actor
 from hacs_tools.configuration import tool_configuration
@@ -82,8 +88,10 @@ def _model_class(resource_type: object) -> type[BaseResource]:
 
 
 def _check_id(resource_id: object) -> str:
-    if not isinstance(resource_id, str) or not resource_id:
-        raise ToolError(ErrorCode.VALIDATION, "resource_id must be a non-empty string.")
+    if not is_resource_id(resource_id):
+        # The value is not quoted: it may be (or carry) a person's identifier.
+        raise ToolError(ErrorCode.VALIDATION, f"resource_id must be {ID_RULE}.")
+    assert isinstance(resource_id, str)
     return resource_id
 
 
