@@ -351,6 +351,31 @@ def test_ancestors_are_never_widened_and_an_unreachable_data_dir_is_refused(dirs
     assert _server_users(closed / "pg") == set()  # refused before any OS user was made
 
 
+def test_root_never_takes_over_a_data_dir_that_belongs_to_a_regular_user(dirs: Dirs) -> None:
+    require_root()
+    from hacs_persistence.embedded import ensure_embedded_server
+
+    someone = f"hacs-else-{os.getpid()}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", someone],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        data_dir = dirs.new()
+        data_dir.mkdir(mode=0o700)
+        (data_dir / "PG_VERSION").write_text("18\n")
+        entry = pwd.getpwnam(someone)
+        for path in (data_dir, data_dir / "PG_VERSION"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        with pytest.raises(ConfigurationError, match=f"belongs to the OS user {someone}"):
+            ensure_embedded_server(data_dir, announce=False)
+        assert data_dir.stat().st_uid == entry.pw_uid
+    finally:
+        _userdel(someone)
+
+
 def test_binaries_the_server_user_cannot_reach_are_copied_root_owned_not_chmodded(
     dirs: Dirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:

