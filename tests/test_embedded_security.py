@@ -448,6 +448,20 @@ def test_embedded_default_migrates_as_owner_and_the_app_connects_as_hacs_app(
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     passwords = _passwords(data_dir)
     assert migrated.stderr.count(passwords["hacs_app"]) == 0
+    # `hacs db check` compares as the owner, `hacs db status` reads as the app: both at head.
+    for command in (["db", "check"], ["db", "status"]):
+        checked = subprocess.run(
+            [sys.executable, "-c", "from hacs_cli.main import app; app()", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert checked.returncode == 0, (command, checked.stdout[-2000:], checked.stderr[-2000:])
+        for password in passwords.values():
+            assert password not in checked.stdout + checked.stderr
     owners = _fetch(
         data_dir,
         "postgres",
