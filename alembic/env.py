@@ -1,6 +1,8 @@
 """Alembic environment for hacs: async, schema allow-list, advisory lock, no statement timeouts.
 
 Tests (and ``run_migration``) may pass an open connection in ``config.attributes["connection"]``.
+Without any URL the embedded default is migrated as ``hacs_owner``, and once at head ``hacs_app``
+gets the grants of ``docs/operations.md`` Step 3 (``hacs_persistence.roles``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hacs_persistence.migrations import (  # noqa: E402
     VERSION_TABLE_SCHEMA,
     include_name,
 )
+from hacs_persistence.roles import apply_app_grants  # noqa: E402
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, metadata  # noqa: E402
 from hacs_persistence.schema.vectors import apply_vector_dim  # noqa: E402
 
@@ -68,6 +71,18 @@ def do_run_migrations(connection: Connection) -> None:
         # Alembic's version table lives in hacs_admin, which must exist before Alembic writes it.
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {VERSION_TABLE_SCHEMA}"))
         context.run_migrations()
+        if config.attributes.get("embedded") and _at_head():
+            # The embedded default has production's roles: hacs_app gets docs/operations.md's
+            # Step 3 grants, in the migration's transaction (idempotent, so on every upgrade).
+            apply_app_grants(connection)
+
+
+def _at_head() -> bool:
+    """Whether this run moved (or kept) the database at head; ``alembic check`` does not count."""
+    migration = context.get_context()
+    if migration.opts.get("destination_rev") is None:
+        return False
+    return set(migration.get_current_heads()) == set(context.script.get_heads())
 
 
 async def run_async_migrations(url: str) -> None:
@@ -85,12 +100,16 @@ async def run_async_migrations(url: str) -> None:
 
 
 def _resolve_url() -> str:
+    """The URL to migrate; without one, the embedded server's owner role (``hacs_owner``)."""
     from hacs_persistence.config import resolve_database_url
     from hacs_persistence.embedded import ensure_embedded_server
 
     url: Any = x_args.get("database_url") or config.attributes.get("database_url")
     url, _source = resolve_database_url(url)
-    return url or ensure_embedded_server()
+    if url:
+        return str(url)
+    config.attributes["embedded"] = True
+    return ensure_embedded_server().owner_url
 
 
 def run_migrations_online() -> None:

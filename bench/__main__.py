@@ -532,7 +532,7 @@ async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
     from hacs_persistence.embedded import ensure_embedded_server
 
     server = os.environ.get("HACS_BENCH_DATABASE_URL") or resolve_database_url()[0]
-    server = server or await asyncio.to_thread(ensure_embedded_server)
+    server = server or (await asyncio.to_thread(ensure_embedded_server)).superuser_url
     url = await prepare_database(server)
     parsed = make_url(url)
     pool = await asyncpg.create_pool(

@@ -24,18 +24,23 @@ JWT_SECRET = secrets.token_urlsafe(48)
 
 
 def _server_url() -> str:
+    """The suite's server, as a superuser (the tests create and drop databases)."""
     configured = os.environ.get("HACS_TEST_DATABASE_URL")
     if configured:
         return configured
     import platformdirs
 
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.embedded import SYSTEM_BASE_DIR, ensure_embedded_server
 
-    data_dir = Path(
-        os.environ.get("HACS_TEST_EMBEDDED_DIR")
-        or platformdirs.user_cache_path("hacs") / "test-postgres18"
+    # As root the server runs as its own OS user, which must be able to reach the directory:
+    # under /var/lib/hacs, not root's home (whose permissions hacs never widens).
+    default = (
+        SYSTEM_BASE_DIR / "test-postgres18"
+        if os.geteuid() == 0
+        else platformdirs.user_cache_path("hacs") / "test-postgres18"
     )
-    return ensure_embedded_server(data_dir, announce=False)
+    data_dir = Path(os.environ.get("HACS_TEST_EMBEDDED_DIR") or default)
+    return ensure_embedded_server(data_dir, announce=False).superuser_url
 
 
 def with_database(url: str, name: str) -> str:

@@ -13,26 +13,32 @@ import pytest
 
 from hacs_persistence.embedded import (
     EMBEDDED_MAX_CONNECTIONS,
+    SYSTEM_BASE_DIR,
     embedded_data_dir,
+    server_os_user_name,
     stop_embedded,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
-import asyncio, json, sys
+import asyncio, hashlib, json, sys
 import asyncpg
 from hacs_persistence.embedded import ensure_embedded_server
-url = ensure_embedded_server()
-host = url.split("host=")[1]
+server = ensure_embedded_server()
 async def facts():
-    conn = await asyncpg.connect(host=host, user="postgres", database="postgres")
+    conn = await asyncpg.connect(
+        host=str(server.socket_dir), user="postgres", database="postgres",
+        password=server.passwords["postgres"])
     try:
         return {
-            "url": url,
+            "socket_dir": str(server.socket_dir),
+            # Both processes must read the same generated passwords (never printed in clear).
+            "passwords": hashlib.sha256(json.dumps(server.passwords).encode()).hexdigest(),
             "started": str(await conn.fetchval("SELECT pg_postmaster_start_time()")),
             "version": await conn.fetchval("SHOW server_version_num"),
             "max_connections": int(await conn.fetchval("SHOW max_connections")),
+            "shared_buffers": await conn.fetchval("SHOW shared_buffers"),
             "vector": await conn.fetchval(
                 "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"),
             "pid": await conn.fetchval("SELECT pg_backend_pid()"),
@@ -50,6 +56,8 @@ def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     yield path
     stop_embedded(path)
     subprocess.run(["rm", "-rf", str(path), f"{path}.lock"], check=False)
+    if os.geteuid() == 0:  # the server's own OS user, made for this directory
+        subprocess.run(["userdel", server_os_user_name(path)], capture_output=True, check=False)
 
 
 def _start(data_dir: Path) -> subprocess.Popen[str]:
@@ -73,15 +81,20 @@ def test_two_processes_starting_at_once_share_one_server(fresh_dir: Path) -> Non
         assert proc.returncode == 0, err
         results.append((json.loads(out), err))
     (first, err1), (second, err2) = results
-    assert first["url"] == second["url"] == f"postgresql://postgres@/postgres?host={fresh_dir}"
+    assert first["socket_dir"] == second["socket_dir"] == str(fresh_dir)
+    assert first["passwords"] == second["passwords"]
     assert first["started"] == second["started"]  # one postmaster, not two
     assert int(first["version"]) // 10000 == 18
     assert first["vector"].startswith("0.8")
     assert first["max_connections"] >= EMBEDDED_MAX_CONNECTIONS
-    # Each process says once, on stderr, which database it uses and where.
+    assert first["shared_buffers"] == "256MB"
+    # Each process says once, on stderr, which database it uses and where, password masked.
+    passwords = [p.read_text().strip() for p in (fresh_dir / "hacs-passwords").iterdir()]
     for err in (err1, err2):
         assert err.count("using the embedded PostgreSQL") == 1
         assert str(fresh_dir) in err
+        assert "postgresql://hacs_app:***@/hacs" in err
+        assert not any(password in err for password in passwords)
 
 
 def test_server_is_reused_by_a_later_process(fresh_dir: Path) -> None:
@@ -94,8 +107,9 @@ def test_server_never_runs_as_root(fresh_dir: Path) -> None:
     pid = int((fresh_dir / "postmaster.pid").read_text().splitlines()[0])
     server_uid = psutil.Process(pid).uids().real
     if os.geteuid() == 0:
-        # PostgreSQL refuses to run as root: the wheel runs it as its own OS user.
+        # PostgreSQL refuses to run as root: it runs as a system user of its own.
         assert server_uid != 0
+        assert psutil.Process(pid).username() == server_os_user_name(fresh_dir)
     else:
         assert server_uid == os.geteuid()
 
@@ -105,3 +119,17 @@ def test_default_data_dir_honours_hacs_embedded_dir(monkeypatch: pytest.MonkeyPa
     assert embedded_data_dir() == Path("/tmp/somewhere/pg")
     monkeypatch.delenv("HACS_EMBEDDED_DIR")
     assert embedded_data_dir().name == "postgres18"
+    if os.geteuid() == 0:
+        # Not root's home: every ancestor must be traversable by the server's own user.
+        assert embedded_data_dir() == SYSTEM_BASE_DIR / "postgres18"
+
+
+def test_stop_embedded_stops_the_server_and_the_next_start_reuses_its_data(
+    fresh_dir: Path,
+) -> None:
+    before = json.loads(_start(fresh_dir).communicate(timeout=120)[0])
+    assert stop_embedded(fresh_dir) is True
+    assert stop_embedded(fresh_dir) is False
+    after = json.loads(_start(fresh_dir).communicate(timeout=120)[0])
+    assert after["started"] != before["started"]
+    assert after["passwords"] == before["passwords"]

@@ -189,11 +189,13 @@ async def test_migration_without_extension_privilege_fails_clearly_and_changes_n
     admin = await admin_connect(server_url)
     db_name = empty_database_url.rsplit("/", 1)[-1].split("?")[0]
     try:
-        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        # A password of its own: the server may require one (the embedded server always does).
+        password = "no-ext-" + role[-8:]
+        await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
         await admin.execute(f'ALTER DATABASE "{db_name}" OWNER TO "{role}"')
         from sqlalchemy.engine import make_url
 
-        url = make_url(with_database(server_url, db_name)).set(username=role)
+        url = make_url(with_database(server_url, db_name)).set(username=role, password=password)
         limited = url.render_as_string(hide_password=False)
         # pgvector is not a trusted extension, so a plain database owner may not create it.
         with pytest.raises(MigrationError, match="may not create the 'vector' extension"):

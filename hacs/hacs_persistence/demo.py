@@ -115,13 +115,23 @@ async def _cancel_pending() -> None:
 
 
 def prepare_environment() -> None:
-    """Export the database URL (embedded if none) and a throw-away JWT secret if none is set."""
+    """Export the database URL (embedded if none) and a throw-away JWT secret if none is set.
+
+    On the embedded server the schema is migrated first, as ``hacs_owner`` (with the application
+    role's grants); the guide then runs as ``hacs_app``, as an application would. The exported
+    URL holds no password (the guide prints its start): asyncpg reads it from ``PGPASSFILE``.
+    """
     from hacs_persistence.config import resolve_database_url
     from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.migrations import upgrade
+    from hacs_persistence.roles import APP_ROLE, DATABASE
 
     url, _source = resolve_database_url()
     if url is None:
-        os.environ["DATABASE_URL"] = ensure_embedded_server()
+        server = ensure_embedded_server()
+        asyncio.run(upgrade())
+        os.environ["DATABASE_URL"] = server.url(APP_ROLE, DATABASE, with_password=False)
+        os.environ["PGPASSFILE"] = str(server.passfile)
     if not os.environ.get("HACS_JWT_SECRET"):
         os.environ["HACS_JWT_SECRET"] = secrets.token_urlsafe(48)
         print(

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -70,15 +70,23 @@ _sentinels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[No
 
 
 async def resolve_database(
-    database_url: str | None = None, settings: DatabaseSettings | None = None
+    database_url: str | None = None,
+    settings: DatabaseSettings | None = None,
+    *,
+    embedded_role: Literal["app", "owner"] = "app",
 ) -> ResolvedDatabase:
-    """Resolve the URL (argument, env, .env, else the embedded server) and translate it."""
+    """Resolve the URL (argument, env, .env, else the embedded server) and translate it.
+
+    On the embedded server the application connects as ``hacs_app``; migrations ask for
+    ``embedded_role="owner"`` (``hacs_owner``), as in a production deployment.
+    """
     settings = settings or load_settings()
     url, source = resolve_database_url(database_url)
     if url is None:
         from hacs_persistence.embedded import ensure_embedded_server
 
-        url = await asyncio.to_thread(ensure_embedded_server)
+        server = await asyncio.to_thread(ensure_embedded_server)
+        url = server.owner_url if embedded_role == "owner" else server.app_url
     return ResolvedDatabase(url, source, build_connection_target(url, settings), settings)
 
 

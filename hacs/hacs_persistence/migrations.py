@@ -96,17 +96,23 @@ def expected_tables() -> dict[str, list[str]]:
     return result
 
 
-async def _run_command(database_url: str, fn: Any, *args: Any) -> None:
-    config = alembic_config(database_url)
+async def _run_command(resolved: ResolvedDatabase, fn: Any, *args: Any) -> None:
+    # The embedded default is left to env.py, which migrates it as hacs_owner and then grants
+    # hacs_app its privileges; a configured URL is used as given.
+    config = alembic_config(None if resolved.source == "embedded" else resolved.url)
     # Alembic is synchronous and env.py drives its own event loop: run it on a worker thread.
     await asyncio.to_thread(fn, config, *args)
 
 
 async def upgrade(database_url: str | None = None, revision: str = "head") -> None:
-    """``alembic upgrade`` to ``revision``; raises ``MigrationError`` with the reason on failure."""
-    resolved = await resolve_database(database_url)
+    """``alembic upgrade`` to ``revision``; raises ``MigrationError`` with the reason on failure.
+
+    Without a URL (the embedded default) it migrates as ``hacs_owner`` and, at head, applies the
+    application role's grants (``hacs_persistence.roles.APP_GRANTS_SQL``).
+    """
+    resolved = await resolve_database(database_url, embedded_role="owner")
     try:
-        await _run_command(resolved.url, command.upgrade, revision)
+        await _run_command(resolved, command.upgrade, revision)
     except HacsPersistenceError:
         raise
     except Exception as exc:
@@ -115,9 +121,9 @@ async def upgrade(database_url: str | None = None, revision: str = "head") -> No
 
 async def downgrade(revision: str, database_url: str | None = None) -> None:
     """``alembic downgrade`` to ``revision`` (``base`` removes every hacs table)."""
-    resolved = await resolve_database(database_url)
+    resolved = await resolve_database(database_url, embedded_role="owner")
     try:
-        await _run_command(resolved.url, command.downgrade, revision)
+        await _run_command(resolved, command.downgrade, revision)
     except Exception as exc:
         raise MigrationError(_describe(exc, resolved)) from exc
 
