@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,10 +25,15 @@ JWT_SECRET = secrets.token_urlsafe(48)
 
 
 def _server_url() -> str:
-    """The suite's server, as a superuser (the tests create and drop databases)."""
+    """The suite's server, as a superuser (the tests create and drop databases).
+
+    The URL carries no password: the password is in a libpq password file named by
+    ``PGPASSFILE``, as docs/configuration.md recommends, so the URL can be passed to
+    ``hacs --database-url`` (which refuses passwords: the process list would show them).
+    """
     configured = os.environ.get("HACS_TEST_DATABASE_URL")
     if configured:
-        return configured
+        return _password_to_passfile(configured)
     import platformdirs
 
     from hacs_persistence.embedded import SYSTEM_BASE_DIR, ensure_embedded_server
@@ -40,7 +46,28 @@ def _server_url() -> str:
         else platformdirs.user_cache_path("hacs") / "test-postgres18"
     )
     data_dir = Path(os.environ.get("HACS_TEST_EMBEDDED_DIR") or default)
-    return ensure_embedded_server(data_dir, announce=False).superuser_url
+    server = ensure_embedded_server(data_dir, announce=False)
+    os.environ["PGPASSFILE"] = str(server.passfile)
+    return server.url("postgres", "postgres", with_password=False)
+
+
+def _password_to_passfile(url: str) -> str:
+    """Move the password of ``HACS_TEST_DATABASE_URL`` into a private password file."""
+    parsed = make_url(url)
+    if parsed.password is None:
+        return url
+    password = str(parsed.password)
+    if ":" in password or "\\" in password:
+        # asyncpg reads password files without libpq's escapes.
+        raise RuntimeError(
+            "HACS_TEST_DATABASE_URL: a password with ':' or '\\' cannot go into a password "
+            "file; use a URL without a password and set PGPASSFILE yourself."
+        )
+    descriptor, name = tempfile.mkstemp(prefix="hacs-test-pgpass-")
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(f"*:*:*:{parsed.username}:{password}\n")
+    os.environ["PGPASSFILE"] = name
+    return parsed.set(password=None).render_as_string(hide_password=False)
 
 
 def with_database(url: str, name: str) -> str:

@@ -33,10 +33,14 @@ GRANT USAGE ON SCHEMA hacs_core, hacs_clinical, hacs_registry, hacs_agents, hacs
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA hacs_core, hacs_clinical, hacs_registry,
     hacs_agents TO hacs_app;
 GRANT SELECT, INSERT, UPDATE ON public.hacs_resources TO hacs_app;
+-- Versions are history: append and read, never change (erasure runs in the owner's function).
+REVOKE UPDATE, DELETE, TRUNCATE ON hacs_core.resource_versions FROM hacs_app;
 -- The audit trail: append and read, never change.
 GRANT SELECT, INSERT ON hacs_audit.audit_events TO hacs_app;
 -- The adapter checks the schema revision before it starts.
 GRANT SELECT ON hacs_admin.alembic_version, hacs_admin.system_configuration TO hacs_app;
+-- Access tokens: verification reads the revocations; an administrator's revoke adds one.
+GRANT SELECT, INSERT ON hacs_admin.token_revocations TO hacs_app;
 -- Erasure (adapter.purge_patient) runs in this owner's function; see "Erasure" below.
 GRANT EXECUTE ON FUNCTION hacs_admin.purge_patient(text, jsonb) TO hacs_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA hacs_core, hacs_clinical, hacs_registry, hacs_agents,
