@@ -16,6 +16,7 @@ from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import InvalidQueryError, ResourceValidationError
 from hacs_persistence.interchange import iter_patient_compartment
 from hacs_persistence.repositories import repository_for, session_scope
+from hacs_tools import configure_tools
 from hacs_tools.domains.database import adelete_resource, aread_resource
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
@@ -122,10 +123,10 @@ async def test_repositories_tools_and_exports_refuse_bad_ids(
                 with pytest.raises(InvalidQueryError) as caught:
                     await call
                 assert MARK not in str(caught.value)
-    with acting_as(ADMIN):
+    with acting_as(ADMIN), configure_tools(database_url):
         for bad in BAD_IDS[:4]:
             for tool in (aread_resource, adelete_resource):
-                result = await tool(bad, "Patient", database_url=database_url)
+                result = await tool(bad, "Patient")
                 assert not result.success and result.error == "validation"
                 assert MARK not in result.message
     assert MARK not in await _audit_text(db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -155,21 +156,33 @@ async def test_the_cli_takes_the_password_from_a_file_instead(
 # -- repr and str ------------------------------------------------------------------------------
 
 
+def _suite_password(user: str) -> str:
+    """The suite server's password of ``user``, from the password file conftest sets up."""
+    for line in Path(os.environ["PGPASSFILE"]).read_text().splitlines():
+        *_, name, password = line.split(":")
+        if name == user:
+            return password
+    raise AssertionError(f"no password for {user} in PGPASSFILE")
+
+
 async def test_objects_holding_a_url_show_it_masked(database_url: str) -> None:
-    # The suite's server trusts its unix socket, so a URL with a password still connects.
-    url = make_url(database_url).set(password="Repr-pw-55").render_as_string(hide_password=False)
+    # The suite's URL has no password (conftest puts it in PGPASSFILE): put the real one back in
+    # the URL, so the objects below hold a password that really connects.
+    parsed = make_url(database_url)
+    password = _suite_password(str(parsed.username))
+    url = parsed.set(password=password).render_as_string(hide_password=False)
     resolved = await resolve_database(url)
     adapter = await create_postgres_adapter(url)
     try:
         for obj in (resolved, resolved.target, adapter.database, CliState(database_url=url)):
             for rendered in (repr(obj), str(obj), f"{obj}", repr([obj])):
-                assert "Repr-pw-55" not in rendered, type(obj).__name__
+                assert password not in rendered, type(obj).__name__
                 assert "***" in rendered, rendered
         assert adapter.database.url == url  # the object still has what it needs to connect
     finally:
         await adapter.close()
     with hacs_tools.configure_tools(url) as configured:
-        assert "Repr-pw-55" not in repr(configured)
+        assert password not in repr(configured)
 
 
 # -- an unencoded '@' in the password ----------------------------------------------------------

@@ -364,7 +364,11 @@ def test_configuration_example_revokes_and_refuses(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", page, flags=re.MULTILINE | re.DOTALL)
+    blocks = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```$", page, flags=re.MULTILINE | re.DOTALL)
+        if "enable_revocation_checks" in block
+    ]
     assert len(blocks) == 1
     monkeypatch.setenv("DATABASE_URL", database_url)
     started = time.monotonic()

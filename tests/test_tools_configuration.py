@@ -228,7 +228,11 @@ def test_the_configuration_page_block_configures_the_tools(
     monkeypatch: pytest.MonkeyPatch, database_url: str, clinician: Actor
 ) -> None:
     page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
-    [code] = [body for lang, body, _line in fenced_blocks(page) if lang == "python"]
+    [code] = [
+        body
+        for lang, body, _line in fenced_blocks(page)
+        if lang == "python" and "configure_tools" in body
+    ]
     monkeypatch.setenv("DATABASE_URL", database_url)
     with configure_tools():  # puts back the default configuration afterwards
         exec(compile(code, "docs/configuration.md", "exec"), {})
