@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from hacs_persistence.errors import ConfigurationError
+from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES
 
 __all__ = [
     "URL_ENV_VARS",
@@ -62,6 +63,8 @@ class DatabaseSettings(BaseSettings):
     # this one switch turns every prepared-statement cache off.
     prepared_statements: bool = True
     prepared_statement_cache_size: int = Field(512, ge=0)
+    # Largest document (a resource's JSON) a write accepts; see hacs_persistence.limits.
+    max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1024, le=1024**3)
 
     @field_validator("ssl_mode", mode="before")
     @classmethod
