@@ -487,7 +487,9 @@ class PostgreSQLAdapter:
         for resource_type, ids in (pending or {}).items():
             target = self.mapping(resource_type)
             if target.typed:
-                pending_rows[target.table.fullname] = ids
+                name = target.table.fullname
+                # Two types in one table (rare): their ids together.
+                pending_rows[name] = {*pending_rows[name], *ids} if name in pending_rows else ids
         resolver = KeyResolver(
             dangling_to_null=dangling == "null", patients=allowed, pending=pending_rows
         )

@@ -8,6 +8,8 @@ of filters) into a typed error before anything reaches PostgreSQL, instead of a
 
 from __future__ import annotations
 
+import re
+from itertools import accumulate
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +30,7 @@ __all__ = [
     "SEARCH_CACHE_SIZE",
     "STATEMENT_CACHE_SIZE",
     "check_document",
+    "json_nesting_exceeds",
     "nesting_exceeds",
     "value_size_exceeds",
 ]
@@ -61,7 +64,7 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     """Whether objects/arrays (dicts, lists, tuples, pydantic models) nest deeper than ``limit``.
 
     Iterative, so a value nested a million levels deep is measured without recursion; it stops
-    at the first container beyond the limit.
+    at the first container beyond the limit. A walk in Python: for small values (filters).
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -84,6 +87,26 @@ def _children(node: Any) -> Any:
     if isinstance(node, (list, tuple)):
         return node
     return ()
+
+
+# JSON strings (with their escapes), the bytes that open and close a level, and everything else.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_LEVEL_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def json_nesting_exceeds(text: bytes, limit: int) -> bool:
+    """Whether JSON text nests objects and arrays deeper than ``limit``, without parsing it.
+
+    Linear and in C: fewer than ``limit`` opening brackets cannot be too deep (most resources
+    stop there); otherwise strings are removed, the brackets become +1/-1 steps and the running
+    sum is the depth. Run before ``json.loads`` (which would raise ``RecursionError`` past about
+    a thousand levels) and on the JSON of every document written.
+    """
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    steps = _JSON_STRING.sub(b"", text).translate(_LEVEL_STEPS, _NOT_BRACKETS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0) > limit
 
 
 def value_size_exceeds(value: Any, limit: int) -> bool:
@@ -113,27 +136,31 @@ def value_size_exceeds(value: Any, limit: int) -> bool:
 
 
 def check_document(resource: BaseResource, max_bytes: int) -> None:
-    """Refuse a resource whose document is nested too deeply or is larger than ``max_bytes``.
+    """Refuse a resource whose document is larger than ``max_bytes`` or nested too deeply.
 
     Every write path (save, update, save_many, and so imports and tools) calls this before any
-    statement is sent. The nesting is measured on the model (cheap, no serialisation); the size
-    on its JSON, which is then dropped. Messages name the limit, never the content.
+    statement is sent. Both are measured on the document's JSON (a few microseconds for a
+    typical resource), which is then dropped. Messages name the limit, never the content.
     """
     where = f"{resource.resource_type} resource"
-    if nesting_exceeds(resource, MAX_DOCUMENT_DEPTH):
-        raise ResourceValidationError(
-            f"The {where} nests objects and arrays deeper than {MAX_DOCUMENT_DEPTH} levels "
-            "(hacs_persistence.limits.MAX_DOCUMENT_DEPTH); flatten it before saving."
-        )
+    too_deep = (
+        f"The {where} nests objects and arrays deeper than {MAX_DOCUMENT_DEPTH} levels "
+        "(hacs_persistence.limits.MAX_DOCUMENT_DEPTH); flatten it before saving."
+    )
     try:
-        size = len(resource.__pydantic_serializer__.to_json(resource))
-    except PydanticSerializationError:
+        document = resource.__pydantic_serializer__.to_json(resource)
+    except PydanticSerializationError as exc:
+        # pydantic stops at 255 levels, far beyond the limit.
+        if "depth" in str(exc):
+            raise ResourceValidationError(too_deep) from None
         raise ResourceValidationError(
             f"The {where} cannot be serialised to JSON; check its values."
         ) from None
-    if size > max_bytes:
+    if len(document) > max_bytes:
         raise ResourceValidationError(
-            f"The {where} is {size} bytes as JSON, more than the limit of {max_bytes} bytes "
-            "(setting max_document_bytes, HACS_DB_MAX_DOCUMENT_BYTES); store large content "
-            "elsewhere and reference it, or raise the limit."
+            f"The {where} is {len(document)} bytes as JSON, more than the limit of {max_bytes} "
+            "bytes (setting max_document_bytes, HACS_DB_MAX_DOCUMENT_BYTES); store large "
+            "content elsewhere and reference it, or raise the limit."
         )
+    if json_nesting_exceeds(document, MAX_DOCUMENT_DEPTH):
+        raise ResourceValidationError(too_deep)
