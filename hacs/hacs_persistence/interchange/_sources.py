@@ -18,7 +18,11 @@ from urllib.parse import parse_qsl
 
 import ijson  # type: ignore[import-untyped]
 
-from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH, nesting_exceeds
+from hacs_persistence.limits import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENT_DEPTH,
+    json_nesting_exceeds,
+)
 
 __all__ = [
     "ENTRY_BUNDLE_TYPES",
@@ -27,10 +31,12 @@ __all__ = [
     "Entry",
     "SourceError",
     "SourceFile",
+    "Stamp",
     "discover",
     "identifiers_of",
     "open_source",
     "parse_criterion",
+    "stamp",
 ]
 
 # Bundles whose entries are imported one by one.
@@ -133,15 +139,35 @@ class SourceFile:
     skip: str | None = None
     max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
-    def entries(self) -> Iterator[Entry]:
-        """The file's entries in order; ``SourceError`` at the first one that is unusable."""
+    def entries(self, checked: Stamp | None = None) -> Iterator[Entry]:
+        """The file's entries in order; ``SourceError`` at the first one that is unusable.
+
+        ``checked``: the ``stamp()`` of the file when a first pass read all of it without
+        error. A Bundle is then parsed by ijson's C item builder (fast, but unbounded in
+        nesting), which is safe only because the file is still the one that was checked.
+        """
         if self.skip is not None:
             return iter(())
+        if checked is not None and stamp(self.path) != checked:
+            raise SourceError("the file changed during the import; run the import again")
         if self.kind == "ndjson":
             return _ndjson_entries(self.path, self.max_bytes)
         if self.kind == "bundle":
-            return _bundle_entries(self.path)
+            return _bundle_entries(self.path, fast=checked is not None)
         return _whole_entries(self.path, self.max_bytes)
+
+
+# (size, modification time in ns): a file read again must be the one read before.
+Stamp = tuple[int, int]
+
+
+def stamp(path: Path) -> Stamp:
+    """Size and modification time of a file (``SourceError`` if it is gone)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise SourceError(f"cannot read the file ({exc.strerror or exc})") from None
+    return info.st_size, info.st_mtime_ns
 
 
 def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -333,6 +359,9 @@ def _whole_entries(path: Path, max_bytes: int) -> Iterator[Entry]:
         raise SourceError(_too_large("the resource", size, max_bytes))
     with _binary(path) as stream:
         raw = stream.read()
+    # Before json.loads and anything recursive (reference rewriting, from_fhir) meets it.
+    if json_nesting_exceeds(raw, MAX_DOCUMENT_DEPTH):
+        raise SourceError(f"the resource: {_TOO_DEEP}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -344,11 +373,16 @@ def _whole_entries(path: Path, max_bytes: int) -> Iterator[Entry]:
     yield entry
 
 
-def _bundle_entries(path: Path) -> Iterator[Entry]:
-    """A transaction/batch/collection Bundle's entries, parsed one at a time."""
+def _bundle_entries(path: Path, *, fast: bool = False) -> Iterator[Entry]:
+    """A transaction/batch/collection Bundle's entries, parsed one at a time.
+
+    ``fast``: the file was read whole before and its nesting is within the limit.
+    """
     index = -1
     with _binary(path) as stream:
-        items = _entry_items(stream)
+        items: Iterator[Any] = (
+            ijson.items(stream, "entry.item", use_float=True) if fast else _entry_items(stream)
+        )
         position = stream.tell()
         while True:
             try:
@@ -385,6 +419,8 @@ def _ndjson_entries(path: Path, max_bytes: int) -> Iterator[Entry]:
             number += 1
             if len(line) > max_bytes + 1 or (len(line) > max_bytes and not line.endswith(b"\n")):
                 raise SourceError(_too_large("the line", len(line), max_bytes), line=number)
+            if json_nesting_exceeds(line, MAX_DOCUMENT_DEPTH):
+                raise SourceError(f"the line: {_TOO_DEEP}", line=number)
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -427,9 +463,6 @@ def _check_resource(data: Any, what: str) -> None:
     resource_type = data.get("resourceType")
     if not isinstance(resource_type, str) or not _TYPE.fullmatch(resource_type):
         raise SourceError(f"{what} has no valid resourceType")
-    # Before anything recursive (reference rewriting, from_fhir) walks it.
-    if nesting_exceeds(data, MAX_DOCUMENT_DEPTH):
-        raise SourceError(f"{what}: {_TOO_DEEP}")
 
 
 def _bundle_entry(index: int, raw: Any) -> Entry:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -45,9 +45,11 @@ from hacs_persistence.interchange._sources import (
     Criterion,
     Entry,
     SourceError,
+    Stamp,
     discover,
     open_source,
     parse_criterion,
+    stamp,
 )
 from hacs_persistence.interchange._store import (
     criteria_shape,
@@ -196,6 +198,7 @@ class _Scanned:
     entries: int = 0
     error: SourceError | None = None
     skip: str | None = None
+    stamp: Stamp | None = None  # the file as the scan read it without error
 
 
 @dataclass
@@ -253,6 +256,7 @@ def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYT
         rank = _LAST_RANK
         count = 0
         try:
+            before = stamp(path)
             source = open_source(path, max_bytes)
             for position, entry in enumerate(source.entries()):
                 count += 1
@@ -265,6 +269,7 @@ def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYT
             scanned.error = exc
             continue
         scanned.skip = source.skip
+        scanned.stamp = before
         scanned.rank = rank
         scanned.entries = max(count, 1)
         scan.entries_total += scanned.entries
@@ -318,8 +323,28 @@ class _Plan:
     updates: set[int] = field(default_factory=set)  # positions of conditional updates
     # Type/id -> position of its last copy in this file (the only copy of the file written)
     last: dict[tuple[str, str], int] = field(default_factory=dict)
-    # type -> ids the file writes (so a batch's references to later batches are kept)
-    pending: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @property
+    def pending(self) -> dict[str, Collection[str]]:
+        """Type -> ids the file writes (a batch's references to later batches are kept)."""
+        return {resource_type: _Written(self.last, resource_type) for resource_type in self.types}
+
+
+class _Written(Collection[str]):
+    """The ids of one type among a file's last copies: a view, no second set of ids."""
+
+    def __init__(self, last: dict[tuple[str, str], int], resource_type: str) -> None:
+        self._last = last
+        self._type = resource_type
+
+    def __contains__(self, resource_id: object) -> bool:
+        return (self._type, resource_id) in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return (rid for rtype, rid in self._last if rtype == self._type)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -355,51 +380,54 @@ class _Importer:
             self._permitted[resource_type] = allowed
 
     def _entries(self, scanned: _Scanned) -> Iterator[Entry]:
-        return open_source(scanned.path, self.adapter.max_document_bytes).entries()
+        source = open_source(scanned.path, self.adapter.max_document_bytes)
+        return source.entries(checked=scanned.stamp)
 
     # -- the file: one streaming pass, then its conditional entries ---------------------------
 
     async def plan(self, scanned: _Scanned) -> _Plan:
         """Learn what every batch of the file needs; refused types fail the file here."""
         plan = _Plan(scanned)
-        stored: list[tuple[int, str, str, str | None]] = []
+        # Only conditional entries wait for their match; the others are settled as they come.
+        waiting: list[tuple[int, str, str, str | None]] = []
         for position, entry in enumerate(self._entries(scanned)):
             if entry.skip is not None or entry.resource is None:
                 continue
             plan.types.add(entry.resource_type)
             plan.local.add(entry.resource_type, entry.id, entry.resource)
-            stored.append((position, entry.resource_type, entry.id, entry.full_url))
             criterion = entry.update_criterion or entry.create_criterion
             if criterion is not None:
                 plan.conditional[position] = (criterion, None)
-            if entry.update_criterion is not None:
-                plan.updates.add(position)
+                if entry.update_criterion is not None:
+                    plan.updates.add(position)
+                waiting.append((position, entry.resource_type, entry.id, entry.full_url))
+                continue
+            if entry.full_url:
+                plan.full_urls[entry.full_url] = f"{entry.resource_type}/{entry.id}"
+            plan.last[entry.key] = position
         # Refused types fail the file (audited) before anything is looked up.
         await self.permit(plan.types)
         # Conditional creates/updates: resolved in the data of this file, then of the whole
         # import, then in the database. They must not match their own entry.
-        ids = {position: resource_id for position, _, resource_id, _ in stored}
-        for position, (criterion, _) in plan.conditional.items():
+        for position, _type, resource_id, _url in waiting:
+            criterion = plan.conditional[position][0]
             plan.conditional[position] = (
                 criterion,
-                self._in_data(criterion, plan.local, ids[position]),
+                self._in_data(criterion, plan.local, resource_id),
             )
         wanted = [c for c, found in plan.conditional.values() if found is None]
         matches = await self._lookup(wanted)
         for position, (criterion, found) in plan.conditional.items():
             if found is None and criterion in matches:
                 plan.conditional[position] = (criterion, matches[criterion])
-        for position, resource_type, resource_id, full_url in stored:
-            skip = None
-            if position in plan.conditional:
-                resource_id, skip = self._settle(position, resource_id, plan)
-                plan.settled[position] = (resource_id, skip)
+        for position, resource_type, resource_id, full_url in waiting:
+            resource_id, skip = self._settle(position, resource_id, plan)
+            plan.settled[position] = (resource_id, skip)
             if full_url:
                 plan.full_urls[full_url] = f"{resource_type}/{resource_id}"
-            if skip is None:
-                plan.last[(resource_type, resource_id)] = position
-        for resource_type, resource_id in plan.last:
-            plan.pending[resource_type].add(resource_id)
+            key = (resource_type, resource_id)
+            if skip is None and plan.last.get(key, -1) < position:
+                plan.last[key] = position
         return plan
 
     def _settle(self, position: int, resource_id: str, plan: _Plan) -> tuple[str, str | None]:
@@ -629,6 +657,11 @@ def _convert(entry: Entry) -> BaseResource:
     data["id"] = entry.id
     try:
         resource = from_fhir(data)
+    except RecursionError:
+        # Nesting is checked when a file is read; this only guards a file changed since.
+        raise SourceError(
+            "the resource nests too deeply to convert", line=entry.line, where=entry.where
+        ) from None
     except ValidationError as exc:
         details = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or '(resource)'}: {_message(error)}"
