@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -500,7 +501,8 @@ def _plan(entry: Entry) -> None:
     """Decide whether an entry is stored, under which type and id (never random)."""
     resource = entry.resource
     # Skipped entries are counted under their resource's type, else the type of their URL.
-    entry.resource_type = (
+    # Interned: the import keeps (type, id) of every resource across passes, one copy each.
+    entry.resource_type = sys.intern(
         resource["resourceType"] if resource is not None else _type_of_url(entry.url) or "(none)"
     )
     if entry.method in _READ_ONLY_METHODS:
@@ -520,9 +522,9 @@ def _plan(entry: Entry) -> None:
                 line=entry.line,
                 where=entry.where,
             )
-        entry.id = own
+        entry.id = sys.intern(own)
     else:
-        entry.id = _derived_id(entry)
+        entry.id = sys.intern(_derived_id(entry))
     if entry.url is not None and "?" in entry.url:
         criterion = parse_criterion(entry.url, entry.resource_type)
         if entry.method == "PUT" and criterion is not None:

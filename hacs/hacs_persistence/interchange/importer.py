@@ -206,7 +206,7 @@ class _Scan:
     files: list[_Scanned]
     missing: list[Path]
     # (type, id) -> (file index, entry index) of its last copy: the one that may update.
-    winners: dict[tuple[str, str], tuple[int, int]]
+    winners: dict[tuple[str, str], int]
     identifiers: IdentifierIndex
     entries_total: int
 
@@ -239,6 +239,11 @@ def _ranks() -> dict[str, int]:
     return {names[t]: depth(t) for t in referenced if t in names}
 
 
+def _where(file_index: int, position: int) -> int:
+    """(file, entry) as one int: the winners map holds one per resource of the import."""
+    return file_index << 32 | position
+
+
 def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> _Scan:
     """Stream every file once: entry counts, the last copy of each Type/id, identifiers.
 
@@ -251,7 +256,7 @@ def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYT
     for index, path in enumerate(found):
         scanned = _Scanned(index, path)
         scan.files.append(scanned)
-        winners: dict[tuple[str, str], tuple[int, int]] = {}
+        winners: dict[tuple[str, str], int] = {}
         identifiers = IdentifierIndex()
         rank = _LAST_RANK
         count = 0
@@ -262,7 +267,7 @@ def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYT
                 count += 1
                 if entry.skip is not None or entry.resource is None:
                     continue
-                winners[entry.key] = (index, position)
+                winners[entry.key] = _where(index, position)
                 identifiers.add(entry.resource_type, entry.id, entry.resource)
                 rank = min(rank, ranks.get(entry.resource_type, _LAST_RANK))
         except SourceError as exc:
@@ -497,7 +502,8 @@ class _Importer:
             _Item(
                 entry,
                 _convert(entry),
-                self.scan.winners.get(entry.key, (index, position)) == (index, position),
+                self.scan.winners.get(entry.key, _where(index, position))
+                == _where(index, position),
             )
             for position, entry in batch.entries
         ]
