@@ -40,7 +40,7 @@ __all__ = [
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 # Nesting of objects and arrays in a document. Well below the 254 levels at which pydantic's JSON
 # parser refuses to read a stored document back (and Python's recursion limit), far above FHIR's
-# real nesting (about 12 levels in the shared data).
+# real nesting (at most 21 levels in the shared test data).
 MAX_DOCUMENT_DEPTH = 100
 
 # Searches: how many filters, and how deep and how large one filter value may be.
