@@ -26,7 +26,7 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import make_url
 
-from bench import data, raw
+from bench import data, import_memory, raw
 from hacs_models import Actor, MemoryBlock, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.mapping import document_json
@@ -52,6 +52,7 @@ class Sizes:
     vectors: int = 50_000
     vector_queries: int = 200
     concurrency: int = 8
+    import_mb: int = 50
 
 
 SMOKE = Sizes(
@@ -63,6 +64,7 @@ SMOKE = Sizes(
     analytics_observations=2000,
     vectors=1000,
     vector_queries=20,
+    import_mb=1,
 )
 
 
@@ -503,6 +505,31 @@ async def bench_memory(
     ]
 
 
+# The import's memory budget: one batch and the per-resource index, whatever the file size.
+IMPORT_BUDGET_MB = 256.0
+
+
+async def bench_import(adapter: PostgreSQLAdapter, sizes: Sizes) -> list[Result]:
+    """Target 9: peak RSS of a FHIR import (NDJSON, transaction Bundle) beyond the start."""
+    results = []
+    for kind in ("ndjson", "bundle"):
+        peak = await import_memory.import_peak(adapter, sizes.import_mb, kind)
+        results.append(
+            Result(
+                f"9. peak memory, import of {peak.file_mb:.0f} MB {kind}",
+                peak.rss_mb,
+                IMPORT_BUDGET_MB,
+                "MB",
+                peak.rss_mb / IMPORT_BUDGET_MB,
+                1.0,
+                False,
+                0.0,
+                f"{peak.resources} resources in {peak.seconds:.1f} s",
+            )
+        )
+    return results
+
+
 async def prepare_database(server_url: str) -> str:
     """A fresh benchmark database, migrated with 384-dim embeddings."""
     from hacs_persistence.migrations import upgrade
@@ -555,6 +582,7 @@ async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
         ("analytics", lambda: bench_analytics(adapter, pool, sizes, rng)),
         ("vectors", lambda: bench_vectors(adapter, pool, sizes, rng)),
         ("memory", lambda: bench_memory(adapter, sizes, rng)),
+        ("import", lambda: bench_import(adapter, sizes)),
     ]
     try:
         for name, step in steps:
@@ -591,7 +619,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it working)")
     parser.add_argument(
-        "--only", nargs="*", help="single bulk concurrency analytics vectors memory"
+        "--only", nargs="*", help="single bulk concurrency analytics vectors memory import"
     )
     for name, value in asdict(Sizes()).items():
         parser.add_argument(

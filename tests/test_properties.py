@@ -32,6 +32,7 @@ from hacs_persistence.errors import (
     ResourceNotFoundError,
     ResourceValidationError,
 )
+from hacs_persistence.limits import MAX_FILTER_VALUE_BYTES, value_size_exceeds
 from hacs_persistence.mapping import mapping_for
 from hacs_persistence.search import OPERATORS
 from tests.conftest import db_connect
@@ -326,7 +327,8 @@ def test_search_filter_values_match_python_or_raise_invalid_query(runner: Runner
     def example(value: str, extra: str, field_name: str, op: str) -> None:
         argument: Any = [value, extra] if op == "in" else value
         key = field_name if op == "eq" else f"{field_name}__{op}"
-        if has_nul(argument):
+        # NUL characters, and values over the documented size limit, are refused.
+        if has_nul(argument) or value_size_exceeds(argument, MAX_FILTER_VALUE_BYTES):
             with pytest.raises(InvalidQueryError):
                 runner.run(runner.adapter.search(Patient, ADMIN, filters={key: argument}))
             stored.rejected_searches += 1

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -58,6 +66,7 @@ from hacs_persistence.errors import (
 )
 from hacs_persistence.gate import AccessGate
 from hacs_persistence.ids import checked_id
+from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES, check_document
 from hacs_persistence.mapping import (
     ResourceMapping,
     document_json,
@@ -128,6 +137,12 @@ class PostgreSQLAdapter:
         self.embedder = embedder
         self.database = database
         self.vector_dim = vector_dim
+        # Every write refuses larger documents (check_document in _check_resource).
+        self.max_document_bytes = (
+            database.settings.max_document_bytes
+            if database is not None
+            else DEFAULT_MAX_DOCUMENT_BYTES
+        )
         self.audit_defaults = AuditContext(request_id, purpose_of_use)
         # Every call passes this gate: actor, permission, patient scope, durable audit rows.
         self.gate = AccessGate(engine, self.audit_defaults)
@@ -291,12 +306,14 @@ class PostgreSQLAdapter:
     # -- writes ----------------------------------------------------------------------------
 
     def _check_resource(self, resource: Any) -> BaseResource:
+        """Every write path (save, update, save_many) passes here before any statement is sent."""
         if not isinstance(resource, BaseResource):
             raise ResourceValidationError(
                 f"Expected a hacs resource (BaseResource), got {type(resource).__name__}."
             )
         # Models validate their id; model_construct and __dict__ writes do not.
         checked_id(resource.__dict__.get("id"), f"{resource.resource_type}.id")
+        check_document(resource, self.max_document_bytes)
         if "embedding" not in type(resource).model_fields:
             return resource  # most types: nothing to embed or check
         embedding = resource.__dict__.get("embedding")
@@ -489,6 +506,7 @@ class PostgreSQLAdapter:
         actor: Actor | None = None,
         *,
         dangling: Literal["error", "null"] = "error",
+        pending: Mapping[str, Collection[str]] | None = None,
     ) -> SavedBatch[R]:
         """Save many resources in one transaction, in any order (references checked at commit).
 
@@ -496,6 +514,8 @@ class PostgreSQLAdapter:
         With ``dangling="null"`` (imports), a reference to a patient or encounter that exists
         neither in the batch nor in the database is kept in the document with a NULL foreign
         key and counted in the result's ``dangling_references``, instead of failing the batch.
+        ``pending`` (resource type -> ids) names resources a later ``save_many`` of the same
+        ``transaction()`` saves (an import written in batches): references to them are kept.
         """
         acting = self._actor(actor)
         items = [self._check_resource(r) for r in resources]
@@ -512,7 +532,16 @@ class PostgreSQLAdapter:
         snapshot = [(r, _envelope_of(r)) for r in items]
         if dangling not in ("error", "null"):
             raise ResourceValidationError("dangling must be 'error' or 'null'.")
-        resolver = KeyResolver(dangling_to_null=dangling == "null", patients=allowed)
+        pending_rows: dict[str, Collection[str]] = {}
+        for resource_type, ids in (pending or {}).items():
+            target = self.mapping(resource_type)
+            if target.typed:
+                name = target.table.fullname
+                # Two types in one table (rare): their ids together.
+                pending_rows[name] = {*pending_rows[name], *ids} if name in pending_rows else ids
+        resolver = KeyResolver(
+            dangling_to_null=dangling == "null", patients=allowed, pending=pending_rows
+        )
 
         async def work() -> None:
             resolver.dangling.clear()

@@ -10,9 +10,9 @@ check), pipelined with ``executemany``, and are then verified in one query.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import Select, Table, Text, any_, bindparam, or_, select
@@ -26,6 +26,7 @@ from hacs_persistence.errors import (
     VersionConflictError,
 )
 from hacs_persistence.executor import compiled
+from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import TYPED_TABLES, AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
@@ -58,7 +59,7 @@ def _qualified(table: Table) -> tuple[str, str]:
     return table.name, table.schema or "public"
 
 
-@cache
+@cache  # one entry per table: bounded by the schema
 def _ids_present(table: Table, by_type: bool) -> Select[Any]:
     """Which of the ids in ``p_ids`` a table holds (for one resource type in the JSONB table)."""
     statement = select(table.c.id).where(table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))))
@@ -98,7 +99,7 @@ async def _assign_free_ids(
     )
 
 
-@cache
+@cache  # one entry per table: bounded by the schema
 def _ids_visible(table: Table) -> Select[Any]:
     """Which of the ids in ``p_ids`` a referenced table holds in the actor's patients."""
     scope = table.c.id if table.name == "patients" else table.c.get("patient_id")
@@ -122,10 +123,16 @@ class KeyResolver:
     """
 
     def __init__(
-        self, dangling_to_null: bool = False, patients: Sequence[str] | None = None
+        self,
+        dangling_to_null: bool = False,
+        patients: Sequence[str] | None = None,
+        pending: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.dangling_to_null = dangling_to_null
         self.patients = list(patients) if patients is not None else None
+        # table fullname -> ids that a later save_many of the same transaction writes (a batch
+        # of a streamed import): references to them are kept, the deferred key checks at commit.
+        self.pending: Mapping[str, Collection[str]] = pending or {}
         self.known: dict[str, set[str]] = {}
         self.dangling: dict[str, int] = defaultdict(int)
 
@@ -169,7 +176,11 @@ class KeyResolver:
             return values
         for key, target in self._references(mapping):
             value = values.get(key)
-            if value is not None and value not in self.known.get(target.fullname, set()):
+            if (
+                value is not None
+                and value not in self.known.get(target.fullname, set())
+                and value not in self.pending.get(target.fullname, ())
+            ):
                 if not self.dangling_to_null:
                     # Worded as errors.py words a missing target: the id only as attribute.
                     target_type = _TYPE_OF_TABLE.get(target.name, target.name)
@@ -367,7 +378,7 @@ async def bulk_update(
             )
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _stored_envelopes(mapping: ResourceMapping) -> Select[Any]:
     """Version and timestamps of the rows whose ids are in ``p_ids``, and if in ``p_patients``."""
     table = mapping.table

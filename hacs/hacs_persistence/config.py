@@ -35,6 +35,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from hacs_persistence.errors import ConfigurationError
+from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES
 
 __all__ = [
     "ENV_FILE_VAR",
@@ -112,6 +113,8 @@ class DatabaseSettings(BaseSettings):
     # The password as a file (a Docker or Kubernetes secret, say), so it is in neither the URL,
     # the command line nor the environment.
     password_file: Path | None = None
+    # Largest document (a resource's JSON) a write accepts; see hacs_persistence.limits.
+    max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1024, le=1024**3)
 
     @field_validator("ssl_mode", mode="before")
     @classmethod

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.elements import ClauseElement
+
+from hacs_persistence.limits import STATEMENT_CACHE_SIZE
 
 __all__ = ["CompiledStatement", "compiled"]
 
@@ -40,7 +42,7 @@ class CompiledStatement:
         return args
 
 
-@cache
+@lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def compiled(statement: ClauseElement) -> CompiledStatement:
     """Compile a statement once for asyncpg (cached per statement object)."""
     result: Any = statement.compile(dialect=_DIALECT)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Table
 
 from hacs_models import BaseResource, get_model_class
 from hacs_persistence.errors import ResourceValidationError
+from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable
 from hacs_persistence.schema.base import TypedResourceTable
 
@@ -99,7 +100,7 @@ def _table(table_cls: type[Any]) -> Table:
     return table
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def mapping_for(model_cls: type[BaseResource], *, typed: bool = True) -> ResourceMapping:
     """The mapping of a model class; ``typed=False`` forces the JSONB fallback table."""
     resource_type = model_cls.type_name()
@@ -117,7 +118,7 @@ def mapping_for(model_cls: type[BaseResource], *, typed: bool = True) -> Resourc
     )
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def document_mapping(resource_type: str) -> ResourceMapping:
     """The JSONB fallback mapping of a type that has no model class (e.g. a FHIR Claim)."""
     return ResourceMapping(resource_type, _table(ResourceDocumentTable), False, (), ())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -36,6 +36,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hacs_persistence.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.errors import InvalidQueryError
+from hacs_persistence.limits import (
+    MAX_FILTER_DEPTH,
+    MAX_FILTER_VALUE_BYTES,
+    MAX_FILTERS,
+    SEARCH_CACHE_SIZE,
+    nesting_exceeds,
+    value_size_exceeds,
+)
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.statements import counted_audit, patient_ref
@@ -236,11 +244,17 @@ def parse_filters(
     """Validate filters against the allow-list: their shape and their bound values."""
     if filters is not None and not isinstance(filters, Mapping):
         raise InvalidQueryError("filters must be a mapping of field (or field__op) to value.")
+    if filters is not None and len(filters) > MAX_FILTERS:
+        raise InvalidQueryError(
+            f"{len(filters)} filters: at most {MAX_FILTERS} are accepted "
+            "(hacs_persistence.limits.MAX_FILTERS); narrow the search or use 'in'."
+        )
     allowed = mapping.filterable
     shape: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
     for key, value in (filters or {}).items():
         name, op = _split_key(key)
+        _check_limits(value, key)
         param = f"f{len(shape)}"
         column = allowed.get(name)
         if column is not None:
@@ -266,6 +280,20 @@ def parse_filters(
         values[param] = encoded
         shape.append((name, _DOCUMENT_OP))
     return tuple(shape), values
+
+
+def _check_limits(value: Any, key: str) -> None:
+    """Refuse a filter value nested too deeply or too large, before it is encoded or sent."""
+    if nesting_exceeds(value, MAX_FILTER_DEPTH):
+        raise InvalidQueryError(
+            f"Filter {key!r}: the value nests deeper than {MAX_FILTER_DEPTH} levels "
+            "(hacs_persistence.limits.MAX_FILTER_DEPTH); filter on a simpler value."
+        )
+    if value_size_exceeds(value, MAX_FILTER_VALUE_BYTES):
+        raise InvalidQueryError(
+            f"Filter {key!r}: the value is larger than {MAX_FILTER_VALUE_BYTES} bytes "
+            "(hacs_persistence.limits.MAX_FILTER_VALUE_BYTES); filter on a smaller value."
+        )
 
 
 def _conditions(mapping: ResourceMapping, shape: FilterShape) -> list[ColumnElement[bool]]:
@@ -333,7 +361,8 @@ def _sort_column(mapping: ResourceMapping, sort_name: str) -> Column[Any]:
     return column
 
 
-@cache
+# Bounded: every new filter shape builds a statement (about 22 KB with its compiled form).
+@lru_cache(maxsize=SEARCH_CACHE_SIZE)
 def _search_statement(
     mapping: ResourceMapping,
     shape: FilterShape,
@@ -459,7 +488,8 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
     return _encode_cursor(plan.order_by, last["sort_value"], last["id"], plan.binding)
 
 
-@cache
+# Bounded: every new filter shape builds a statement (about 22 KB with its compiled form).
+@lru_cache(maxsize=SEARCH_CACHE_SIZE)
 def _similarity_statement(
     mapping: ResourceMapping, shape: FilterShape, patient_scoped: bool, audited: bool = True
 ) -> Select[Any]:

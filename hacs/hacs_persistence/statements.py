@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
 
@@ -544,7 +545,7 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     )
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def statements_for(mapping: ResourceMapping) -> Statements:
     """The statements of a mapping, built once and reused (SQLAlchemy caches their compilation)."""
     if mapping.typed:

@@ -33,6 +33,11 @@ class IdentifierIndex:
             self._ids[(resource_type, system, value)].add(resource_id)
             self._ids[(resource_type, None, value)].add(resource_id)
 
+    def update(self, other: IdentifierIndex) -> None:
+        """Add every identifier of another index (a file's, once the file has been read)."""
+        for key, ids in other._ids.items():
+            self._ids[key].update(ids)
+
     def lookup(self, criterion: Criterion, exclude: str | None = None) -> str | _Ambiguous | None:
         """The one id matching ``criterion`` (not counting ``exclude``), AMBIGUOUS, or None."""
         ids = self._ids.get(criterion)

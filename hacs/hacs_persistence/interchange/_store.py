@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
+from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
 from hacs_persistence.statements import stored_in_scope
@@ -81,7 +82,7 @@ def _current_documents(mapping: ResourceMapping) -> tuple[FromClause, ColumnElem
 # --- stored versions and the "unchanged" comparison --------------------------------------------
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _stored_versions_statement(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
     return select(
@@ -107,7 +108,7 @@ async def stored_versions(
     return {row["id"]: (row["version"], row["deleted"]) for row in rows}
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _unchanged_statement(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
     source, document = _current_documents(mapping)
@@ -177,7 +178,7 @@ def _matches(identifiers: Any, criterion: Criterion) -> bool:
     return False
 
 
-@cache
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _identifier_statement(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
     source, document = _current_documents(mapping)

@@ -1,19 +1,22 @@
 """FHIR import: Bundles, Bulk Data NDJSON and single resources into the adapter, idempotently.
 
-``import_paths`` reads every file twice. The first pass (no database) parses each file to learn
-which copy of a resource is the last one of the import (the one that wins when the same
-``Type/id`` comes several times with different content), the identifiers of every resource (to
-resolve conditional references across files) and how many entries there are (progress). The
-second pass imports file after file, each in one transaction: references are rewritten, each
-resource goes through ``from_fhir``, is compared with its stored version and saved with
-``save_many(..., dangling="null")`` when it is new or changed.
+``import_paths`` streams every file three times and never holds a whole file. The scan (no
+database) learns which copy of a resource is the last one of the import (the one that wins when
+the same ``Type/id`` comes several times with different content), the identifiers of every
+resource (to resolve conditional references across files) and how many entries there are
+(progress). Then file after file, each in one transaction: a planning pass learns the file's
+fullUrls, identifiers and conditional entries, and the import pass takes the entries in batches
+(``IMPORT_BATCH_ENTRIES`` entries or ``IMPORT_BATCH_BYTES`` of source text): references are
+rewritten, each resource goes through ``from_fhir``, is compared with its stored version and
+saved with ``save_many(..., dangling="null")`` when it is new or changed. Memory holds one batch
+plus a few short strings per resource (ids, fullUrls, identifiers), never the files.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -42,15 +45,22 @@ from hacs_persistence.interchange._sources import (
     Criterion,
     Entry,
     SourceError,
+    Stamp,
     discover,
+    open_source,
     parse_criterion,
-    read_source,
+    stamp,
 )
 from hacs_persistence.interchange._store import (
     criteria_shape,
     find_by_identifier,
     stored_versions,
     unchanged_ids,
+)
+from hacs_persistence.limits import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    IMPORT_BATCH_BYTES,
+    IMPORT_BATCH_ENTRIES,
 )
 from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import TYPED_TABLES
@@ -188,6 +198,7 @@ class _Scanned:
     entries: int = 0
     error: SourceError | None = None
     skip: str | None = None
+    stamp: Stamp | None = None  # the file as the scan read it without error
 
 
 @dataclass
@@ -195,7 +206,7 @@ class _Scan:
     files: list[_Scanned]
     missing: list[Path]
     # (type, id) -> (file index, entry index) of its last copy: the one that may update.
-    winners: dict[tuple[str, str], tuple[int, int]]
+    winners: dict[tuple[str, str], int]
     identifiers: IdentifierIndex
     entries_total: int
 
@@ -228,27 +239,47 @@ def _ranks() -> dict[str, int]:
     return {names[t]: depth(t) for t in referenced if t in names}
 
 
-def _scan(paths: Iterable[str | Path]) -> _Scan:
+def _where(file_index: int, position: int) -> int:
+    """(file, entry) as one int: the winners map holds one per resource of the import."""
+    return file_index << 32 | position
+
+
+def _scan(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> _Scan:
+    """Stream every file once: entry counts, the last copy of each Type/id, identifiers.
+
+    What a file adds is kept aside until the file has been read to its end, so a file that
+    fails (invalid JSON in its last line) leaves no winner and no identifier behind.
+    """
     found, missing = discover(paths)
     ranks = _ranks()
     scan = _Scan([], missing, {}, IdentifierIndex(), 0)
     for index, path in enumerate(found):
         scanned = _Scanned(index, path)
         scan.files.append(scanned)
+        winners: dict[tuple[str, str], int] = {}
+        identifiers = IdentifierIndex()
+        rank = _LAST_RANK
+        count = 0
         try:
-            source = read_source(path)
+            before = stamp(path)
+            source = open_source(path, max_bytes)
+            for position, entry in enumerate(source.entries()):
+                count += 1
+                if entry.skip is not None or entry.resource is None:
+                    continue
+                winners[entry.key] = _where(index, position)
+                identifiers.add(entry.resource_type, entry.id, entry.resource)
+                rank = min(rank, ranks.get(entry.resource_type, _LAST_RANK))
         except SourceError as exc:
             scanned.error = exc
             continue
         scanned.skip = source.skip
-        scanned.entries = max(len(source.entries), 1)
+        scanned.stamp = before
+        scanned.rank = rank
+        scanned.entries = max(count, 1)
         scan.entries_total += scanned.entries
-        for position, entry in enumerate(source.entries):
-            if entry.skip is not None or entry.resource is None:
-                continue
-            scan.winners[entry.key] = (index, position)
-            scan.identifiers.add(entry.resource_type, entry.id, entry.resource)
-            scanned.rank = min(scanned.rank, ranks.get(entry.resource_type, _LAST_RANK))
+        scan.winners.update(winners)
+        scan.identifiers.update(identifiers)
     return scan
 
 
@@ -278,25 +309,56 @@ class _Item:
 
 
 @dataclass
-class _Draft:
-    """A file between parsing and conversion."""
+class _Plan:
+    """What a file's batches need from the whole file, learned in one streaming pass.
+
+    Per stored entry it keeps a few short strings (never the resource): the file's identifiers,
+    the ``Type/id`` of each fullUrl, the settled id of conditional entries and the position of
+    the last copy of each ``Type/id``.
+    """
 
     scanned: _Scanned
-    outcome: _Outcome = field(default_factory=lambda: _Outcome())
-    stored: list[tuple[int, Entry]] = field(default_factory=list)
+    types: set[str] = field(default_factory=set)
+    local: IdentifierIndex = field(default_factory=IdentifierIndex)
     full_urls: dict[str, str] = field(default_factory=dict)
-    slots: list[dict[str, Any]] = field(default_factory=list)
-    # conditional reference -> the id it resolves to (None: not yet, AMBIGUOUS: several)
-    criteria: dict[Criterion, str | _Ambiguous | None] = field(default_factory=dict)
     # entry position -> (its ifNoneExist / conditional PUT criterion, the other resource found)
     conditional: dict[int, tuple[Criterion, str | _Ambiguous | None]] = field(default_factory=dict)
+    # entry position -> (id, skip reason) of a conditional entry once its match is known
+    settled: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    updates: set[int] = field(default_factory=set)  # positions of conditional updates
+    # Type/id -> position of its last copy in this file (the only copy of the file written)
+    last: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> dict[str, Collection[str]]:
+        """Type -> ids the file writes (a batch's references to later batches are kept)."""
+        return {resource_type: _Written(self.last, resource_type) for resource_type in self.types}
+
+
+class _Written(Collection[str]):
+    """The ids of one type among a file's last copies: a view, no second set of ids."""
+
+    def __init__(self, last: dict[tuple[str, str], int], resource_type: str) -> None:
+        self._last = last
+        self._type = resource_type
+
+    def __contains__(self, resource_id: object) -> bool:
+        return (self._type, resource_id) in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return (rid for rtype, rid in self._last if rtype == self._type)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
-class _Prepared:
-    scanned: _Scanned
-    items: list[_Item]
-    outcome: _Outcome
+class _Batch:
+    """Consecutive entries of a file, parsed, resolved and written together."""
+
+    entries: list[tuple[int, Entry]] = field(default_factory=list)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
 
 
 class _Importer:
@@ -322,59 +384,129 @@ class _Importer:
             allowed = await self.gate.scope(self.actor, mapping, IMPORT)
             self._permitted[resource_type] = allowed
 
-    # -- phase A: parse, resolve, convert (no write) -----------------------------------------
+    def _entries(self, scanned: _Scanned) -> Iterator[Entry]:
+        source = open_source(scanned.path, self.adapter.max_document_bytes)
+        return source.entries(checked=scanned.stamp)
 
-    def read(self, scanned: _Scanned) -> _Draft:
-        """Parse the file and resolve what the imported data itself can resolve."""
-        draft = _Draft(scanned)
-        local = IdentifierIndex()
-        for position, entry in enumerate(read_source(scanned.path).entries):
+    # -- the file: one streaming pass, then its conditional entries ---------------------------
+
+    async def plan(self, scanned: _Scanned) -> _Plan:
+        """Learn what every batch of the file needs; refused types fail the file here."""
+        plan = _Plan(scanned)
+        # Only conditional entries wait for their match; the others are settled as they come.
+        waiting: list[tuple[int, str, str, str | None]] = []
+        for position, entry in enumerate(self._entries(scanned)):
             if entry.skip is not None or entry.resource is None:
-                draft.outcome.skip(entry.resource_type, entry.skip or "entry without a resource")
                 continue
-            draft.stored.append((position, entry))
-            local.add(entry.resource_type, entry.id, entry.resource)
-        draft.full_urls = {e.full_url: "" for _, e in draft.stored if e.full_url}
-        draft.slots = [
-            slot
-            for _, entry in draft.stored
-            for slot in reference_slots(entry.resource or {}, draft.full_urls)
-        ]
-        # Conditional creates/updates and conditional references: resolved in the data of this
-        # file, then of the whole import, then (``lookup``) in the database. A conditional
-        # create or update must not match its own entry; a reference may.
-        for position, entry in draft.stored:
+            plan.types.add(entry.resource_type)
+            plan.local.add(entry.resource_type, entry.id, entry.resource)
             criterion = entry.update_criterion or entry.create_criterion
             if criterion is not None:
-                draft.conditional[position] = (
-                    criterion,
-                    self._in_data(criterion, local, entry.id),
-                )
-        for slot in draft.slots:
-            reference = slot["reference"]
-            if "?" in reference and reference not in draft.full_urls:
-                found = parse_criterion(reference)
-                if found is not None and found not in draft.criteria:
-                    draft.criteria[found] = self._in_data(found, local, None)
-        return draft
+                plan.conditional[position] = (criterion, None)
+                if entry.update_criterion is not None:
+                    plan.updates.add(position)
+                waiting.append((position, entry.resource_type, entry.id, entry.full_url))
+                continue
+            if entry.full_url:
+                plan.full_urls[entry.full_url] = f"{entry.resource_type}/{entry.id}"
+            plan.last[entry.key] = position
+        # Refused types fail the file (audited) before anything is looked up.
+        await self.permit(plan.types)
+        # Conditional creates/updates: resolved in the data of this file, then of the whole
+        # import, then in the database. They must not match their own entry.
+        for position, _type, resource_id, _url in waiting:
+            criterion = plan.conditional[position][0]
+            plan.conditional[position] = (
+                criterion,
+                self._in_data(criterion, plan.local, resource_id),
+            )
+        wanted = [c for c, found in plan.conditional.values() if found is None]
+        matches = await self._lookup(wanted)
+        for position, (criterion, found) in plan.conditional.items():
+            if found is None and criterion in matches:
+                plan.conditional[position] = (criterion, matches[criterion])
+        for position, resource_type, resource_id, full_url in waiting:
+            resource_id, skip = self._settle(position, resource_id, plan)
+            plan.settled[position] = (resource_id, skip)
+            if full_url:
+                plan.full_urls[full_url] = f"{resource_type}/{resource_id}"
+            key = (resource_type, resource_id)
+            if skip is None and plan.last.get(key, -1) < position:
+                plan.last[key] = position
+        return plan
 
-    async def lookup(self, draft: _Draft) -> None:
-        """Resolve the remaining identifier criteria in the database (one query per type)."""
-        wanted = {c for c, found in draft.criteria.items() if found is None}
-        wanted.update(c for c, found in draft.conditional.values() if found is None)
+    def _settle(self, position: int, resource_id: str, plan: _Plan) -> tuple[str, str | None]:
+        """The id of a conditional entry, and why it is skipped (it matched another resource)."""
+        _criterion, match = plan.conditional[position]
+        if not isinstance(match, str):
+            return resource_id, None
+        if position in plan.updates:
+            return match, None  # a conditional update of the resource it matched
+        if match != resource_id:
+            # ifNoneExist matched another resource: use it, create nothing.
+            return match, "conditional create matched an existing resource"
+        return resource_id, None
+
+    async def _lookup(self, wanted: Iterable[Criterion]) -> dict[Criterion, str | _Ambiguous]:
+        """Resolve identifier criteria in the database (one query per type)."""
         by_type: defaultdict[str, list[Criterion]] = defaultdict(list)
-        for criterion in wanted:
+        for criterion in set(wanted):
             by_type[criterion[0]].append(criterion)
         matches: dict[Criterion, str | _Ambiguous] = {}
         for resource_type, criteria in sorted(by_type.items()):
-            matches.update(await self._find(resource_type, criteria))
-        for criterion, match in matches.items():
-            resolved = _DatabaseMatch(match) if isinstance(match, str) else match
-            if draft.criteria.get(criterion, _UNSET) is None:
-                draft.criteria[criterion] = resolved
-            for position, (wanted_criterion, found) in draft.conditional.items():
-                if found is None and wanted_criterion == criterion:
-                    draft.conditional[position] = (criterion, resolved)
+            for criterion, match in (await self._find(resource_type, criteria)).items():
+                matches[criterion] = _DatabaseMatch(match) if isinstance(match, str) else match
+        return matches
+
+    # -- a batch: resolve references, convert, write ------------------------------------------
+
+    def batches(self, plan: _Plan, outcome: _Outcome) -> Iterator[_Batch]:
+        """The file's entries to store, in batches bounded in count and source bytes."""
+        batch = _Batch()
+        for position, entry in enumerate(self._entries(plan.scanned)):
+            if entry.skip is not None or entry.resource is None:
+                outcome.skip(entry.resource_type, entry.skip or "entry without a resource")
+                continue
+            if position in plan.settled:
+                entry.id, entry.skip = plan.settled[position]
+                if entry.skip is not None:
+                    outcome.skip(entry.resource_type, entry.skip)
+                    continue
+            if plan.last.get(entry.key) != position:
+                outcome.skip(entry.resource_type, SUPERSEDED)
+                continue
+            batch.entries.append((position, entry))
+            batch.slots.extend(reference_slots(entry.resource, plan.full_urls))
+            batch.size += entry.size
+            if len(batch.entries) >= IMPORT_BATCH_ENTRIES or batch.size >= IMPORT_BATCH_BYTES:
+                yield batch
+                batch = _Batch()
+        if batch.entries:
+            yield batch
+
+    async def prepare(self, plan: _Plan, batch: _Batch, outcome: _Outcome) -> list[_Item]:
+        """Rewrite the batch's references (file, import, then database) and convert it."""
+        criteria: dict[Criterion, str | _Ambiguous | None] = {}
+        for slot in batch.slots:
+            reference = slot["reference"]
+            if "?" in reference and reference not in plan.full_urls:
+                found = parse_criterion(reference)
+                if found is not None and found not in criteria:
+                    criteria[found] = self._in_data(found, plan.local, None)
+        matches = await self._lookup(c for c, found in criteria.items() if found is None)
+        criteria.update(matches)
+        for slot in batch.slots:
+            self._rewrite(slot, plan.full_urls, criteria, outcome)
+        index = plan.scanned.index
+        return [
+            _Item(
+                entry,
+                _convert(entry),
+                self.scan.winners.get(entry.key, _where(index, position))
+                == _where(index, position),
+            )
+            for position, entry in batch.entries
+        ]
 
     async def _find(
         self, resource_type: str, criteria: list[Criterion]
@@ -422,38 +554,6 @@ class _Importer:
             resource_ids=ids,
         )
 
-    def finish(self, draft: _Draft) -> list[_Item]:
-        """Rewrite references, keep the last copy of each Type/id, convert with from_fhir."""
-        outcome, criteria, scanned = draft.outcome, draft.criteria, draft.scanned
-        for position, entry in draft.stored:
-            _criterion, match = draft.conditional.get(position, (None, None))
-            if not isinstance(match, str):
-                continue
-            if entry.update_criterion is not None:
-                entry.id = match  # a conditional update of the resource it matched
-            elif match != entry.id:
-                # ifNoneExist matched another resource: use it, create nothing.
-                entry.skip = "conditional create matched an existing resource"
-                entry.id = match
-        for _, entry in draft.stored:
-            if entry.full_url:
-                draft.full_urls[entry.full_url] = f"{entry.resource_type}/{entry.id}"
-        for slot in draft.slots:
-            self._rewrite(slot, draft.full_urls, criteria, outcome)
-        latest: dict[tuple[str, str], tuple[int, Entry]] = {}
-        for position, entry in draft.stored:
-            if entry.skip is not None:
-                outcome.skip(entry.resource_type, entry.skip)
-                continue
-            if entry.key in latest:
-                outcome.skip(entry.resource_type, SUPERSEDED)
-            latest[entry.key] = (position, entry)
-        items = []
-        for key, (position, entry) in latest.items():
-            here = (scanned.index, position)
-            items.append(_Item(entry, _convert(entry), self.scan.winners.get(key, here) == here))
-        return items
-
     def _in_data(
         self, criterion: Criterion, local: IdentifierIndex, own_id: str | None
     ) -> str | _Ambiguous | None:
@@ -488,13 +588,10 @@ class _Importer:
         if reference.startswith("urn:"):
             outcome.unresolved["urn"] += 1
 
-    # -- phase B: compare and write, in one transaction --------------------------------------
-
-    async def store(self, items: Sequence[_Item], outcome: _Outcome) -> None:
-        await self.permit(item.resource.resource_type for item in items)
+    async def check_scope(self, items: Sequence[_Item]) -> None:
+        """A patient-scoped actor's resources must stay in its patients (before any stored row
+        is compared with them); save_many checks the same again."""
         for item in items:
-            # A patient-scoped actor's resources must stay in its patients (before any stored
-            # row is compared with them); save_many checks the same again.
             resource_type = item.resource.resource_type
             await self.gate.check_new_row(
                 self.actor,
@@ -503,26 +600,14 @@ class _Importer:
                 IMPORT,
                 self._permitted[resource_type],
             )
-        for attempt in range(1, _ATTEMPTS + 1):
-            result = _Outcome()
-            try:
-                await self._store_once(items, result)
-            except TransientDatabaseError:
-                if attempt == _ATTEMPTS:
-                    raise
-                continue
-            for resource_type, counts in result.counts.items():
-                outcome.counts[resource_type].add(counts)
-            outcome.skip_reasons.update(result.skip_reasons)
-            outcome.dangling.update(result.dangling)
-            return
 
-    async def _store_once(self, items: Sequence[_Item], outcome: _Outcome) -> None:
+    async def store(self, plan: _Plan, items: Sequence[_Item], outcome: _Outcome) -> None:
+        """Compare a batch with the stored versions and save what is new or changed."""
         groups: defaultdict[ResourceMapping, list[_Item]] = defaultdict(list)
         for item in items:
             groups[self.adapter.mapping(item.resource.resource_type)].append(item)
-        # One transaction, the adapter's: the comparison and save_many's writes share its unit.
-        async with self.adapter.transaction(), self.adapter._unit() as unit:
+        # The file's transaction: the comparison and save_many's writes share its unit.
+        async with self.adapter._unit() as unit:
             batch: list[BaseResource] = []
             for mapping, group in groups.items():
                 # Stored rows outside the actor's patients are neither found nor compared: for
@@ -559,7 +644,10 @@ class _Importer:
                         batch.append(resource)
                         counts.updated += 1
             if batch:
-                saved = await self.adapter.save_many(batch, self.actor, dangling="null")
+                # Later batches of the file write the rest: references to them are not dangling.
+                saved = await self.adapter.save_many(
+                    batch, self.actor, dangling="null", pending=plan.pending
+                )
                 for key, count in saved.dangling_references.items():
                     outcome.dangling[key.split(":", 1)[0]] += count
 
@@ -575,6 +663,11 @@ def _convert(entry: Entry) -> BaseResource:
     data["id"] = entry.id
     try:
         resource = from_fhir(data)
+    except RecursionError:
+        # Nesting is checked when a file is read; this only guards a file changed since.
+        raise SourceError(
+            "the resource nests too deeply to convert", line=entry.line, where=entry.where
+        ) from None
     except ValidationError as exc:
         details = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or '(resource)'}: {_message(error)}"
@@ -626,7 +719,7 @@ async def import_paths(
     """
     acting = await _acting(adapter, actor)
     started = time.perf_counter()
-    scan = _scan(paths)
+    scan = _scan(paths, adapter.max_document_bytes)
     summary = ImportSummary()
     for path in scan.missing:
         summary.files.append(FileResult(str(path), "failed", reason="no such file or directory"))
@@ -650,8 +743,7 @@ async def import_paths(
     report(None)
     results: dict[int, FileResult] = {}
     for scanned in sorted(scan.files, key=lambda f: (f.rank, f.index)):
-        prepared = await _prepare(importer, scanned)
-        results[scanned.index] = await _store(importer, prepared, summary)
+        results[scanned.index] = await _import_file(importer, scanned, summary)
         done_files += 1
         done_entries += scanned.entries
         report(scanned.path)
@@ -660,47 +752,45 @@ async def import_paths(
     return summary
 
 
-async def _prepare(importer: _Importer, scanned: _Scanned) -> _Prepared | FileResult:
-    """Phase A of one file, or its result when it fails or is skipped without a write."""
+async def _import_file(
+    importer: _Importer, scanned: _Scanned, summary: ImportSummary
+) -> FileResult:
+    """One file in one transaction, batch after batch; its counts join the summary on commit.
+
+    A serialization failure or deadlock runs the whole file again (it was rolled back).
+    """
     name = str(scanned.path)
     if scanned.error is not None:
         return _failure(name, scanned.error)
     if scanned.skip is not None:
+        summary.types.setdefault("Bundle", TypeCounts()).skipped += 1
+        summary.skip_reasons[scanned.skip] += 1
         return FileResult(name, "skipped", scanned.entries, reason=scanned.skip)
-    try:
-        draft = importer.read(scanned)
-        # Refused types fail the file (audited) before anything is looked up.
-        await importer.permit(entry.resource_type for _, entry in draft.stored)
-        await importer.lookup(draft)
-        items = importer.finish(draft)
-    except SourceError as exc:
-        return _failure(name, exc)
-    except _FILE_ERRORS as exc:
-        return FileResult(name, "failed", scanned.entries, reason=str(exc))
-    return _Prepared(scanned, items, draft.outcome)
-
-
-async def _store(
-    importer: _Importer, prepared: _Prepared | FileResult, summary: ImportSummary
-) -> FileResult:
-    """Phase B of one file; its counts join the summary only once it has committed."""
-    if isinstance(prepared, FileResult):
-        if prepared.status == "skipped":
-            summary.types.setdefault("Bundle", TypeCounts()).skipped += 1
-            summary.skip_reasons[prepared.reason or "skipped"] += 1
-        return prepared
-    name, outcome = str(prepared.scanned.path), prepared.outcome
-    try:
-        await importer.store(prepared.items, outcome)
-    except _FILE_ERRORS as exc:
-        return FileResult(name, "failed", prepared.scanned.entries, reason=str(exc))
+    for attempt in range(1, _ATTEMPTS + 1):
+        outcome = _Outcome()
+        try:
+            plan = await importer.plan(scanned)
+            async with importer.adapter.transaction():
+                for batch in importer.batches(plan, outcome):
+                    items = await importer.prepare(plan, batch, outcome)
+                    await importer.check_scope(items)
+                    await importer.store(plan, items, outcome)
+        except SourceError as exc:
+            return _failure(name, exc)
+        except TransientDatabaseError as exc:
+            if attempt == _ATTEMPTS:
+                return FileResult(name, "failed", scanned.entries, reason=str(exc))
+            continue
+        except _FILE_ERRORS as exc:
+            return FileResult(name, "failed", scanned.entries, reason=str(exc))
+        break
     for resource_type, counts in outcome.counts.items():
         summary.types.setdefault(resource_type, TypeCounts()).add(counts)
     summary.skip_reasons.update(outcome.skip_reasons)
     summary.resolved_references.update(outcome.resolved)
     summary.unresolved_references.update(outcome.unresolved)
     summary.dangling_references.update(outcome.dangling)
-    return FileResult(name, "imported", prepared.scanned.entries)
+    return FileResult(name, "imported", scanned.entries)
 
 
 def _failure(name: str, exc: SourceError) -> FileResult:
