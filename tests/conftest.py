@@ -100,7 +100,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("DATABASE_URL", "HACS_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HACS_JWT_SECRET", JWT_SECRET)
+    # By default every verification consults the configured database's revocations; tests have
+    # no configured database (above), so each one starts with checks off and turns on the list
+    # it tests (tests/test_token_revocation.py covers the default itself).
+    from hacs_auth import set_revocation_list
+
+    set_revocation_list(None)
     yield
+    set_revocation_list(None)
 
 
 @pytest.fixture(scope="session")

@@ -223,6 +223,27 @@ async def test_require_permission_refuses_a_revoked_actor_sync_and_async(
         read_sync(authorization=f"Bearer {token}")  # blocking load on its own loop and thread
 
 
+async def test_revocations_are_checked_by_default_against_the_configured_database(
+    adapter: PostgreSQLAdapter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No enable_revocation_checks() call: a deployment that forgets it still honours revocations.
+
+    Before, a process that did not switch checks on accepted a revoked token until it expired.
+    """
+    import hacs_auth.revocation as revocation
+
+    monkeypatch.setenv("HACS_DATABASE_URL", database_url)
+    monkeypatch.setenv("HACS_REVOCATION_TTL", "0")
+    monkeypatch.setattr(revocation, "_default", revocation._CONFIGURED)  # the shipped default
+    token = _token()
+    assert get_auth_manager().verify_token(token)["user_id"] == "dr_martinez"
+    assert isinstance(revocation.get_revocation_list(), DatabaseRevocationList)
+    async with await create_postgres_adapter(database_url) as other:
+        await revoke_token(other, _jti(token), ADMIN)
+    with pytest.raises(TokenRevokedError):
+        await get_auth_manager().verify_token_async(token)
+
+
 async def test_an_unreadable_revocation_list_refuses_every_token() -> None:
     manager = AuthManager(revocations=DatabaseRevocationList(UNREACHABLE_URL, ttl=timedelta(0)))
     token = manager.create_access_token("dr_martinez", "physician", ["patient:read"])

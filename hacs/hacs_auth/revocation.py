@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, cast, runtime_checkable
 
 from hacs_auth.errors import AuthConfigurationError, RevocationUnavailableError, TokenRevokedError
 
@@ -202,19 +202,42 @@ class CachedRevocationList(abc.ABC):
 
 
 _lock = threading.Lock()
-_default: RevocationList | None = None
+# Until set_revocation_list() decides otherwise, the process consults the revocations of the
+# database hacs is configured for: a deployment that forgets to switch checks on must not get
+# tokens that outlive a revocation.
+_CONFIGURED: Final = object()
+_default: RevocationList | object | None = _CONFIGURED
+
+
+def _configured_list() -> RevocationList | None:
+    """The database-backed list of the configured database (``hacs_persistence``), if present."""
+    try:
+        from hacs_persistence.revocations import DatabaseRevocationList
+    except ImportError:  # hacs_auth used without the persistence layer: nothing to consult
+        return None
+    return DatabaseRevocationList()
 
 
 def get_revocation_list() -> RevocationList | None:
-    """The process-wide revocation list that managers without one of their own consult."""
-    return _default
+    """The process-wide revocation list that managers without one of their own consult.
+
+    By default the revocations stored in the configured database (``DATABASE_URL``, else
+    ``HACS_DATABASE_URL``, else the embedded server), created on first use; whatever
+    :func:`set_revocation_list` installed otherwise.
+    """
+    global _default
+    with _lock:
+        if _default is _CONFIGURED:
+            _default = _configured_list()
+        return cast("RevocationList | None", _default)
 
 
 def set_revocation_list(revocations: RevocationList | None) -> None:
     """Install ``revocations`` for every :class:`~hacs_auth.AuthManager` without its own list.
 
-    ``hacs_persistence.revocations.enable_revocation_checks`` installs the database-backed one.
-    ``None`` turns process-wide revocation checks off again.
+    ``hacs_persistence.revocations.enable_revocation_checks`` installs the database-backed one
+    for a given database. ``None`` turns process-wide revocation checks off: only for code that
+    verifies tokens without any hacs database.
     """
     global _default
     if revocations is not None and not isinstance(revocations, RevocationList):
