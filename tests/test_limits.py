@@ -29,7 +29,7 @@ from hacs_persistence.interchange import importer as importer_module
 from hacs_persistence.mapping import document_mapping
 from hacs_persistence.search import _search_statement, build_search
 from hacs_persistence.statements import statements_for
-from hacs_tools import asave_resource
+from hacs_tools import asave_resource, configure_tools
 from tests.conftest import db_connect
 
 ADMIN = Actor(name="limits-test", role="system", permissions=["admin:*"])
@@ -258,8 +258,8 @@ async def test_the_save_tool_reports_a_document_over_the_limit_as_a_validation_f
         "full_name": "Big",
         "extension": [{"url": "urn:x", "valueString": "P" * (17 * MIB)}],
     }
-    with acting_as(ADMIN):
-        result = await asave_resource(patient, database_url=database_url)
+    with acting_as(ADMIN), configure_tools(database_url):
+        result = await asave_resource(patient)
     assert not result.success
     assert result.error is not None
     text = json.dumps(result.model_dump(mode="json"))
