@@ -457,8 +457,9 @@ def test_embedded_default_migrates_as_owner_and_the_app_connects_as_hacs_app(
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     passwords = _passwords(data_dir)
     assert migrated.stderr.count(passwords["hacs_app"]) == 0
-    # `hacs db check` compares as the owner, `hacs db status` reads as the app: both at head.
-    for command in (["db", "check"], ["db", "status"]):
+    # `hacs db check` compares as the owner, `hacs db status` reads as the app: both at head;
+    # `hacs audit seal` and `verify` (the seal tables are the owner's) run as the owner.
+    for command in (["db", "check"], ["db", "status"], ["audit", "seal"], ["audit", "verify"]):
         checked = subprocess.run(
             [sys.executable, "-c", "from hacs_cli.main import app; app()", *command],
             cwd=ROOT,

@@ -430,7 +430,8 @@ async def _owner_connection(
 ) -> AsyncIterator[Any]:
     """An unpooled asyncpg connection of a role that may ``privilege`` the seal tables."""
     try:
-        resolved = await resolve_database(database_url)
+        # Without a URL, the embedded server's owner: sealing is the owner's job, as migrating is.
+        resolved = await resolve_database(database_url, embedded_role="owner")
         async with one_off_connection(resolved) as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
