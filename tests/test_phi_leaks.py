@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
+from hacs_auth import AuthError
 from hacs_models import Actor, HumanName, Identifier, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError
@@ -29,7 +30,8 @@ from hacs_persistence.interchange import export_type_ndjson, import_paths, write
 from hacs_persistence.observability import disable_opentelemetry, enable_opentelemetry
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
-NURSE = Actor(name="nurse", role="nurse", permissions=["patient:read"])
+NURSE_ID = "dr-q9w3e7r1"  # a person's id too: refusals must not quote it
+NURSE = Actor(id=NURSE_ID, name="nurse", role="nurse", permissions=["patient:read"])
 FAMILY = "Brindlethorpe"
 PATIENT_ID = "pat-x7q2v9k4"
 IMPORTED_ID = "pat-m4r8t1z6"
@@ -45,6 +47,7 @@ PLANTED = [
     BIRTH.isoformat(),
     "1929, 2, 17",
     IDENTIFIER,
+    NURSE_ID,
 ]
 
 
@@ -150,6 +153,15 @@ async def test_no_planted_value_in_logs_spans_or_errors(
         await _failing(errors, adapter.search(Patient, ADMIN, filters={"gender__in": FAMILY}))
         await _failing(errors, adapter.read(Patient, "pat-missing9", NURSE.model_copy()))
         await _failing(errors, adapter.delete(Patient, PATIENT_ID, NURSE))
+        # hacs_auth's own refusals (a missing permission, a deactivated actor) too.
+        inactive = NURSE.model_copy(update={"is_active": False})
+        for refused in (
+            lambda: NURSE.require("delete", "Patient"),
+            lambda: inactive.require("read", "Patient"),
+        ):
+            with pytest.raises(AuthError) as denied:
+                refused()
+            errors.extend(_texts_of(denied.value))
         stale = _patient(PATIENT_ID)
         stale.__dict__["version"] = 1
         await _failing(errors, adapter.update(stale, ADMIN))

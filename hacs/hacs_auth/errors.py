@@ -113,11 +113,14 @@ class InsufficientPermissionError(AuthError):
     """The caller is authenticated but lacks the permission the operation needs."""
 
     def __init__(self, permission: str, actor_id: str | None = None) -> None:
-        """Build the error naming the missing ``permission`` and the ``actor_id``."""
+        """Build the error naming the missing ``permission``; ``actor_id`` stays an attribute.
+
+        Messages end up in logs and traces, so they never carry the person's id.
+        """
         self.permission = permission
         self.actor_id = actor_id
         self._ctor_args = (permission, actor_id)
-        who = f"Actor '{actor_id}'" if actor_id else "The caller"
+        who = "The actor" if actor_id else "The caller"
         super().__init__(
             f"{who} lacks permission '{permission}'. Grant '{permission}' (or a covering "
             f"wildcard such as '{permission.split(':', 1)[0]}:*') to this actor or token, "
@@ -129,11 +132,11 @@ class InactiveActorError(AuthError):
     """The actor is deactivated (``is_active=False``) and may not do anything."""
 
     def __init__(self, actor_id: str) -> None:
-        """Build the error naming the inactive ``actor_id``."""
+        """Build the error; the inactive ``actor_id`` is an attribute, never in the message."""
         self.actor_id = actor_id
         self._ctor_args = (actor_id,)
         super().__init__(
-            f"Actor '{actor_id}' is inactive and cannot perform any operation. "
+            "The actor is inactive and cannot perform any operation. "
             "Reactivate it (is_active=True) or act as a different actor."
         )
 

@@ -674,13 +674,16 @@ def _convert(entry: Entry) -> BaseResource:
             for error in exc.errors()[:3]
         )
         raise SourceError(
-            f"{entry.resource_type}/{entry.id} is not valid: {details}",
+            # The file and line (or entry) locate it; the id is the patient's data.
+            f"{entry.resource_type} resource is not valid: {details}",
             line=entry.line,
             where=entry.where,
         ) from None
-    except ValueError as exc:
+    except ValueError:
         raise SourceError(
-            f"{entry.resource_type}/{entry.id}: {exc}", line=entry.line, where=entry.where
+            f"{entry.resource_type} resource does not convert to a hacs model",
+            line=entry.line,
+            where=entry.where,
         ) from None
     return resource
 
@@ -697,7 +700,7 @@ async def _acting(adapter: PostgreSQLAdapter, actor: Actor | None) -> Actor:
     resolved = adapter.gate.actor(actor)
     if not resolved.is_active:
         await adapter.gate.record(resolved, IMPORT, None, None, "denied", "is inactive")
-        raise PermissionDeniedError(f"Actor {resolved.id} is inactive.", actor_id=resolved.id)
+        raise PermissionDeniedError("The acting actor is inactive.", actor_id=resolved.id)
     return resolved
 
 
