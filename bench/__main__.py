@@ -15,6 +15,8 @@ import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -509,11 +511,34 @@ async def bench_memory(
 IMPORT_BUDGET_MB = 256.0
 
 
+IMPORT_COMMAND = (sys.executable, "-m", "bench.import_memory", "--json")
+
+
+async def _import_peak_in_subprocess(
+    adapter: PostgreSQLAdapter, megabytes: float, kind: str
+) -> import_memory.Peak:
+    env = dict(os.environ, HACS_BENCH_URL=adapter.database.url)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*IMPORT_COMMAND, "--mb", str(megabytes), "--kind", kind],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the import benchmark failed:\n{done.stderr[-3000:]}")
+    return import_memory.Peak(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 async def bench_import(adapter: PostgreSQLAdapter, sizes: Sizes) -> list[Result]:
     """Target 9: peak RSS of a FHIR import (NDJSON, transaction Bundle) beyond the start."""
     results = []
     for kind in ("ndjson", "bundle"):
-        peak = await import_memory.import_peak(adapter, sizes.import_mb, kind)
+        # In a fresh process: this one has grown its heap in the earlier targets, so its RSS
+        # would hide what the import needs (an in-process run measured ~0 MB).
+        peak = await _import_peak_in_subprocess(adapter, sizes.import_mb, kind)
         results.append(
             Result(
                 f"9. peak memory, import of {peak.file_mb:.0f} MB {kind}",

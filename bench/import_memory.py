@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import os
 import random
 import tempfile
 import threading
@@ -130,12 +132,17 @@ async def import_peak(
     return Peak(size, count, seconds, rss, traced_mb)
 
 
-async def _main(url: str, sizes: list[float], kinds: list[Kind], traced: bool) -> None:
+async def _main(
+    url: str, sizes: list[float], kinds: list[Kind], traced: bool, as_json: bool
+) -> None:
     adapter = await create_postgres_adapter(url)
     try:
         for kind in kinds:
             for megabytes in sizes:
                 peak = await import_peak(adapter, megabytes, kind, traced=traced)
+                if as_json:
+                    print(json.dumps(dataclasses.asdict(peak)), flush=True)
+                    continue
                 traced_text = "" if peak.traced_mb is None else f", traced {peak.traced_mb:.0f} MB"
                 print(
                     f"{kind:>6} {peak.file_mb:6.1f} MB, {peak.resources} resources: "
@@ -149,12 +156,19 @@ async def _main(url: str, sizes: list[float], kinds: list[Kind], traced: bool) -
 def main() -> None:
     """Measure imports of generated files against a migrated database (``--url``)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True, help="a migrated, empty database")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("HACS_BENCH_URL"),
+        help="a migrated, empty database (default: $HACS_BENCH_URL, kept out of the process list)",
+    )
     parser.add_argument("--mb", type=float, nargs="+", default=[10.0])
     parser.add_argument("--kind", choices=["ndjson", "bundle"], nargs="+", default=["ndjson"])
     parser.add_argument("--traced", action="store_true", help="also tracemalloc (slower)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per import")
     args = parser.parse_args()
-    asyncio.run(_main(args.url, args.mb, args.kind, args.traced))
+    if not args.url:
+        parser.error("--url or HACS_BENCH_URL is required")
+    asyncio.run(_main(args.url, args.mb, args.kind, args.traced, args.json))
 
 
 if __name__ == "__main__":
