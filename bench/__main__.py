@@ -17,7 +17,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 from sqlalchemy.engine import make_url
 
 from bench import data, import_memory, raw
@@ -474,23 +472,9 @@ async def bench_memory(
     patients = data.patients(max(1, sizes.bulk_observations // 50), rng)
     await adapter.save_many(patients, ACTOR)
     items = data.observations(sizes.bulk_observations, [p.id for p in patients], rng)
-    process = psutil.Process()
-    baseline = process.memory_info().rss
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    await adapter.save_many(items, ACTOR)
-    done.set()
-    sampler.join()
-    extra_mb = (peak - baseline) / 2**20
+    _, extra_mb, _ = await import_memory.measure(
+        lambda: adapter.save_many(items, ACTOR), traced=False
+    )
     input_mb = sum(len(document_json(o)) for o in items[:1000]) / 1000 * len(items) / 2**20
     return [
         Result(
