@@ -11,8 +11,10 @@ import typer
 from hacs_cli.common import (
     DatabaseUrlOption,
     ExitCode,
+    JsonOption,
     check_configuration,
     cli_errors,
+    command_group,
     console,
     database_url,
     preflight,
@@ -22,20 +24,10 @@ from hacs_persistence.audit_seal import DEFAULT_WAIT_SECONDS, seal_audit, verify
 
 __all__ = ["app", "register"]
 
-app = typer.Typer(
-    name="audit",
-    help="Seal the audit trail and verify it (tamper evidence; run as the schema owner).",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+app, register = command_group(
+    "audit",
+    "Seal the audit trail and verify it (tamper evidence; run as the schema owner).",
 )
-
-
-def register(root: typer.Typer) -> None:
-    """Add `hacs audit ...` to the root application."""
-    root.add_typer(app, name="audit")
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def _say(line: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -41,8 +41,10 @@ __all__ = [
     "DatabaseUnreachable",
     "DatabaseUrlOption",
     "ExitCode",
+    "JsonOption",
     "check_configuration",
     "cli_errors",
+    "command_group",
     "console",
     "database_url",
     "err_console",
@@ -96,6 +98,20 @@ def _refuse_password(value: str | None) -> str | None:
     if value and url_has_password(value):
         raise typer.BadParameter(PASSWORD_IN_ARGV)
     return value
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def command_group(name: str, help: str) -> tuple[typer.Typer, Callable[[typer.Typer], None]]:
+    """A `hacs NAME ...` group with the CLI's settings, and the ``register`` that adds it."""
+    group = typer.Typer(name=name, help=help, no_args_is_help=True, rich_markup_mode="markdown")
+
+    def register(root: typer.Typer) -> None:
+        root.add_typer(group, name=name)
+
+    register.__doc__ = f"Add `hacs {name} ...` to the root application."
+    return group, register
 
 
 DatabaseUrlOption = Annotated[

@@ -14,8 +14,10 @@ from rich.text import Text
 from hacs_cli.common import (
     DatabaseUrlOption,
     ExitCode,
+    JsonOption,
     check_configuration,
     cli_errors,
+    command_group,
     console,
     database_url,
     fail,
@@ -33,20 +35,10 @@ from hacs_persistence.migrations import (
 
 __all__ = ["app", "register", "render_status"]
 
-app = typer.Typer(
-    name="db",
-    help="Migrate the hacs schema and check its state (Alembic underneath).",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+app, register = command_group(
+    "db",
+    "Migrate the hacs schema and check its state (Alembic underneath).",
 )
-
-
-def register(root: typer.Typer) -> None:
-    """Add `hacs db ...` to the root application."""
-    root.add_typer(app, name="db")
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def _yes_no(value: object) -> str:

@@ -7,22 +7,15 @@ from typing import Annotated
 
 import typer
 
-from hacs_cli.common import ExitCode, cli_errors, console, fail
+from hacs_cli.common import ExitCode, cli_errors, command_group, console, fail
 from hacs_cli.schema_doc import default_schema_doc_path, hacs_schema_markdown
 
 __all__ = ["app", "register", "schema_command"]
 
-app = typer.Typer(
-    name="docs",
-    help="Regenerate documentation derived from the code (docs/schema.md).",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+app, register = command_group(
+    "docs",
+    "Regenerate documentation derived from the code (docs/schema.md).",
 )
-
-
-def register(root: typer.Typer) -> None:
-    """Add `hacs docs ...` to the root application."""
-    root.add_typer(app, name="docs")
 
 
 @app.command("schema")

@@ -18,6 +18,7 @@ from hacs_cli.common import (
     ExitCode,
     check_configuration,
     cli_errors,
+    command_group,
     console,
     database_url,
     fail,
@@ -28,17 +29,10 @@ from hacs_cli.fhir import acting_actor
 
 __all__ = ["app", "register", "revoke_command"]
 
-app = typer.Typer(
-    name="token",
-    help="Revoke hacs access tokens (stored in the database, checked at verification).",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+app, register = command_group(
+    "token",
+    "Revoke hacs access tokens (stored in the database, checked at verification).",
 )
-
-
-def register(root: typer.Typer) -> None:
-    """Add `hacs token ...` to the root application."""
-    root.add_typer(app, name="token")
 
 
 def _cutoff(before: str | None) -> datetime | None:
