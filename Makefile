@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install hacs with its dev tools.
 
 demo: $(STAMP) ## Migrate the database (embedded by default) and run the user guide's flow.
-	$(PY) -m hacs_persistence.demo
+	$(PY) -m hacs_persistence.ops.demo
 
 test: $(STAMP) ## Run the whole test suite against real PostgreSQL (embedded, or HACS_TEST_DATABASE_URL).
 	$(PY) -m pytest

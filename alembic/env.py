@@ -2,7 +2,7 @@
 
 Tests (and ``run_migration``) may pass an open connection in ``config.attributes["connection"]``.
 Without any URL the embedded default is migrated as ``hacs_owner``, and once at head ``hacs_app``
-gets the grants of ``docs/operations.md`` Step 3 (``hacs_persistence.roles``).
+gets the grants of ``docs/operations.md`` Step 3 (``hacs_persistence.db.roles``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ if x_args.get("vector_dim"):
     # Picked on the first upgrade; later runs read the dimension back from the database.
     os.environ["HACS_VECTOR_DIM"] = x_args["vector_dim"]
 
+from hacs_persistence.db.roles import apply_app_grants  # noqa: E402
 from hacs_persistence.migrations import (  # noqa: E402
     MIGRATION_LOCK_KEY,
     VERSION_TABLE_SCHEMA,
     include_name,
 )
-from hacs_persistence.roles import apply_app_grants  # noqa: E402
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, metadata  # noqa: E402
 from hacs_persistence.schema.vectors import apply_vector_dim  # noqa: E402
 
@@ -86,7 +86,7 @@ def _at_head() -> bool:
 
 
 async def run_async_migrations(url: str) -> None:
-    from hacs_persistence.config import build_connection_target, load_settings
+    from hacs_persistence.db.config import build_connection_target, load_settings
 
     target = build_connection_target(url, load_settings())
     engine = create_async_engine(
@@ -101,8 +101,8 @@ async def run_async_migrations(url: str) -> None:
 
 def _resolve_url() -> str:
     """The URL to migrate; without one, the embedded server's owner role (``hacs_owner``)."""
-    from hacs_persistence.config import resolve_database_url
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.db.config import resolve_database_url
+    from hacs_persistence.db.embedded import ensure_embedded_server
 
     url: Any = x_args.get("database_url") or config.attributes.get("database_url")
     url, _source = resolve_database_url(url)

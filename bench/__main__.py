@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from bench import data, import_memory, raw
 from hacs_models import Actor, MemoryBlock, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.mapping import document_json
+from hacs_persistence.storage.mapping import document_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -564,8 +564,8 @@ async def prepare_database(server_url: str) -> str:
 
 async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
     """Run every benchmark (or those named in ``only``) and return the results."""
-    from hacs_persistence.config import resolve_database_url
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.db.config import resolve_database_url
+    from hacs_persistence.db.embedded import ensure_embedded_server
 
     server = os.environ.get("HACS_BENCH_DATABASE_URL") or resolve_database_url()[0]
     server = server or (await asyncio.to_thread(ensure_embedded_server)).superuser_url

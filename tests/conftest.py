@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from hacs_persistence.engine import close_engines
+from hacs_persistence.db.engine import close_engines
 
 TEMPLATE = f"hacs_test_template_{os.getpid()}"
 # A fresh strong signing secret per session: a fixed test value would be a known secret.
@@ -36,7 +36,7 @@ def _server_url() -> str:
         return _password_to_passfile(configured)
     import platformdirs
 
-    from hacs_persistence.embedded import SYSTEM_BASE_DIR, ensure_embedded_server
+    from hacs_persistence.db.embedded import SYSTEM_BASE_DIR, ensure_embedded_server
 
     # As root the server runs as its own OS user, which must be able to reach the directory:
     # under /var/lib/hacs, not root's home (whose permissions hacs never widens).

@@ -21,7 +21,11 @@ from hacs_models import (
     Observation,
     Patient,
 )
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapter import (
+    GranularPostgreSQLAdapter,
+    PostgreSQLAdapter,
+    create_postgres_adapter,
+)
 from hacs_persistence.errors import (
     InvalidQueryError,
     PermissionDeniedError,
@@ -31,7 +35,6 @@ from hacs_persistence.errors import (
     SchemaNotMigratedError,
     VersionConflictError,
 )
-from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 WRITER = Actor(name="db-writer", role="system", permissions=["patient:write", "observation:write"])

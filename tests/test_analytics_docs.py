@@ -32,7 +32,7 @@ from hacs_models import (
     Period,
 )
 from hacs_persistence import create_postgres_adapter
-from hacs_persistence.repositories import PatientRepository, session_scope
+from hacs_persistence.query.repositories import PatientRepository, session_scope
 from hacs_persistence.schema import TYPED_TABLES, metadata
 from tests.docs_blocks import MarkdownTable, section, sql_blocks, tables
 

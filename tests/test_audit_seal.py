@@ -22,14 +22,14 @@ from typer.testing import CliRunner
 
 from hacs_cli.common import ExitCode
 from hacs_cli.main import app
-from hacs_persistence.audit_seal import (
+from hacs_persistence.errors import DatabaseTimeoutError
+from hacs_persistence.ops.audit_seal import (
     ROW_HASH_SQL,
     Finding,
     FindingKind,
     seal_audit,
     verify_audit,
 )
-from hacs_persistence.errors import DatabaseTimeoutError
 from tests.conftest import admin_connect, db_connect, with_database
 from tests.pgservers import embedded_bin_dir
 

@@ -19,15 +19,15 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from hacs_persistence.adapter import create_postgres_adapter
-from hacs_persistence.config import load_settings
-from hacs_persistence.engine import dispose_engine, get_engine, resolve_database
+from hacs_persistence.db.config import load_settings
+from hacs_persistence.db.engine import dispose_engine, get_engine, resolve_database
 from hacs_persistence.errors import (
     DatabaseTimeoutError,
     SchemaNotMigratedError,
     translate_database_error,
 )
-from hacs_persistence.inspection import verify_database_environment
 from hacs_persistence.migrations import MigrationError, get_migration_status, run_migration, upgrade
+from hacs_persistence.ops.inspection import verify_database_environment
 from tests.pgservers import SYSTEM_PG15_BIN, PgServer, require_system_pg15, running_server
 
 DATABASE = "hacs_pg15"

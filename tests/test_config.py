@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from hacs_persistence.config import (
+from hacs_persistence.db.config import (
     DatabaseSettings,
     build_connection_target,
     load_settings,
     mask_url,
     resolve_database_url,
 )
-from hacs_persistence.engine import get_engine, resolve_database
+from hacs_persistence.db.engine import get_engine, resolve_database
 from hacs_persistence.errors import ConfigurationError
 
 PRODUCTION_CONFIG = {

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hacs_persistence.demo import extract_blocks
+from hacs_persistence.ops.demo import extract_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "connect_postgres.md"
@@ -21,7 +21,7 @@ GUIDE = ROOT / "docs" / "connect_postgres.md"
 RUNNER = """
 import json, sys
 from pathlib import Path
-from hacs_persistence.demo import extract_blocks, run_blocks
+from hacs_persistence.ops.demo import extract_blocks, run_blocks
 blocks = extract_blocks(Path(sys.argv[1]).read_text(encoding="utf-8"))
 print("\\x00" + json.dumps(run_blocks(blocks)))
 """

@@ -20,7 +20,7 @@ import typer
 from hacs_cli.common import ExitCode
 from hacs_cli.main import app
 from hacs_cli.schema_doc import default_schema_doc_path, hacs_schema_markdown
-from hacs_persistence.config import DatabaseSettings
+from hacs_persistence.db.config import DatabaseSettings
 from tests.docs_blocks import tables
 
 ROOT = Path(__file__).resolve().parents[1]

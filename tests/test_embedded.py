@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hacs_persistence.embedded import (
+from hacs_persistence.db.embedded import (
     EMBEDDED_MAX_CONNECTIONS,
     SYSTEM_BASE_DIR,
     embedded_data_dir,
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import asyncio, hashlib, json, sys
 import asyncpg
-from hacs_persistence.embedded import ensure_embedded_server
+from hacs_persistence.db.embedded import ensure_embedded_server
 server = ensure_embedded_server()
 async def facts():
     conn = await asyncpg.connect(

@@ -48,7 +48,7 @@ def _userdel(name: str) -> None:
 
 def _server_users(data_dir: Path) -> set[str]:
     """The OS user hacs makes for ``data_dir`` when root, if it exists."""
-    from hacs_persistence.embedded import server_os_user_name
+    from hacs_persistence.db.embedded import server_os_user_name
 
     name = server_os_user_name(data_dir)
     try:
@@ -158,8 +158,8 @@ def _start_in_subprocess(data_dir: Path) -> dict[str, str]:
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from hacs_persistence.config import mask_url\n"
-        "from hacs_persistence.embedded import ensure_embedded_server\n"
+        "from hacs_persistence.db.config import mask_url\n"
+        "from hacs_persistence.db.embedded import ensure_embedded_server\n"
         "s = ensure_embedded_server(Path(sys.argv[1]))\n"
         "print(json.dumps({'app': mask_url(s.app_url), 'owner': mask_url(s.owner_url)}))\n"
     )
@@ -237,7 +237,7 @@ def test_server_listens_only_on_a_private_socket_in_its_data_dir(dirs: Dirs) -> 
 def test_too_long_a_data_dir_is_refused_instead_of_moving_the_socket(
     dirs: Dirs, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.db.embedded import ensure_embedded_server
 
     parent = dirs.new()
     parent.mkdir(mode=0o755)
@@ -318,7 +318,7 @@ def test_another_os_user_cannot_connect_by_either_socket_path(dirs: Dirs) -> Non
 
 def test_each_root_started_data_dir_gets_its_own_unprivileged_system_user(dirs: Dirs) -> None:
     require_root()
-    from hacs_persistence.embedded import server_os_user_name
+    from hacs_persistence.db.embedded import server_os_user_name
 
     first, second = dirs.new(), dirs.new()
     _start_in_subprocess(first)
@@ -339,7 +339,7 @@ def test_each_root_started_data_dir_gets_its_own_unprivileged_system_user(dirs: 
 
 def test_ancestors_are_never_widened_and_an_unreachable_data_dir_is_refused(dirs: Dirs) -> None:
     require_root()
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.db.embedded import ensure_embedded_server
 
     traversable = dirs.new()
     traversable.mkdir()
@@ -362,7 +362,7 @@ def test_ancestors_are_never_widened_and_an_unreachable_data_dir_is_refused(dirs
 
 def test_root_never_takes_over_a_data_dir_that_belongs_to_a_regular_user(dirs: Dirs) -> None:
     require_root()
-    from hacs_persistence.embedded import ensure_embedded_server
+    from hacs_persistence.db.embedded import ensure_embedded_server
 
     someone = f"hacs-else-{os.getpid()}"
     subprocess.run(
@@ -426,7 +426,7 @@ def test_binaries_the_server_user_cannot_reach_are_copied_root_owned_not_chmodde
 
 
 def test_docs_step3_block_and_the_grants_constant_are_identical() -> None:
-    from hacs_persistence.roles import APP_GRANTS_SQL
+    from hacs_persistence.db.roles import APP_GRANTS_SQL
 
     steps = [
         b
@@ -498,7 +498,7 @@ def test_embedded_default_migrates_as_owner_and_the_app_connects_as_hacs_app(
         "from sqlalchemy import text\n"
         "from hacs_models import Actor, Patient\n"
         "from hacs_persistence.adapter import create_postgres_adapter\n"
-        "from hacs_persistence.engine import one_off_connection, resolve_database\n"
+        "from hacs_persistence.db.engine import one_off_connection, resolve_database\n"
         "from hacs_persistence.migrations import run_migration\n"
         "async def main():\n"
         "    assert await run_migration()\n"
@@ -584,7 +584,7 @@ def test_a_cluster_made_the_old_way_is_upgraded_in_place_idempotently(dirs: Dirs
     assert [r[0] for r in roles] == ["hacs_app", "hacs_owner"]
     assert _fetch(data_dir, "hacs_app", passwords["hacs_app"], "SELECT 1", "hacs")[0][0] == 1
     if IS_ROOT:
-        from hacs_persistence.embedded import server_os_user_name
+        from hacs_persistence.db.embedded import server_os_user_name
 
         assert pwd.getpwuid(legacy_owner).pw_name == "embedded_postgres"
         owner = pwd.getpwuid(data_dir.stat().st_uid).pw_name

@@ -15,7 +15,7 @@ from hacs_models import Actor, Observation, Patient, is_resource_id, new_resourc
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import InvalidQueryError, ResourceValidationError
 from hacs_persistence.interchange import iter_patient_compartment
-from hacs_persistence.repositories import repository_for, session_scope
+from hacs_persistence.query.repositories import repository_for, session_scope
 from hacs_tools import configure_tools
 from hacs_tools.domains.database import adelete_resource, aread_resource
 

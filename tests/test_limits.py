@@ -22,13 +22,13 @@ from sqlalchemy import literal_column, select
 from hacs_auth import acting_as
 from hacs_models import Actor, BaseResource, Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.db.executor import compiled
 from hacs_persistence.errors import InvalidQueryError, ResourceValidationError
-from hacs_persistence.executor import compiled
 from hacs_persistence.interchange import import_paths
 from hacs_persistence.interchange import importer as importer_module
-from hacs_persistence.mapping import document_mapping
-from hacs_persistence.search import _search_statement, build_search
-from hacs_persistence.statements import statements_for
+from hacs_persistence.query.search import _search_statement, build_search
+from hacs_persistence.storage.mapping import document_mapping
+from hacs_persistence.storage.statements import statements_for
 from hacs_tools import asave_resource, configure_tools
 from tests.conftest import db_connect
 

@@ -206,7 +206,7 @@ async def test_migration_without_extension_privilege_fails_clearly_and_changes_n
         assert status["schemas_created"] == []
         assert status["current_revision"] is None
     finally:
-        from hacs_persistence.engine import close_engines
+        from hacs_persistence.db.engine import close_engines
 
         await close_engines()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')

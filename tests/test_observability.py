@@ -16,7 +16,7 @@ from hacs_models import Actor, Patient
 from hacs_persistence import audit_context
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import ResourceNotFoundError
-from hacs_persistence.observability import disable_opentelemetry, enable_opentelemetry
+from hacs_persistence.ops.observability import disable_opentelemetry, enable_opentelemetry
 from tests.test_adapter import make_patient
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])

@@ -27,7 +27,7 @@ from hacs_models import Actor, HumanName, Identifier, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError
 from hacs_persistence.interchange import export_type_ndjson, import_paths, write_patient_bundle
-from hacs_persistence.observability import disable_opentelemetry, enable_opentelemetry
+from hacs_persistence.ops.observability import disable_opentelemetry, enable_opentelemetry
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 NURSE_ID = "dr-q9w3e7r1"  # a person's id too: refusals must not quote it

@@ -33,8 +33,8 @@ from hacs_persistence.errors import (
     ResourceValidationError,
 )
 from hacs_persistence.limits import MAX_FILTER_VALUE_BYTES, value_size_exceeds
-from hacs_persistence.mapping import mapping_for
-from hacs_persistence.search import OPERATORS
+from hacs_persistence.query.search import OPERATORS
+from hacs_persistence.storage.mapping import mapping_for
 from tests.conftest import db_connect
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from hacs_persistence import (
     SchemaNotMigratedError,
     create_postgres_adapter,
 )
-from hacs_persistence.repositories import (
+from hacs_persistence.query.repositories import (
     ConditionRepository,
     EncounterRepository,
     Keyset,

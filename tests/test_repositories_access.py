@@ -44,10 +44,10 @@ from hacs_models import (
     Period,
 )
 from hacs_persistence import create_postgres_adapter
-from hacs_persistence.engine import get_engine, resolve_database, transactional
+from hacs_persistence.access.gate import AccessGate
+from hacs_persistence.db.engine import get_engine, resolve_database, transactional
 from hacs_persistence.errors import InvalidQueryError, PermissionDeniedError
-from hacs_persistence.gate import AccessGate
-from hacs_persistence.repositories import (
+from hacs_persistence.query.repositories import (
     ConditionRepository,
     EncounterRepository,
     KeysetPage,

@@ -19,10 +19,10 @@ import pytest
 
 from hacs_models import Actor, BaseResource, Observation, Patient
 from hacs_persistence.adapter import create_postgres_adapter
-from hacs_persistence.audit_seal import seal_audit, verify_audit
-from hacs_persistence.engine import close_engines
+from hacs_persistence.db.engine import close_engines
 from hacs_persistence.errors import PermissionDeniedError
 from hacs_persistence.migrations import get_migration_status, upgrade
+from hacs_persistence.ops.audit_seal import seal_audit, verify_audit
 from tests.docs_blocks import SqlBlock, sql_blocks
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
 

@@ -8,7 +8,7 @@ import asyncpg
 
 from hacs_models import Actor, Patient
 from hacs_persistence.adapter import create_postgres_adapter
-from hacs_persistence.engine import close_engines
+from hacs_persistence.db.engine import close_engines
 from hacs_persistence.migrations import downgrade, get_migration_status, upgrade
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])

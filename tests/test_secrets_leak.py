@@ -28,16 +28,16 @@ from hacs_cli.common import CliState, ExitCode
 from hacs_cli.common import redact as cli_redact
 from hacs_cli.main import app
 from hacs_persistence.adapter import create_postgres_adapter
-from hacs_persistence.config import (
+from hacs_persistence.db.config import (
     DatabaseSettings,
     build_connection_target,
     mask_url,
     redact,
 )
-from hacs_persistence.engine import one_off_connection, resolve_database
+from hacs_persistence.db.engine import one_off_connection, resolve_database
 from hacs_persistence.errors import ConfigurationError, HacsPersistenceError
-from hacs_persistence.inspection import verify_database_environment
 from hacs_persistence.migrations import get_migration_status
+from hacs_persistence.ops.inspection import verify_database_environment
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
 
 ROLE = "leak_app"

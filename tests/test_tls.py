@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import text
 
 from hacs_persistence.adapter import create_postgres_adapter
-from hacs_persistence.config import load_settings
-from hacs_persistence.engine import dispose_engine, get_engine, resolve_database
+from hacs_persistence.db.config import load_settings
+from hacs_persistence.db.engine import dispose_engine, get_engine, resolve_database
 from hacs_persistence.errors import DatabaseUnavailableError, SchemaNotMigratedError
-from hacs_persistence.inspection import verify_database_environment
+from hacs_persistence.ops.inspection import verify_database_environment
 from tests.pgservers import (
     PgServer,
     Pki,

@@ -37,14 +37,14 @@ from hacs_auth import (
 )
 from hacs_cli.common import ExitCode
 from hacs_cli.main import app
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError
-from hacs_persistence.revocations import (
+from hacs_persistence.access.revocations import (
     DatabaseRevocationList,
     enable_revocation_checks,
     revoke_actor,
     revoke_token,
 )
+from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError
 from tests.conftest import db_connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def test_a_second_process_sees_the_revocation(database_url: str) -> None:
         "import sys\n"
         "from datetime import timedelta\n"
         "from hacs_auth import AuthManager, TokenRevokedError\n"
-        "from hacs_persistence.revocations import DatabaseRevocationList\n"
+        "from hacs_persistence.access.revocations import DatabaseRevocationList\n"
         "manager = AuthManager(revocations=DatabaseRevocationList(sys.argv[1], ttl=timedelta(0)))\n"
         "try:\n"
         "    manager.verify_token(sys.argv[2])\n"

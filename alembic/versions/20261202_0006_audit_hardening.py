@@ -10,7 +10,7 @@
 * ``hacs_core.resource_versions`` is append-only too: a trigger refuses UPDATE, and DELETE except
   inside ``hacs_admin.purge_patient``, which now takes the same kind of grant (``purge``).
 * ``hacs_audit.audit_seals`` and ``hacs_audit.audit_sealed_rows`` hold the hash chain written by
-  ``hacs audit seal`` (hacs_persistence.audit_seal); owner-only, like the grants.
+  ``hacs audit seal`` (hacs_persistence.ops.audit_seal); owner-only, like the grants.
 
 The trigger functions that read the grants run with their owner's rights, so they work whoever
 fires them; nothing is granted on the new tables.

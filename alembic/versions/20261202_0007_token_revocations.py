@@ -1,7 +1,7 @@
 """Token revocations checked at verification: ``hacs_admin.token_revocations``.
 
 A row revokes one access token (its ``jti``) or every token of an actor issued before
-``issued_before`` ("deactivate this user"). ``hacs_persistence.revocations`` writes the rows
+``issued_before`` ("deactivate this user"). ``hacs_persistence.access.revocations`` writes the rows
 (audited as ``token.revoke``) and every verifying process reads them, cached for a few seconds.
 
 Revision ID: 0007

@@ -2,7 +2,7 @@
 
 ``hacs_auth`` holds no database code. Verification consults a :class:`RevocationList`;
 :class:`CachedRevocationList` keeps an in-memory :class:`RevocationSnapshot` that a subclass loads
-from wherever revocations are stored (``hacs_persistence.revocations`` reads the database) and
+from wherever revocations are stored (``hacs_persistence.access.revocations`` reads it) and
 reloads once it is older than the staleness (``HACS_REVOCATION_TTL`` seconds, default 30). So a
 revocation reaches every process within that time, and the revoking process at once. When the
 snapshot cannot be loaded, verification refuses the token (fail closed): a token is never accepted
@@ -212,7 +212,7 @@ _default: RevocationList | object | None = _CONFIGURED
 def _configured_list() -> RevocationList | None:
     """The database-backed list of the configured database (``hacs_persistence``), if present."""
     try:
-        from hacs_persistence.revocations import DatabaseRevocationList
+        from hacs_persistence.access.revocations import DatabaseRevocationList
     except ImportError:  # hacs_auth used without the persistence layer: nothing to consult
         return None
     return DatabaseRevocationList()
@@ -235,7 +235,7 @@ def get_revocation_list() -> RevocationList | None:
 def set_revocation_list(revocations: RevocationList | None) -> None:
     """Install ``revocations`` for every :class:`~hacs_auth.AuthManager` without its own list.
 
-    ``hacs_persistence.revocations.enable_revocation_checks`` installs the database-backed one
+    ``access.revocations.enable_revocation_checks`` installs the database-backed one
     for a given database. ``None`` turns process-wide revocation checks off: only for code that
     verifies tokens without any hacs database.
     """

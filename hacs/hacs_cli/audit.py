@@ -20,7 +20,7 @@ from hacs_cli.common import (
     preflight,
     run,
 )
-from hacs_persistence.audit_seal import DEFAULT_WAIT_SECONDS, seal_audit, verify_audit
+from hacs_persistence.ops.audit_seal import DEFAULT_WAIT_SECONDS, seal_audit, verify_audit
 
 __all__ = ["app", "register"]
 

@@ -23,15 +23,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from typer.exceptions import TyperException
 
-from hacs_persistence.config import (
+from hacs_persistence.db.config import (
     build_connection_target,
     load_settings,
     mask_url,
     resolve_database_url,
     url_has_password,
 )
-from hacs_persistence.config import redact as redact_urls
-from hacs_persistence.engine import ResolvedDatabase, resolve_database
+from hacs_persistence.db.config import redact as redact_urls
+from hacs_persistence.db.engine import ResolvedDatabase, resolve_database
 from hacs_persistence.errors import ConfigurationError, HacsPersistenceError
 
 __all__ = [
@@ -146,7 +146,7 @@ def redact(message: str, url: str | None = None) -> str:
     """Mask ``url`` (and any other URL or ``password=`` in the text) in a message.
 
     Without ``url``, the configured one (``DATABASE_URL``, ``HACS_DATABASE_URL``, ``.env``) is used.
-    Masking works on the parsed URL (``hacs_persistence.config.redact``), never by replacing
+    Masking works on the parsed URL (``hacs_persistence.db.config.redact``), never by replacing
     the password's text.
     """
     if not url:

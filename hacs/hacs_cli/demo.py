@@ -31,7 +31,7 @@ def demo(ctx: typer.Context, database_url_option: DatabaseUrlOption = None) -> N
     this run when none is set. Exit code 0 when every block ran, 1 when one failed, 3 when the
     database cannot be reached.
     """
-    from hacs_persistence import demo as guide
+    from hacs_persistence.ops import demo as guide
 
     url = database_url(ctx, database_url_option)
     with cli_errors(url):

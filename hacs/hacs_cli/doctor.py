@@ -22,8 +22,8 @@ from hacs_cli.common import (
     source_label,
 )
 from hacs_persistence.errors import ConfigurationError
-from hacs_persistence.inspection import verify_database_environment
 from hacs_persistence.migrations import get_migration_status
+from hacs_persistence.ops.inspection import verify_database_environment
 
 __all__ = ["diagnose", "doctor", "register"]
 

@@ -78,7 +78,7 @@ def acting_actor(url: str | None) -> Actor:
 async def _token_actor(token: str, url: str | None) -> Actor:
     from hacs_auth import actor_from_claims, get_auth_manager
     from hacs_auth.errors import AuthError, RevocationUnavailableError
-    from hacs_persistence.revocations import DatabaseRevocationList
+    from hacs_persistence.access.revocations import DatabaseRevocationList
 
     try:
         claims = await get_auth_manager().verify_token_async(token)

@@ -55,8 +55,8 @@ async def _revoke(
     before: datetime | None,
     reason: str | None,
 ) -> datetime | None:
+    from hacs_persistence.access.revocations import revoke_actor, revoke_token
     from hacs_persistence.adapter import create_postgres_adapter
-    from hacs_persistence.revocations import revoke_actor, revoke_token
 
     adapter = await create_postgres_adapter(url)
     try:

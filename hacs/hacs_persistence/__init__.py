@@ -6,15 +6,15 @@ API (``migrations``) and the inspection helpers re-exported here.
 
 from __future__ import annotations
 
+from hacs_persistence.access.audit import audit_context
 from hacs_persistence.adapter import (
+    GranularPostgreSQLAdapter,
     HistoryEntry,
     PostgreSQLAdapter,
     SavedBatch,
     create_postgres_adapter,
 )
-from hacs_persistence.audit import audit_context
-from hacs_persistence.config import DatabaseSettings, load_settings, mask_url
-from hacs_persistence.erasure import PurgeReport
+from hacs_persistence.db.config import DatabaseSettings, load_settings, mask_url
 from hacs_persistence.errors import (
     ConfigurationError,
     DatabaseTimeoutError,
@@ -30,12 +30,12 @@ from hacs_persistence.errors import (
     StoredDocumentError,
     VersionConflictError,
 )
-from hacs_persistence.granular_adapter import GranularPostgreSQLAdapter
-from hacs_persistence.inspection import get_generic_table_status, verify_database_environment
-from hacs_persistence.migrations import get_migration_status, run_migration
-from hacs_persistence.observability import enable_opentelemetry
-from hacs_persistence.repositories import repository_for, session_scope
-from hacs_persistence.search import Page
+from hacs_persistence.ops.inspection import get_generic_table_status, verify_database_environment
+from hacs_persistence.ops.migrations import get_migration_status, run_migration
+from hacs_persistence.ops.observability import enable_opentelemetry
+from hacs_persistence.query.repositories import repository_for, session_scope
+from hacs_persistence.query.search import Page
+from hacs_persistence.storage.erasure import PurgeReport
 
 __all__ = [
     "ConfigurationError",

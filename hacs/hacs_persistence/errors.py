@@ -293,7 +293,7 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
     if code in ("3F000", "42P01"):
         return SchemaNotMigratedError(
             "The hacs schema is missing; run `alembic upgrade head` or "
-            "`await hacs_persistence.migrations.run_migration()`."
+            "`await hacs_persistence.ops.migrations.run_migration()`."
         )
     if code.startswith("08") or code in ("57P01", "57P02", "57P03"):
         if during_commit:

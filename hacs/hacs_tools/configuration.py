@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
-from hacs_persistence.config import build_connection_target, load_settings, mask_url
+from hacs_persistence.db.config import build_connection_target, load_settings, mask_url
 from hacs_persistence.errors import ConfigurationError
 
 __all__ = ["AdapterKind", "ToolConfiguration", "configure_tools", "tool_configuration"]

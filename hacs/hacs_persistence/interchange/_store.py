@@ -31,13 +31,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from hacs_persistence.db.unit import Unit
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
-from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
-from hacs_persistence.statements import stored_in_scope
-from hacs_persistence.unit import Unit
+from hacs_persistence.storage.mapping import ResourceMapping
+from hacs_persistence.storage.statements import stored_in_scope
 
 __all__ = [
     "ENVELOPE_KEYS",

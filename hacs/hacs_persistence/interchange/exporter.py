@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from hacs_auth import Actor
 from hacs_models import BaseResource
 from hacs_models.fhir import to_fhir
-from hacs_persistence.adapter import PostgreSQLAdapter
+from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
     ResourceNotFoundError,
     StoredDocumentError,
@@ -28,9 +28,9 @@ from hacs_persistence.errors import (
 )
 from hacs_persistence.ids import checked_id
 from hacs_persistence.interchange._store import compartment_types
-from hacs_persistence.mapping import ResourceMapping, model_for
-from hacs_persistence.search import build_search, describe_shape, next_cursor, parse_filters
-from hacs_persistence.statements import statements_for
+from hacs_persistence.query.search import build_search, describe_shape, next_cursor, parse_filters
+from hacs_persistence.storage.mapping import ResourceMapping, model_for
+from hacs_persistence.storage.statements import statements_for
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

@@ -28,7 +28,7 @@ from sqlalchemy import Table
 from hacs_auth import Actor
 from hacs_models import BaseResource
 from hacs_models.fhir import from_fhir
-from hacs_persistence.adapter import PostgreSQLAdapter
+from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
     DatabaseTimeoutError,
     PermissionDeniedError,
@@ -62,8 +62,8 @@ from hacs_persistence.limits import (
     IMPORT_BATCH_BYTES,
     IMPORT_BATCH_ENTRIES,
 )
-from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import TYPED_TABLES
+from hacs_persistence.storage.mapping import ResourceMapping, document_json
 
 __all__ = [
     "FileResult",

@@ -32,7 +32,7 @@ class SystemConfigurationTable(Base):
 class TokenRevocationTable(Base):
     """Revoked access tokens: one token (``jti``), or an actor's tokens issued before a time.
 
-    Verification reads this table (``hacs_persistence.revocations``); rows are only added, by
+    Verification reads this table (``hacs_persistence.access.revocations``); rows are only added, by
     ``revoke_token`` / ``revoke_actor`` (audited as ``token.revoke``).
     """
 

@@ -8,7 +8,7 @@ to the schema owner alone (no role is granted anything on them):
 * ``audit_retention_runs``: the cutoff of every retention run, so a verification can tell rows
   aged out from rows deleted;
 * ``audit_seals`` and ``audit_sealed_rows``: the hash chain of ``hacs audit seal``
-  (hacs_persistence.audit_seal) and the hash of every row it sealed.
+  (hacs_persistence.ops.audit_seal) and the hash of every row it sealed.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class AuditEventTable(Base):
     detail: Mapped[str | None]
     request_id: Mapped[str | None]
     purpose_of_use: Mapped[str | None]
-    # Reads: the ids returned (at most hacs_persistence.gate.AUDIT_ID_LIMIT; past it, the count
+    # Reads: the ids returned (at most access.gate.AUDIT_ID_LIMIT; past it, the count
     # and a digest in ``detail``) and the patients whose data they returned.
     resource_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     patient_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))

@@ -324,7 +324,7 @@ async def asearch_resources(
     Args:
         resource_type: The type to search, e.g. ``"Patient"``.
         filters: ``{"field": value}`` or ``{"field__op": value}``; see
-            ``hacs_persistence.search`` for fields and operators.
+            ``hacs_persistence.query.search`` for fields and operators.
         order_by: A field, ``-field`` for descending; defaults to ``id``.
         limit: Page size (default 50, at most 1000).
         cursor: The ``next_cursor`` of the previous page.

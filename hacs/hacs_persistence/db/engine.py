@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from hacs_persistence.config import (
+from hacs_persistence.db.config import (
     ConnectionTarget,
     DatabaseSettings,
     build_connection_target,
@@ -83,7 +83,7 @@ async def resolve_database(
     settings = settings or load_settings()
     url, source = resolve_database_url(database_url)
     if url is None:
-        from hacs_persistence.embedded import ensure_embedded_server
+        from hacs_persistence.db.embedded import ensure_embedded_server
 
         server = await asyncio.to_thread(ensure_embedded_server)
         url = server.owner_url if embedded_role == "owner" else server.app_url

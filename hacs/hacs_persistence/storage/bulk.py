@@ -20,24 +20,24 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from hacs_auth import Actor
 from hacs_models import BaseResource, new_resource_id
+from hacs_persistence.db.executor import compiled
+from hacs_persistence.db.unit import Unit
 from hacs_persistence.errors import (
     ReferentialIntegrityError,
     ResourceValidationError,
     VersionConflictError,
 )
-from hacs_persistence.executor import compiled
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
-from hacs_persistence.mapping import ResourceMapping, document_json
 from hacs_persistence.schema import TYPED_TABLES, AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
-from hacs_persistence.statements import (
+from hacs_persistence.storage.mapping import ResourceMapping, document_json
+from hacs_persistence.storage.statements import (
     AUDIT_COLUMNS,
     ENVELOPE_COLUMNS,
     VERSION_COLUMNS,
     statements_for,
     stored_in_scope,
 )
-from hacs_persistence.unit import Unit
 
 __all__ = ["KeyResolver", "OutOfScopeError", "bulk_insert", "bulk_update", "group_by_mapping"]
 

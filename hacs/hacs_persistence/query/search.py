@@ -34,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from hacs_persistence.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.errors import InvalidQueryError
 from hacs_persistence.limits import (
     MAX_FILTER_DEPTH,
@@ -44,9 +43,10 @@ from hacs_persistence.limits import (
     nesting_exceeds,
     value_size_exceeds,
 )
-from hacs_persistence.mapping import ResourceMapping
+from hacs_persistence.query.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.schema import ResourceVersionTable
-from hacs_persistence.statements import counted_audit, patient_ref
+from hacs_persistence.storage.mapping import ResourceMapping
+from hacs_persistence.storage.statements import counted_audit, patient_ref
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -345,7 +345,7 @@ class SearchPlan:
     params: dict[str, Any]
     order_by: str
     limit: int
-    # The authenticated data of this search's cursors (see hacs_persistence.cursors).
+    # The authenticated data of this search's cursors (see hacs_persistence.query.cursors).
     binding: bytes = b""
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from hacs_persistence.audit import current_audit_context
+from hacs_persistence.access.audit import current_audit_context
 
 __all__ = ["enable_opentelemetry", "observed", "operations_logger"]
 
@@ -64,7 +64,7 @@ def enable_opentelemetry(tracer_provider: Any = None, meter_provider: Any = None
     def pool_use(_options: Any) -> list[Any]:
         from opentelemetry.metrics import Observation
 
-        from hacs_persistence.engine import pool_statistics
+        from hacs_persistence.db.engine import pool_statistics
 
         return [Observation(used, {"pool": name}) for name, used in pool_statistics().items()]
 

@@ -16,8 +16,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
+from hacs_persistence.db.executor import compiled
 from hacs_persistence.errors import translate_database_error
-from hacs_persistence.executor import compiled
 
 __all__ = ["DRIVER_ERRORS", "Unit", "open_unit"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from hacs_persistence.adapter import PostgreSQLAdapter
+from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 
 __all__ = ["GranularPostgreSQLAdapter"]
 

@@ -38,8 +38,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
-from hacs_persistence.mapping import ResourceMapping
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+from hacs_persistence.storage.mapping import ResourceMapping
 
 __all__ = [
     "AUDIT_COLUMNS",

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Interval, Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from hacs_persistence.unit import Unit
+from hacs_persistence.db.unit import Unit
 
 __all__ = ["PurgeReport", "apply_retention", "purge_compartment"]
 

@@ -121,10 +121,10 @@ def prepare_environment() -> None:
     role's grants); the guide then runs as ``hacs_app``, as an application would. The exported
     URL holds no password (the guide prints its start): asyncpg reads it from ``PGPASSFILE``.
     """
-    from hacs_persistence.config import resolve_database_url
-    from hacs_persistence.embedded import ensure_embedded_server
-    from hacs_persistence.migrations import upgrade
-    from hacs_persistence.roles import APP_ROLE, DATABASE
+    from hacs_persistence.db.config import resolve_database_url
+    from hacs_persistence.db.embedded import ensure_embedded_server
+    from hacs_persistence.db.roles import APP_ROLE, DATABASE
+    from hacs_persistence.ops.migrations import upgrade
 
     url, _source = resolve_database_url()
     if url is None:

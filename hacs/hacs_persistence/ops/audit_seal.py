@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hacs_persistence.engine import one_off_connection, resolve_database
+from hacs_persistence.db.engine import one_off_connection, resolve_database
+from hacs_persistence.db.unit import DRIVER_ERRORS
 from hacs_persistence.errors import (
     DatabaseTimeoutError,
     PermissionDeniedError,
@@ -53,7 +54,6 @@ from hacs_persistence.errors import (
     sqlstate_of,
     translate_database_error,
 )
-from hacs_persistence.unit import DRIVER_ERRORS
 
 __all__ = [
     "Finding",

@@ -1,0 +1,1 @@
+"""Who may do what: the access gate, the audit context, token revocations."""

@@ -1,0 +1,1 @@
+"""The adapters the guide names, built on the layers below."""

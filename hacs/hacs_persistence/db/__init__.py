@@ -1,0 +1,1 @@
+"""The database connection layer: settings, the embedded server, roles, engines, units of work."""

@@ -1,0 +1,1 @@
+"""Running a database: migrations, inspection, audit seals, observability, the demo."""

@@ -1,0 +1,1 @@
+"""Reading: search compilation, cursors, the typed repositories."""

@@ -1,0 +1,1 @@
+"""Resources to rows and back: the mapping, the statements, bulk writes, erasure."""
