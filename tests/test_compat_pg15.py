@@ -197,7 +197,7 @@ async def test_migration_status_on_pg15_is_incomplete_and_pgvector_disabled(
 
 
 async def test_adapter_on_pg15_says_the_schema_is_not_migrated(pg15_url: str) -> None:
-    with pytest.raises(SchemaNotMigratedError, match="alembic upgrade head"):
+    with pytest.raises(SchemaNotMigratedError, match="hacs db upgrade"):
         await create_postgres_adapter(pg15_url)
 
 
