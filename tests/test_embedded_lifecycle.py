@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from hacs_persistence.db import embedded
@@ -125,7 +126,7 @@ def test_a_server_whose_programs_were_deleted_is_restarted_from_the_current_ones
     assert after.running and after.current_binaries is True and after.pid != gone.pid
 
 
-def _app():  # type: ignore[no-untyped-def]
+def _app() -> typer.Typer:
     from hacs_cli.main import app
 
     return app
