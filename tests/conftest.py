@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from hacs_persistence.db.engine import close_engines
+from tests.shared_data import pytest_terminal_summary  # noqa: F401 (the FHIR corpus summary)
 
 if TYPE_CHECKING:
     from hacs_persistence.db.embedded import EmbeddedLease
