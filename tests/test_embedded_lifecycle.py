@@ -158,6 +158,16 @@ def test_hacs_embedded_start_status_stop(data_dir: Path) -> None:
     assert result.exit_code == 0 and "was not running" in result.stdout
 
 
+def test_hacs_embedded_start_keeps_a_server_a_test_session_started(data_dir: Path) -> None:
+    _server, lease = lease_embedded_server(data_dir)
+    assert embedded_status(data_dir).stop_when_unused
+    result = runner.invoke(_app(), ["embedded", "start", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert not embedded_status(data_dir).stop_when_unused
+    assert lease.release() is False
+    assert embedded_status(data_dir).running
+
+
 PROBE = """
 def test_probe(server_url):
     assert server_url

@@ -20,6 +20,7 @@ from hacs_persistence.db.embedded import (
     embedded_data_dir,
     embedded_status,
     ensure_embedded_server,
+    keep_running,
     stop_embedded,
 )
 
@@ -100,10 +101,12 @@ def start_command(data_dir: DataDirOption = None) -> None:
     """Start the embedded server (creating it on first use), or reuse the running one.
 
     A server left running by deleted programs (a removed virtual environment) is restarted
-    from the current ones.
+    from the current ones. A server started this way keeps running when a test session that
+    used it ends.
     """
     with cli_errors(None):
         server = ensure_embedded_server(_target(data_dir), announce=False)
+        keep_running(server.data_dir)
         console.print(
             f"The embedded PostgreSQL in {server.data_dir} is running; the application "
             f"connects as {mask_url(server.app_url)}. Stop it with `hacs embedded stop`.",

@@ -62,6 +62,7 @@ __all__ = [
     "embedded_data_dir",
     "embedded_status",
     "ensure_embedded_server",
+    "keep_running",
     "lease_embedded_server",
     "scram_verifier",
     "server_os_user_name",
@@ -420,6 +421,13 @@ class EmbeddedLease:
                 return _stop_locked(self.target)
         finally:
             handle.close()
+
+
+def keep_running(data_dir: Path | None = None) -> None:
+    """Make the server one that no lease holder stops (``hacs embedded start`` asks for it)."""
+    target = (data_dir or embedded_data_dir()).expanduser().resolve()
+    with _guard, _data_dir_lock(target):
+        _stop_marker(target).unlink(missing_ok=True)
 
 
 def lease_embedded_server(data_dir: Path) -> tuple[EmbeddedServer, EmbeddedLease]:
