@@ -6,6 +6,8 @@ top_level.txt) written into a temporary folder put on the path, as pip would lea
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -15,10 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hacs_cli.doctor import distribution_check
 from hacs_persistence.distributions import (
     PACKAGES,
     conflicting_distributions,
     named_conflicts,
+    overwritten_files,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +113,32 @@ def test_doctor_fails_on_a_conflicting_distribution_and_says_how_to_fix_it(
     assert result.exit_code == 1
     assert "conflict: hacs-models 0.4.3" in result.stdout
     assert "pip uninstall -y hacs-models" in " ".join(result.stdout.split())
+
+
+def _record_hash(content: bytes) -> str:
+    digest = hashlib.sha256(content).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_files_of_hacs_that_another_install_overwrote_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An installed hacs (not editable): its RECORD holds the hash of every file it wrote.
+    info = fake_distribution(tmp_path, "hacs", "0.1.0", [])
+    package = tmp_path / "hacs_models"
+    package.mkdir()
+    kept, replaced = package / "base.py", package / "__init__.py"
+    kept.write_bytes(b"# ours\n")
+    replaced.write_bytes(b"# the other project's\n")
+    record = [
+        f"hacs_models/base.py,{_record_hash(b'# ours' + bytes([10]))},7",
+        f"hacs_models/__init__.py,{_record_hash(b'# ours, too' + bytes([10]))},12",
+        "hacs_models/gone.py,sha256=AAAA,4",
+        "hacs_models/__pycache__/base.cpython-311.pyc,,",
+    ]
+    (info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert overwritten_files() == ["hacs_models/__init__.py", "hacs_models/gone.py"]
+    check = distribution_check()
+    assert check["distribution_conflicts"] == []
+    assert "reinstall hacs" in check["distribution_advice"]

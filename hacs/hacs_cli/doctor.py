@@ -22,7 +22,11 @@ from hacs_cli.common import (
     run,
     source_label,
 )
-from hacs_persistence.distributions import conflict_advice, conflicting_distributions
+from hacs_persistence.distributions import (
+    conflict_advice,
+    conflicting_distributions,
+    overwritten_files,
+)
 from hacs_persistence.errors import ConfigurationError
 from hacs_persistence.migrations import get_migration_status
 from hacs_persistence.ops.inspection import verify_database_environment
@@ -45,17 +49,28 @@ async def diagnose(url: str | None) -> dict[str, Any]:
 
 
 def distribution_check() -> dict[str, Any]:
-    """Other installed distributions that ship hacs's packages, and the fix (none: empty)."""
+    """Other installed distributions that ship hacs's packages, hacs's files they overwrote
+    (those that differ from hacs's RECORD), and the fix."""
     conflicts = conflicting_distributions()
+    changed = overwritten_files()
+    advice = conflict_advice(conflicts) if conflicts else None
+    if changed and not conflicts:
+        advice = (
+            f"{len(changed)} installed files of hacs differ from what was installed (e.g. "
+            f"{changed[0]}): reinstall hacs (`pip install --force-reinstall --no-deps` with "
+            "this project's wheel)."
+        )
     return {
         "distribution_conflicts": [asdict(c) for c in conflicts],
-        "distribution_advice": conflict_advice(conflicts) if conflicts else None,
+        "distribution_overwritten_files": changed,
+        "distribution_advice": advice,
     }
 
 
 def _exit_code(report: dict[str, Any], url: str | None) -> ExitCode:
     code = _database_exit_code(report, url)
-    if report.get("distribution_conflicts") and code == ExitCode.OK:
+    broken = report.get("distribution_conflicts") or report.get("distribution_overwritten_files")
+    if broken and code == ExitCode.OK:
         return ExitCode.FAILED
     return code
 
@@ -132,14 +147,16 @@ def render_report(report: dict[str, Any], url: str | None) -> None:
 
 def _distribution_row(table: Table, report: dict[str, Any]) -> None:
     conflicts = report.get("distribution_conflicts") or []
-    if not conflicts:
+    changed = report.get("distribution_overwritten_files") or []
+    if conflicts:
+        names = ", ".join(f"{c['name']} {c['version']}" for c in conflicts)
+        line = f"conflict: {names} ships hacs's packages (see below)"
+    elif changed:
+        line = f"{len(changed)} installed files of hacs were changed (see below)"
+    else:
         table.add_row("Distributions", Text("ok (no other project ships hacs's packages)"))
         return
-    names = ", ".join(f"{c['name']} {c['version']}" for c in conflicts)
-    table.add_row(
-        "Distributions",
-        Text(f"conflict: {names} ships hacs's packages (see below)", style="bold red"),
-    )
+    table.add_row("Distributions", Text(line, style="bold red"))
 
 
 def doctor(

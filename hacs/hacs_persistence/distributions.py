@@ -5,17 +5,21 @@ An unrelated older project is published as ``hacs-persistence``, ``hacs-auth``, 
 both into one ``site-packages`` without a word, each overwriting the other's files. This project
 is the distribution ``hacs`` (see pyproject.toml).
 
-Two checks: :func:`named_conflicts` looks up the known names only (under a millisecond; run on
-every import of ``hacs_persistence``), :func:`conflicting_distributions` also reads the metadata
-of every installed distribution to find any other one that provides our packages (a few hundred
-milliseconds; run by ``hacs doctor``).
+Three checks: :func:`named_conflicts` looks up the known names only (under a millisecond; run
+on every import of ``hacs_persistence``), :func:`conflicting_distributions` also reads the
+metadata of every installed distribution to find any other one that provides our packages (a few
+hundred milliseconds), and :func:`overwritten_files` compares our installed files with the hashes
+of our RECORD (a few milliseconds); ``hacs doctor`` runs the last two.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 __all__ = [
     "CONFLICTING_NAMES",
@@ -26,6 +30,7 @@ __all__ = [
     "conflict_advice",
     "conflicting_distributions",
     "named_conflicts",
+    "overwritten_files",
     "warn_on_conflicts",
 ]
 
@@ -103,6 +108,31 @@ def conflicting_distributions() -> list[ConflictingDistribution]:
             conflict = _describe(dist)
             found.setdefault((name, conflict.location), conflict)
     return list(found.values())
+
+
+def overwritten_files() -> list[str]:
+    """Files of our packages that differ from (or are missing against) our installed RECORD.
+
+    Empty for an editable install or a checkout on ``PYTHONPATH`` (their RECORD lists no
+    package files) and when hacs is not installed.
+    """
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return []
+    changed: list[str] = []
+    for file in dist.files or ():
+        if not file.parts or file.parts[0] not in PACKAGES or file.hash is None:
+            continue
+        try:
+            content = Path(str(dist.locate_file(file))).read_bytes()
+        except FileNotFoundError:
+            changed.append(str(file))
+            continue
+        digest = hashlib.new(file.hash.mode, content).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != file.hash.value:
+            changed.append(str(file))
+    return changed
 
 
 def conflict_advice(conflicts: list[ConflictingDistribution]) -> str:
