@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test bench bench-smoke docs lint format migrate clean
+.PHONY: help install demo test bench bench-smoke docs lint format migrate stop clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -47,5 +47,13 @@ format: $(STAMP) ## Format and autofix with ruff.
 migrate: $(STAMP) ## alembic upgrade head on the configured database.
 	$(VENV)/bin/alembic upgrade head
 
-clean: ## Remove the virtualenv and caches.
+stop: ## Stop the embedded PostgreSQL servers of `make demo` and `make test` (data is kept).
+	@if [ -x $(VENV)/bin/hacs ]; then \
+	  $(VENV)/bin/hacs embedded stop; \
+	  $(VENV)/bin/hacs embedded stop --data-dir "$$($(PY) -c 'from hacs_persistence.db.embedded import suite_data_dir; print(suite_data_dir())')"; \
+	else echo "No $(VENV): nothing started by this checkout."; fi
+
+clean: ## Stop the embedded servers, then remove the virtualenv and caches.
+	@# First: the servers run the virtualenv's programs, which are about to be deleted.
+	$(MAKE) --no-print-directory stop
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

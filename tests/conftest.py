@@ -11,17 +11,24 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
 from hacs_persistence.db.engine import close_engines
+from tests.shared_data import pytest_terminal_summary  # noqa: F401 (the FHIR corpus summary)
+
+if TYPE_CHECKING:
+    from hacs_persistence.db.embedded import EmbeddedLease
 
 TEMPLATE = f"hacs_test_template_{os.getpid()}"
 # A fresh strong signing secret per session: a fixed test value would be a known secret.
 JWT_SECRET = secrets.token_urlsafe(48)
+
+
+_LEASES: list[EmbeddedLease] = []
 
 
 def _server_url() -> str:
@@ -34,19 +41,12 @@ def _server_url() -> str:
     configured = os.environ.get("HACS_TEST_DATABASE_URL")
     if configured:
         return _password_to_passfile(configured)
-    import platformdirs
+    from hacs_persistence.db.embedded import lease_embedded_server, suite_data_dir
 
-    from hacs_persistence.db.embedded import SYSTEM_BASE_DIR, ensure_embedded_server
-
-    # As root the server runs as its own OS user, which must be able to reach the directory:
-    # under /var/lib/hacs, not root's home (whose permissions hacs never widens).
-    default = (
-        SYSTEM_BASE_DIR / "test-postgres18"
-        if os.geteuid() == 0
-        else platformdirs.user_cache_path("hacs") / "test-postgres18"
-    )
-    data_dir = Path(os.environ.get("HACS_TEST_EMBEDDED_DIR") or default)
-    server = ensure_embedded_server(data_dir, announce=False)
+    # A lease: at the end of the session the server is stopped if this session or a concurrent
+    # one started it and no other session still holds it (pytest_sessionfinish).
+    server, lease = lease_embedded_server(suite_data_dir())
+    _LEASES.append(lease)
     os.environ["PGPASSFILE"] = str(server.passfile)
     return server.url("postgres", "postgres", with_password=False)
 
@@ -92,6 +92,12 @@ async def admin_connect(url: str) -> asyncpg.Connection:
 def server_url() -> str:
     """URL of the PostgreSQL server the suite runs against."""
     return _server_url()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the embedded test server if this session started it and is its last user."""
+    while _LEASES:
+        _LEASES.pop().release()
 
 
 @pytest.fixture(autouse=True)

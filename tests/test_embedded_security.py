@@ -59,7 +59,7 @@ def _server_users(data_dir: Path) -> set[str]:
 
 
 def _stop(data_dir: Path) -> None:
-    from hacs_persistence import embedded
+    from hacs_persistence.db import embedded
 
     try:
         embedded.stop_embedded(data_dir)
@@ -389,7 +389,7 @@ def test_binaries_the_server_user_cannot_reach_are_copied_root_owned_not_chmodde
     dirs: Dirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_root()
-    from hacs_persistence import embedded
+    from hacs_persistence.db import embedded
 
     hidden = dirs.new(prefix="h1bin")
     dirs.extra.append(hidden)

