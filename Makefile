@@ -7,18 +7,21 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test bench bench-smoke docs lint format migrate stop clean
+.PHONY: help install constraints demo test bench bench-smoke docs lint format migrate stop clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install hacs with its dev tools.
+install: $(STAMP) ## Create .venv and install hacs with its dev tools, at the versions of constraints.txt.
+
+constraints: $(STAMP) ## Rewrite constraints.txt from the versions installed in .venv.
+	$(PY) .ci/constraints.py > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 demo: $(STAMP) ## Migrate the database (embedded by default) and run the user guide's flow.
 	$(PY) -m hacs_persistence.ops.demo

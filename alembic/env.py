@@ -1,8 +1,12 @@
 """Alembic environment for hacs: async, schema allow-list, advisory lock, no statement timeouts.
 
-Tests (and ``run_migration``) may pass an open connection in ``config.attributes["connection"]``.
-Without any URL the embedded default is migrated as ``hacs_owner``, and once at head ``hacs_app``
-gets the grants of ``docs/operations.md`` Step 3 (``hacs_persistence.db.roles``).
+A caller may hand over what to migrate in ``config.attributes["connection"]``: a ``Connection``
+(used as it is, inside its transaction if it has one), an ``Engine`` or anything else with a
+``connect()`` context manager, or an ``AsyncEngine`` (run on a loop of its own), as
+pytest-alembic's fixtures do. Otherwise the URL is ``-x database_url=...``,
+``config.attributes["database_url"]`` or the library's resolution. Without any URL the embedded
+default is migrated as ``hacs_owner``, and once at head ``hacs_app`` gets the grants of
+``docs/operations.md`` Step 3 (``hacs_persistence.db.roles``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from alembic import context
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 config = context.config
 x_args = context.get_x_argument(as_dictionary=True)
@@ -92,11 +96,41 @@ async def run_async_migrations(url: str) -> None:
     engine = create_async_engine(
         target.url, poolclass=pool.NullPool, connect_args=target.connect_args
     )
+    await migrate_with_async_engine(engine)
+
+
+async def migrate_with_async_engine(engine: AsyncEngine) -> None:
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)
     finally:
+        # The loop this ran on ends with asyncio.run: no pooled connection may outlive it. The
+        # engine stays usable (dispose() gives it a fresh pool).
         await engine.dispose()
+
+
+def migrate_with(connectable: Any) -> None:
+    """Migrate what the caller handed over in ``config.attributes["connection"]``."""
+    if isinstance(connectable, AsyncEngine):
+        asyncio.run(migrate_with_async_engine(connectable))
+    elif isinstance(connectable, AsyncConnection):
+        # Its driver connection belongs to the caller's running loop: it cannot be driven from
+        # here, only from inside that loop through run_sync.
+        raise TypeError(
+            "env.py was handed an AsyncConnection: call Alembic inside "
+            "`await connection.run_sync(...)` and pass the sync Connection it receives."
+        )
+    elif isinstance(connectable, Connection):
+        do_run_migrations(connectable)
+    elif callable(getattr(connectable, "connect", None)):
+        # An Engine, or a wrapper that hands out an open connection (pytest-alembic's).
+        with connectable.connect() as connection:
+            do_run_migrations(connection)
+    else:
+        raise TypeError(
+            f"config.attributes['connection'] must be a Connection, an Engine or an AsyncEngine, "
+            f"not {type(connectable).__name__}."
+        )
 
 
 def _resolve_url() -> str:
@@ -113,9 +147,9 @@ def _resolve_url() -> str:
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        do_run_migrations(connection)
+    connectable = config.attributes.get("connection")
+    if connectable is not None:
+        migrate_with(connectable)
         return
     asyncio.run(run_async_migrations(_resolve_url()))
 

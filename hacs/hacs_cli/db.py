@@ -27,6 +27,7 @@ from hacs_cli.common import (
 )
 from hacs_persistence.migrations import (
     alembic_config,
+    alembic_ini,
     downgrade,
     expected_tables,
     get_migration_status,
@@ -228,6 +229,18 @@ def check_command(
             markup=False,
             soft_wrap=True,
         )
+
+
+@app.command("alembic-ini")
+def alembic_ini_command() -> None:
+    """Print an alembic.ini for the `alembic` command, pointing at this install's migrations.
+
+    `hacs db alembic-ini > alembic.ini` in any directory, then `alembic upgrade head`,
+    `alembic current` or `alembic history` work there as in a checkout (the URL is resolved as
+    `hacs db upgrade` does, or given with `alembic -x database_url=...`).
+    """
+    with cli_errors(None):
+        typer.echo(alembic_ini(), nl=False)
 
 
 def describe_diffs(diffs: list[Any]) -> list[str]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from hacs_persistence.ops.resources import user_guide
+
 __all__ = ["GuideBlock", "extract_blocks", "main", "prepare_environment", "run_blocks"]
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
@@ -141,8 +143,8 @@ def prepare_environment() -> None:
 
 
 def guide_path() -> Path:
-    """The docs copy of the user guide in the source tree."""
-    return Path(__file__).resolve().parents[3] / "docs" / "connect_postgres.md"
+    """The user guide: packaged with the wheel, or ``docs/connect_postgres.md`` of a checkout."""
+    return user_guide()
 
 
 def main() -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from hacs_persistence.db.config import mask_url, redact
 from hacs_persistence.db.engine import ResolvedDatabase, one_off_connection, resolve_database
 from hacs_persistence.errors import HacsPersistenceError
+from hacs_persistence.ops.resources import MissingPackageFileError, alembic_scripts
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, HACS_SCHEMAS, SCHEMAS, metadata
 
 __all__ = [
@@ -29,12 +29,14 @@ __all__ = [
     "VERSION_TABLE_SCHEMA",
     "MigrationError",
     "alembic_config",
+    "alembic_ini",
     "downgrade",
     "expected_tables",
     "get_migration_status",
     "head_revision",
     "include_name",
     "run_migration",
+    "script_location",
     "upgrade",
 ]
 
@@ -58,22 +60,18 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return True
 
 
-def _script_location() -> Path:
-    configured = os.environ.get("HACS_ALEMBIC_DIR")
-    candidates = [Path(configured)] if configured else []
-    candidates.append(Path(__file__).resolve().parents[3] / "alembic")
-    for candidate in candidates:
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise MigrationError(
-        "Cannot find the hacs Alembic scripts (alembic/env.py); set HACS_ALEMBIC_DIR to the "
-        "project's alembic folder."
-    )
+def script_location() -> Path:
+    """The Alembic scripts of this install: packaged in a wheel, ``alembic/`` in a checkout."""
+    try:
+        return alembic_scripts()
+    except MissingPackageFileError as exc:
+        raise MigrationError(str(exc)) from None
 
 
 def alembic_config(database_url: str | None = None, **attributes: Any) -> Config:
     """An Alembic ``Config`` for the hacs scripts, optionally bound to a URL or a connection."""
-    location = _script_location()
+    location = script_location()
+    # A checkout's alembic.ini sits next to alembic/; an installed package has none.
     ini = location.parent / "alembic.ini"
     config = Config(str(ini)) if ini.is_file() else Config()
     config.set_main_option("script_location", str(location))
@@ -81,6 +79,62 @@ def alembic_config(database_url: str | None = None, **attributes: Any) -> Config
         config.attributes["database_url"] = database_url
     config.attributes.update(attributes)
     return config
+
+
+# The checkout's alembic.ini without prepend_sys_path (an installed hacs is importable as it is);
+# tests/test_packaging.py keeps the two in step.
+_ALEMBIC_INI = """\
+# Alembic configuration for an installed hacs, written by `hacs db alembic-ini`.
+# The database URL is not stored here: env.py resolves it like the library does (DATABASE_URL,
+# else HACS_DATABASE_URL, else the embedded PostgreSQL), or takes `-x database_url=...`.
+# Choose the embedding dimension of a new schema with `-x vector_dim=384` (or HACS_VECTOR_DIM)
+# on the first upgrade. Write it again after upgrading hacs if the install moved.
+[alembic]
+script_location = {script_location}
+file_template = %%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s
+timezone = UTC
+path_separator = os
+
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+
+def alembic_ini() -> str:
+    """An ``alembic.ini`` pointing at this install's scripts, for the ``alembic`` command."""
+    # ConfigParser interpolation: a literal % in the path must be doubled.
+    return _ALEMBIC_INI.format(script_location=str(script_location()).replace("%", "%%"))
 
 
 def head_revision() -> str | None:
