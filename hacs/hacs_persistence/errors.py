@@ -361,7 +361,8 @@ def translate_database_error(
     if code is None:
         certificate = _certificate_error(exc)
         if certificate is not None:
-            reason = certificate.verify_message or str(certificate)
+            # "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: <why>": no secrets.
+            reason = str(certificate) or certificate.verify_message
             return DatabaseUnavailableError(
                 f"TLS certificate verification failed ({reason}): check that sslrootcert is the "
                 "CA that signed the server's certificate and that the URL's host is a name the "
@@ -434,8 +435,12 @@ def translate_database_error(
             f"The server refused the connection (SQLSTATE 28000): {message}.{hint}"
         )
     if code.startswith("28"):
+        # The server's message names the user ("password authentication failed for user
+        # \"hacs\""), never the password.
+        where = endpoint.setting if endpoint is not None else "the URL"
         return DatabaseUnavailableError(
-            f"Authentication failed (SQLSTATE {code}): check the user and password in the URL."
+            f"Authentication failed (SQLSTATE {code}: {_server_message(exc)}): check the user "
+            f"and password in {where} (or HACS_DB_PASSWORD_FILE, ~/.pgpass)."
         )
     return HacsPersistenceError(f"Database error SQLSTATE {code}")
 
@@ -489,11 +494,10 @@ def _timed_out(exc: BaseException) -> bool:
 
 
 def _os_reason(exc: BaseException) -> str:
+    """The socket error behind ``exc``: ``ConnectionRefusedError: [Errno 111] ...``."""
     for error in _chain(exc):
-        if isinstance(error, OSError) and error.strerror:
-            return str(error.strerror)
-        if isinstance(error, OSError | ConnectionError) and str(error):
-            return str(error)
+        if isinstance(error, OSError) and str(error):
+            return f"{type(error).__name__}: {error}"
     return type(exc).__name__
 
 
