@@ -184,7 +184,9 @@ def test_the_cli_against_a_silent_host_exits_3_naming_the_host(
 ) -> None:
     monkeypatch.setenv("HACS_DB_CONNECT_TIMEOUT", "0.5")
     with silent_host() as (port, _accepted):
-        result = invoke("--database-url", f"postgresql://hacs@127.0.0.1:{port}/hacs", "db", "status")
+        result = invoke(
+            "--database-url", f"postgresql://hacs@127.0.0.1:{port}/hacs", "db", "status"
+        )
     assert result.exit_code == ExitCode.UNREACHABLE
     line = assert_one_clear_line(result.stderr)
     assert f"127.0.0.1 port {port} did not answer within 0.5 s" in line
@@ -206,7 +208,8 @@ def test_ctrl_c_exits_130() -> None:
             _out, err = process.communicate(timeout=30)
         finally:
             process.kill()
-    assert process.returncode == ExitCode.INTERRUPTED == 130, err
+    assert process.returncode == ExitCode.INTERRUPTED, err
+    assert int(ExitCode.INTERRUPTED) == 130
     assert assert_one_clear_line(err) == "Error: Interrupted."
 
 
@@ -258,7 +261,9 @@ def test_an_empty_database_url_starts_no_server(tmp_path: Path) -> None:
 
 def test_export_into_a_missing_directory_is_one_line(database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "no" / "such" / "dir" / "patients.ndjson"
-    result = invoke("export", "--type", "Patient", "--out", str(out), "--database-url", database_url)
+    result = invoke(
+        "export", "--type", "Patient", "--out", str(out), "--database-url", database_url
+    )
     assert result.exit_code == ExitCode.USAGE, text_of(result)
     line = assert_one_clear_line(result.stderr)
     assert "does not exist" in line and str(out.parent) in line
