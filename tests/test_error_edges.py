@@ -305,6 +305,15 @@ def test_an_invalid_vector_dim_in_the_cli_is_exit_2_not_a_traceback() -> None:
     assert "HACS_VECTOR_DIM" in line and "2,000" in line
 
 
+async def test_doctors_report_names_an_invalid_vector_dim(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HACS_VECTOR_DIM", "0")
+    report = await verify_database_environment(database_url)
+    assert report["connection_test"]["success"] is True
+    assert any("HACS_VECTOR_DIM must be" in r for r in report["recommendations"])
+
+
 async def test_migrating_with_a_vector_dim_above_the_hnsw_limit_is_refused(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from hacs_persistence.adapter import (
 from hacs_persistence.db.config import DatabaseSettings, load_settings, mask_url
 from hacs_persistence.errors import (
     ConfigurationError,
+    ConnectTimeoutError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     HacsPersistenceError,
@@ -39,6 +40,7 @@ from hacs_persistence.storage.erasure import PurgeReport
 
 __all__ = [
     "ConfigurationError",
+    "ConnectTimeoutError",
     "DatabaseSettings",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",

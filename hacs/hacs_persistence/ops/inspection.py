@@ -18,7 +18,9 @@ from hacs_persistence.db.engine import (
     one_off_connection,
     resolve_database,
 )
+from hacs_persistence.errors import ConfigurationError
 from hacs_persistence.schema import HACS_SCHEMAS, ResourceDocumentTable
+from hacs_persistence.schema.vectors import configured_vector_dim
 
 __all__ = ["get_generic_table_status", "verify_database_environment"]
 
@@ -107,6 +109,10 @@ async def verify_database_environment(database_url: str | None = None) -> dict[s
             recommendations.append(
                 "HACS_JWT_SECRET is not set: tokens cannot be issued or verified until it is."
             )
+        try:
+            configured_vector_dim()
+        except ConfigurationError as exc:
+            recommendations.append(str(exc))
     except Exception as exc:
         result.setdefault("database_url_source", "unresolved")
         result.setdefault("database_url", mask_url(database_url))
