@@ -16,6 +16,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
 from hacs_persistence.schema.vectors import configured_vector_dim
+from hacs_persistence.schema.views import create_current_view, drop_current_view
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -136,17 +137,12 @@ def _create_audit_guard() -> None:
 
 def _create_current_views() -> None:
     for schema, table in TYPED_TABLES:
-        op.execute(
-            f"CREATE VIEW {schema}.{table}_current AS "
-            f"SELECT t.*, v.document FROM {schema}.{table} t "
-            "JOIN hacs_core.resource_versions v "
-            "ON v.resource_type = t.resource_type AND v.id = t.id AND v.version = t.version"
-        )
+        create_current_view(op.execute, schema, table)
 
 
 def _drop_current_views() -> None:
     for schema, table in TYPED_TABLES:
-        op.execute(f"DROP VIEW IF EXISTS {schema}.{table}_current")
+        drop_current_view(op.execute, schema, table, if_exists=True)
 
 
 def upgrade() -> None:

@@ -15,38 +15,31 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from hacs_persistence.schema.views import current_view_rebuilt
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_VIEW = """
-CREATE VIEW hacs_core.patients_current AS
-SELECT t.*, v.document FROM hacs_core.patients t
-JOIN hacs_core.resource_versions v
-  ON v.resource_type = t.resource_type AND v.id = t.id AND v.version = t.version
-"""
-
 
 def upgrade() -> None:
-    op.execute("DROP VIEW hacs_core.patients_current")
-    op.add_column(
-        "patients", sa.Column("deceased", sa.Boolean(), nullable=True), schema="hacs_core"
-    )
-    op.execute(
-        """
-        UPDATE hacs_core.patients p
-        SET deceased = coalesce(
-            (v.document ->> 'deceased_boolean')::boolean,
-            CASE WHEN v.document ->> 'deceased_date_time' IS NOT NULL THEN true END)
-        FROM hacs_core.resource_versions v
-        WHERE v.resource_type = p.resource_type AND v.id = p.id AND v.version = p.version
-        """
-    )
-    op.execute(_VIEW)
+    with current_view_rebuilt(op.execute, "hacs_core", "patients"):
+        op.add_column(
+            "patients", sa.Column("deceased", sa.Boolean(), nullable=True), schema="hacs_core"
+        )
+        op.execute(
+            """
+            UPDATE hacs_core.patients p
+            SET deceased = coalesce(
+                (v.document ->> 'deceased_boolean')::boolean,
+                CASE WHEN v.document ->> 'deceased_date_time' IS NOT NULL THEN true END)
+            FROM hacs_core.resource_versions v
+            WHERE v.resource_type = p.resource_type AND v.id = p.id AND v.version = p.version
+            """
+        )
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW hacs_core.patients_current")
-    op.drop_column("patients", "deceased", schema="hacs_core")
-    op.execute(_VIEW)
+    with current_view_rebuilt(op.execute, "hacs_core", "patients"):
+        op.drop_column("patients", "deceased", schema="hacs_core")

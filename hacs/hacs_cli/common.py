@@ -19,8 +19,6 @@ import typer
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from typer.exceptions import TyperException
 
 from hacs_persistence.db.config import (
@@ -31,8 +29,21 @@ from hacs_persistence.db.config import (
     url_has_password,
 )
 from hacs_persistence.db.config import redact as redact_urls
-from hacs_persistence.db.engine import ResolvedDatabase, resolve_database
-from hacs_persistence.errors import ConfigurationError, HacsPersistenceError
+from hacs_persistence.db.engine import (
+    ResolvedDatabase,
+    describe_failure,
+    one_off_connection,
+    resolve_database,
+)
+from hacs_persistence.errors import (
+    DRIVER_ERRORS,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    HacsPersistenceError,
+    OutcomeUnknownError,
+    translate_database_error,
+)
+from hacs_persistence.schema.vectors import configured_vector_dim
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
@@ -62,7 +73,7 @@ T = TypeVar("T")
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-# asyncpg's own default is 60 s; a CLI check should say "unreachable" sooner.
+# The default of HACS_DB_CONNECT_TIMEOUT (asyncpg's own is 60 s), which every connection uses.
 CONNECT_TIMEOUT_SECONDS = 10
 
 
@@ -73,6 +84,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # a check failed (drift, schema not at head) or an operation failed
     USAGE = 2  # bad command line, invalid database URL or HACS_DB_* setting
     UNREACHABLE = 3  # cannot connect: server down, refused, authentication, unknown database
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports a process it interrupted
 
 
 @dataclass
@@ -93,8 +105,17 @@ PASSWORD_IN_ARGV = (
 )
 
 
+EMPTY_URL = (
+    "the URL is empty. Give a PostgreSQL URL, or leave the option out to use DATABASE_URL, "
+    "HACS_DATABASE_URL or .env (else the embedded server)."
+)
+
+
 def _refuse_password(value: str | None) -> str | None:
     # A Click callback: it runs while the command line is parsed, before anything connects.
+    if value is not None and not value.strip():
+        # `--database-url "$UNSET_VARIABLE"`: never fall back silently to the embedded server.
+        raise typer.BadParameter(EMPTY_URL)
     if value and url_has_password(value):
         raise typer.BadParameter(PASSWORD_IN_ARGV)
     return value
@@ -160,6 +181,9 @@ def redact(message: str, url: str | None = None) -> str:
 def fail(message: str, code: ExitCode = ExitCode.FAILED, url: str | None = None) -> NoReturn:
     """Print ``Error: message`` on stderr (password hidden) and exit with ``code``."""
     message = _BACKGROUND.sub("", " ".join(message.split()))
+    # One "Error: " per line, however the message was put together.
+    while message.startswith("Error: "):
+        message = message.removeprefix("Error: ")
     line = Text("Error: ", style="bold red")
     line.append(redact(message, url))
     err_console.print(line, soft_wrap=True)
@@ -178,6 +202,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 def check_configuration(url: str | None) -> None:
     """Validate settings and URL without connecting; raises ``ConfigurationError``."""
     settings = load_settings()
+    configured_vector_dim()
     resolved_url, _source = resolve_database_url(url)
     if resolved_url is not None:
         build_connection_target(resolved_url, settings)
@@ -188,20 +213,14 @@ async def preflight(url: str | None) -> ResolvedDatabase:
     resolved: ResolvedDatabase | None = None
     try:
         resolved = await resolve_database(url)
-        args = {**resolved.target.connect_args, "timeout": CONNECT_TIMEOUT_SECONDS}
-        engine = create_async_engine(resolved.target.url, poolclass=NullPool, connect_args=args)
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        finally:
-            await engine.dispose()
+        # Waits at most HACS_DB_CONNECT_TIMEOUT; its errors name the server and the setting.
+        async with one_off_connection(resolved) as conn:
+            await conn.execute(text("SELECT 1"))
     except ConfigurationError:
         raise
     except Exception as exc:
         where = resolved.target.masked if resolved else mask_url(url)
-        detail = _exception_text(exc)
-        if resolved is not None:
-            detail = redact(detail, resolved.url)
+        detail = describe_failure(exc, resolved)
         raise DatabaseUnreachable(f"Cannot connect to the database at {where}: {detail}") from None
     return resolved
 
@@ -229,9 +248,16 @@ def cli_errors(url: str | None) -> Iterator[None]:
         fail(str(exc), ExitCode.USAGE, url)
     except DatabaseUnreachable as exc:
         fail(str(exc), ExitCode.UNREACHABLE, url)
+    except OutcomeUnknownError as exc:
+        fail(str(exc), ExitCode.FAILED, url)
+    except DatabaseUnavailableError as exc:
+        fail(str(exc), ExitCode.UNREACHABLE, url)
     except HacsPersistenceError as exc:
         fail(str(exc), ExitCode.FAILED, url)
     except KeyboardInterrupt:
-        fail("Interrupted.", ExitCode.FAILED, url)
+        fail("Interrupted.", ExitCode.INTERRUPTED, url)
+    except DRIVER_ERRORS as exc:
+        # A driver error that no library call translated (SQL the CLI runs itself).
+        fail(str(translate_database_error(exc)), ExitCode.FAILED, url)
     except Exception as exc:
         fail(f"Unexpected {_exception_text(exc)}", ExitCode.FAILED, url)

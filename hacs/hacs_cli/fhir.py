@@ -340,7 +340,17 @@ def _export_to_file(
     if overwrite and os.path.lexists(out) and not (out.is_file() or out.is_symlink()):
         fail(f"{out} is not a regular file; choose another --out.", ExitCode.USAGE, url)
     directory = out.parent if str(out.parent) else Path(".")
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=directory)
+    if not directory.is_dir():
+        fail(
+            f"--out {out}: the directory {directory} does not exist; create it first "
+            "(mkdir -p) or choose another --out.",
+            ExitCode.USAGE,
+            url,
+        )
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=directory)
+    except OSError as exc:
+        fail(f"--out {out}: cannot create a file in {directory} ({exc.strerror}).", url=url)
     partial = Path(name)
     try:
         os.fchmod(fd, 0o600)  # mkstemp's 0600 is still narrowed by the umask; make it exact

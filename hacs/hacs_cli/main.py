@@ -43,7 +43,7 @@ def main(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
 
     The database is DATABASE_URL, else HACS_DATABASE_URL (environment or .env), else the
     embedded PostgreSQL; --database-url overrides them. Exit codes: 0 ok, 1 check or operation
-    failed, 2 usage or configuration error, 3 database unreachable.
+    failed, 2 usage or configuration error, 3 database unreachable, 130 interrupted (Ctrl-C).
     """
     ctx.obj = CliState(database_url=database_url)
 

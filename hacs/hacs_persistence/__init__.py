@@ -26,6 +26,7 @@ from hacs_persistence.adapter import (
 from hacs_persistence.db.config import DatabaseSettings, load_settings, mask_url
 from hacs_persistence.errors import (
     ConfigurationError,
+    ConnectTimeoutError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     HacsPersistenceError,
@@ -48,6 +49,7 @@ from hacs_persistence.storage.erasure import PurgeReport
 
 __all__ = [
     "ConfigurationError",
+    "ConnectTimeoutError",
     "DatabaseSettings",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",

@@ -1,17 +1,26 @@
 """The persistence layer's one exception tree, and the one place database errors map into it.
 
 Callers catch ``HacsPersistenceError`` (or a subclass); driver and SQLAlchemy exceptions never leak.
-Database errors are translated once, by SQLSTATE, in :func:`translate_database_error`.
+Every database call runs inside :class:`translating` (``with translating():`` or ``async with``),
+which turns the errors of :data:`DRIVER_ERRORS` into this tree by SQLSTATE
+(:func:`translate_database_error`).
 """
 
 from __future__ import annotations
 
 import re
 import ssl
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
+import asyncpg
+from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
+
 __all__ = [
+    "DRIVER_ERRORS",
     "ConfigurationError",
+    "ConnectTimeoutError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "HacsPersistenceError",
@@ -22,12 +31,14 @@ __all__ = [
     "ResourceNotFoundError",
     "ResourceValidationError",
     "SchemaNotMigratedError",
+    "ServerEndpoint",
     "StoredDocumentError",
     "TransientDatabaseError",
     "UniqueViolationError",
     "VersionConflictError",
     "sqlstate_of",
     "translate_database_error",
+    "translating",
     "validation_details",
 ]
 
@@ -54,6 +65,10 @@ class OutcomeUnknownError(DatabaseUnavailableError):
 
 class DatabaseTimeoutError(HacsPersistenceError):
     """A statement, lock or pool wait exceeded its configured timeout."""
+
+
+class ConnectTimeoutError(DatabaseTimeoutError, DatabaseUnavailableError):
+    """The server did not answer a connection attempt within HACS_DB_CONNECT_TIMEOUT."""
 
 
 class TransientDatabaseError(HacsPersistenceError):
@@ -231,8 +246,101 @@ def _missing_reference(exc: BaseException) -> tuple[str, str | None]:
     return f"A reference ({', '.join(cols)}) points at a row that does not exist.", None
 
 
-def translate_database_error(exc: BaseException, *, during_commit: bool = False) -> Exception:
-    """Map a driver or SQLAlchemy error to this package's tree by SQLSTATE (no PHI in messages)."""
+# Errors that mean "the database said no" or "the connection broke"; anything else is a bug.
+# The one definition: SQLAlchemy's (DBAPIError and the pool's TimeoutError among them), the
+# driver's own (raised by statements run on the asyncpg connection), and the socket's (OSError,
+# which covers ConnectionError and the TimeoutError of a connect timeout).
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+# SQLAlchemy's errors about its API's use (``NoResultFound`` from ``.one()``, a closed result):
+# the caller's own, raised by code in a ``with translating()`` block, never the database's.
+_CALLERS_OWN = (InvalidRequestError,)
+
+
+@dataclass(frozen=True)
+class ServerEndpoint:
+    """Where a connection goes, for the messages of connection errors (never a password).
+
+    ``server``: e.g. ``host db.example.org port 5432``; ``database``: its name; ``setting``:
+    where the URL came from, in the words a user can act on (``DATABASE_URL``...);
+    ``connect_timeout``: seconds a connection attempt may take.
+    """
+
+    server: str
+    database: str | None
+    setting: str
+    connect_timeout: float | None = None
+
+
+class translating:
+    """Run database calls so that their errors leave as this package's exceptions.
+
+    ``with translating():`` or ``async with translating():`` around any code that talks to the
+    database: an error of :data:`DRIVER_ERRORS` is re-raised as
+    ``translate_database_error(exc)`` (chained, so ``sqlstate_of`` still finds the SQLSTATE);
+    anything else, including an already translated error and SQLAlchemy's errors about its own
+    API (``NoResultFound``...), passes unchanged.
+
+    ``during_commit``: a lost connection means the outcome is unknown (``OutcomeUnknownError``).
+    ``endpoint``: where the connection goes, so connection errors name the host and the setting
+    (use it around opening a connection).
+    """
+
+    __slots__ = ("during_commit", "endpoint")
+
+    def __init__(
+        self, *, during_commit: bool = False, endpoint: ServerEndpoint | None = None
+    ) -> None:
+        self.during_commit = during_commit
+        self.endpoint = endpoint
+
+    def __enter__(self) -> translating:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, _CALLERS_OWN):
+            raise translate_database_error(
+                exc, during_commit=self.during_commit, endpoint=self.endpoint
+            ) from exc
+
+    async def __aenter__(self) -> translating:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+_MISSING_DATABASE = re.compile(r'database "(?P<name>[^"]+)" does not exist')
+
+
+def translate_database_error(
+    exc: BaseException,
+    *,
+    during_commit: bool = False,
+    endpoint: ServerEndpoint | None = None,
+) -> Exception:
+    """Map a driver or SQLAlchemy error to this package's tree by SQLSTATE (no PHI in messages).
+
+    With ``endpoint`` (the error came from opening a connection), connection errors name the
+    server and the setting to fix.
+    """
     code = sqlstate_of(exc)
     if code is None and type(exc).__name__ == "TimeoutError" and "QueuePool" in str(exc):
         return DatabaseTimeoutError(
@@ -240,10 +348,21 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
             "Raise HACS_DB_CONNECTION_POOL_SIZE / HACS_DB_MAX_OVERFLOW, or finish long "
             "transactions sooner."
         )
+    if endpoint is not None and not during_commit:
+        connecting = _connection_error(exc, code, endpoint)
+        if connecting is not None:
+            return connecting
+    if code == "3D000":
+        name = _MISSING_DATABASE.search(_server_message(exc))
+        return DatabaseUnavailableError(
+            f"database {name['name'] if name else '(named in the URL)'} does not exist: create "
+            "it or fix the database URL."
+        )
     if code is None:
         certificate = _certificate_error(exc)
         if certificate is not None:
-            reason = certificate.verify_message or str(certificate)
+            # "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: <why>": no secrets.
+            reason = str(certificate) or certificate.verify_message
             return DatabaseUnavailableError(
                 f"TLS certificate verification failed ({reason}): check that sslrootcert is the "
                 "CA that signed the server's certificate and that the URL's host is a name the "
@@ -316,10 +435,70 @@ def translate_database_error(exc: BaseException, *, during_commit: bool = False)
             f"The server refused the connection (SQLSTATE 28000): {message}.{hint}"
         )
     if code.startswith("28"):
+        # The server's message names the user ("password authentication failed for user
+        # \"hacs\""), never the password.
+        where = endpoint.setting if endpoint is not None else "the URL"
         return DatabaseUnavailableError(
-            f"Authentication failed (SQLSTATE {code}): check the user and password in the URL."
+            f"Authentication failed (SQLSTATE {code}: {_server_message(exc)}): check the user "
+            f"and password in {where} (or HACS_DB_PASSWORD_FILE, ~/.pgpass)."
         )
     return HacsPersistenceError(f"Database error SQLSTATE {code}")
+
+
+def _connection_error(
+    exc: BaseException, code: str | None, endpoint: ServerEndpoint
+) -> Exception | None:
+    """What went wrong opening a connection to ``endpoint``, in its terms; None if not that."""
+    if code == "3D000":
+        found = _MISSING_DATABASE.search(_server_message(exc))
+        name = found["name"] if found else endpoint.database or "(named in the URL)"
+        return DatabaseUnavailableError(
+            f"database {name} does not exist on {endpoint.server}: create it or fix "
+            f"{endpoint.setting}."
+        )
+    if code is not None:
+        return None
+    server = _capitalised(endpoint.server)
+    if _timed_out(exc):
+        waited = f" within {endpoint.connect_timeout:g} s" if endpoint.connect_timeout else ""
+        return ConnectTimeoutError(
+            f"{server} did not answer{waited}: check the host and port in {endpoint.setting} "
+            "and that no firewall drops the connection (the wait is HACS_DB_CONNECT_TIMEOUT)."
+        )
+    if _certificate_error(exc) is None and _is_connection_loss(exc):
+        return DatabaseUnavailableError(
+            f"{server} is not reachable ({_os_reason(exc)}): check that the server is running "
+            f"and the host and port in {endpoint.setting}."
+        )
+    return None
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``orig`` of SQLAlchemy errors, else ``__cause__``)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10 and all(c is not current for c in chain):
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return chain
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # Builtin TimeoutError (asyncio's since 3.11), never SQLAlchemy's pool TimeoutError.
+    return any(isinstance(e, TimeoutError) for e in _chain(exc))
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The socket error behind ``exc``: ``ConnectionRefusedError: [Errno 111] ...``."""
+    for error in _chain(exc):
+        if isinstance(error, OSError) and str(error):
+            return f"{type(error).__name__}: {error}"
+    return type(exc).__name__
 
 
 def _server_message(exc: BaseException) -> str:

@@ -30,7 +30,7 @@ from hacs_auth.revocation import set_revocation_list
 from hacs_persistence.db.config import load_settings
 from hacs_persistence.db.engine import ResolvedDatabase, get_engine, one_off_connection
 from hacs_persistence.db.unit import open_unit
-from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError
+from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError, translating
 from hacs_persistence.schema.admin import TokenRevocationTable
 
 if TYPE_CHECKING:
@@ -101,8 +101,9 @@ class DatabaseRevocationList(CachedRevocationList):
         """Read the table through the pooled engine of the running loop."""
         async with asyncio.timeout(LOAD_TIMEOUT_SECONDS):
             engine = await get_engine(await self._database())
-            async with engine.connect() as conn:
-                return await load_snapshot(conn)
+            with translating():
+                async with engine.connect() as conn:
+                    return await load_snapshot(conn)
 
     async def _load_unpooled(self) -> RevocationSnapshot:
         async with asyncio.timeout(LOAD_TIMEOUT_SECONDS):

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hacs_persistence.adapters.granular import GranularPostgreSQLAdapter
@@ -19,9 +18,8 @@ from hacs_persistence.db.config import load_settings
 from hacs_persistence.db.engine import acquire_engine, release_engine, resolve_database
 from hacs_persistence.errors import (
     ConfigurationError,
-    DatabaseUnavailableError,
     SchemaNotMigratedError,
-    translate_database_error,
+    translating,
 )
 from hacs_persistence.ops.migrations import head_revision
 
@@ -63,7 +61,9 @@ async def create_postgres_adapter(
     resolved = await resolve_database(database_url, load_settings(**settings))
     engine = await acquire_engine(resolved)
     try:
-        revision, dim = await _schema_state(engine)
+        # The first connection: its errors name the server and the setting to fix.
+        async with translating(endpoint=resolved.endpoint):
+            revision, dim = await _schema_state(engine)
         head = head_revision()
         if revision != head:
             state = "has no hacs schema" if revision is None else f"is at revision {revision}"
@@ -71,12 +71,8 @@ async def create_postgres_adapter(
                 f"The database {resolved.target.masked} {state}, not {head}: run `hacs db "
                 "upgrade` (or `await hacs_persistence.migrations.run_migration()`) first."
             )
-    except BaseException as exc:
+    except BaseException:
         await release_engine(engine)
-        if isinstance(exc, (DBAPIError, OSError)):
-            raise translate_database_error(exc) from exc
-        if isinstance(exc, SQLAlchemyError):
-            raise DatabaseUnavailableError(f"Cannot reach {resolved.target.masked}.") from exc
         raise
     cls = PostgreSQLAdapter if kind == "jsonb" else GranularPostgreSQLAdapter
     return cls(

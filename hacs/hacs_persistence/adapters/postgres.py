@@ -39,7 +39,7 @@ from hacs_persistence.db.engine import (
     ResolvedDatabase,
     release_engine,
 )
-from hacs_persistence.db.unit import DRIVER_ERRORS, Unit, open_unit
+from hacs_persistence.db.unit import Unit, open_unit
 from hacs_persistence.errors import (
     DatabaseUnavailableError,
     InvalidQueryError,
@@ -47,10 +47,11 @@ from hacs_persistence.errors import (
     PermissionDeniedError,
     ResourceNotFoundError,
     ResourceValidationError,
+    ServerEndpoint,
     StoredDocumentError,
     TransientDatabaseError,
     VersionConflictError,
-    translate_database_error,
+    translating,
     validation_details,
 )
 from hacs_persistence.ids import checked_id
@@ -186,18 +187,25 @@ class PostgreSQLAdapter:
         """Run several calls (and your own SQL on the yielded connection) in one transaction.
 
         Everything inside commits together when the block ends, or rolls back on an exception.
-        Nested blocks join the outer transaction.
+        Nested blocks join the outer transaction. Errors of the SQL you run on the connection
+        leave the block translated, as the adapter's own (``UniqueViolationError``...).
         """
         current = self._tx.get()
         if current is not None:
-            yield current.conn
+            with translating():
+                yield current.conn
             return
-        async with open_unit(self.engine, transactional=True) as unit:
+        async with open_unit(self.engine, transactional=True, endpoint=self._endpoint) as unit:
             token = self._tx.set(unit)
             try:
-                yield unit.conn
+                with translating():
+                    yield unit.conn
             finally:
                 self._tx.reset(token)
+
+    @property
+    def _endpoint(self) -> ServerEndpoint | None:
+        return self.database.endpoint if self.database is not None else None
 
     @asynccontextmanager
     async def _unit(self, *, transactional: bool = False) -> AsyncIterator[Unit]:
@@ -206,7 +214,9 @@ class PostgreSQLAdapter:
         if current is not None:
             yield current
             return
-        async with open_unit(self.engine, transactional=transactional) as unit:
+        async with open_unit(
+            self.engine, transactional=transactional, endpoint=self._endpoint
+        ) as unit:
             yield unit
 
     async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -540,7 +550,8 @@ class PostgreSQLAdapter:
         async def work() -> None:
             resolver.dangling.clear()
             try:
-                async with self._unit(transactional=True) as unit:
+                # The driver's errors (COPY, deferred checks) leave translated.
+                async with self._unit(transactional=True) as unit, translating():
                     try:
                         # Foreign keys are checked at commit: an observation may come before
                         # its patient.
@@ -552,8 +563,6 @@ class PostgreSQLAdapter:
                             await bulk_update(
                                 unit, stored, {**audit, "a_action": "update"}, resolver, allowed
                             )
-                    except DRIVER_ERRORS as exc:
-                        raise translate_database_error(exc) from exc
                     except OutOfScopeError as exc:
                         # Audited as denied; the caller sees what a missing row gives.
                         await self.gate.record(
@@ -601,11 +610,8 @@ class PostgreSQLAdapter:
             "request_id": params["a_request_id"],
             "purpose_of_use": params["a_purpose"],
         }
-        async with self._unit(transactional=True) as unit:
-            try:
-                report = await purge_compartment(unit, patient_id, audit)
-            except DRIVER_ERRORS as exc:
-                raise translate_database_error(exc) from exc
+        async with self._unit(transactional=True) as unit, translating():
+            report = await purge_compartment(unit, patient_id, audit)
         if not report.total:
             raise ResourceNotFoundError("Patient", patient_id)
         return report
@@ -627,11 +633,8 @@ class PostgreSQLAdapter:
                 actor_id=acting.id,
                 permission="admin:*",
             )
-        async with self._unit(transactional=True) as unit:
-            try:
-                return await apply_retention(unit, max_age, acting.id)
-            except DRIVER_ERRORS as exc:
-                raise translate_database_error(exc) from exc
+        async with self._unit(transactional=True) as unit, translating():
+            return await apply_retention(unit, max_age, acting.id)
 
     # -- reads -----------------------------------------------------------------------------
 

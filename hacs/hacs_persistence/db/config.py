@@ -100,6 +100,9 @@ class DatabaseSettings(BaseSettings):
     connection_pool_size: int = Field(20, ge=1, le=1000)
     max_overflow: int = Field(30, ge=0, le=1000)
     pool_timeout: float = Field(30, gt=0)
+    # Seconds a connection attempt may take (asyncpg waits 60 by default): a host that drops
+    # packets then fails with a ConnectTimeoutError naming it instead of hanging.
+    connect_timeout: float = Field(10, gt=0, le=3600)
     pool_recycle: int = Field(3600, ge=-1)
     ssl_mode: SslMode = "prefer"
     ssl_root_cert: Path | None = None
@@ -289,6 +292,15 @@ class ConnectionTarget:
     ssl_mode: str
     masked: str
 
+    @property
+    def server(self) -> str:
+        """The server in words for messages: ``host H port P`` or ``the socket in DIR``."""
+        socket_dir = self.connect_args.get("host")
+        port = self.connect_args.get("port") or self.url.port or 5432
+        if socket_dir:
+            return f"the server at socket {socket_dir} port {port}"
+        return f"host {self.url.host or 'localhost'} port {port}"
+
     def __repr__(self) -> str:
         return f"ConnectionTarget({self.masked!r}, ssl_mode={self.ssl_mode!r})"
 
@@ -373,6 +385,7 @@ def build_connection_target(url: str, settings: DatabaseSettings) -> ConnectionT
         "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_session_timeout),
         "TimeZone": "UTC",
     }
+    connect_args["timeout"] = settings.connect_timeout
     if settings.prepared_statements:
         connect_args["statement_cache_size"] = settings.prepared_statement_cache_size
     else:

@@ -9,6 +9,7 @@ so no connection outlives its loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 import weakref
 from collections.abc import AsyncIterator
@@ -25,19 +26,29 @@ from hacs_persistence.db.config import (
     build_connection_target,
     load_settings,
     mask_url,
+    redact,
     resolve_database_url,
+)
+from hacs_persistence.errors import (
+    DRIVER_ERRORS,
+    HacsPersistenceError,
+    ServerEndpoint,
+    translate_database_error,
+    translating,
 )
 
 __all__ = [
     "ResolvedDatabase",
     "acquire_engine",
     "close_engines",
+    "describe_failure",
     "dispose_engine",
     "get_engine",
     "one_off_connection",
     "pool_statistics",
     "release_engine",
     "resolve_database",
+    "setting_label",
     "transactional",
 ]
 
@@ -59,6 +70,27 @@ class ResolvedDatabase:
         return f"ResolvedDatabase({self.target.masked!r}, source={self.source!r})"
 
     __str__ = __repr__
+
+    @property
+    def endpoint(self) -> ServerEndpoint:
+        """The server, database and setting, for the messages of connection errors."""
+        return ServerEndpoint(
+            server=self.target.server,
+            database=self.target.url.database,
+            setting=setting_label(self.source),
+            connect_timeout=float(self.target.connect_args.get("timeout") or 0) or None,
+        )
+
+
+def setting_label(source: str) -> str:
+    """Where a URL came from (``resolve_database_url``'s source), as the setting to fix."""
+    if source == "argument":
+        return "the database URL given (database_url argument, or --database-url)"
+    if source == "embedded":
+        return "DATABASE_URL (unset: the embedded server was used)"
+    if source.startswith(".env:"):
+        return f"{source.removeprefix('.env:')} in the .env file"
+    return source
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]] = (
@@ -88,6 +120,21 @@ async def resolve_database(
         server = await asyncio.to_thread(ensure_embedded_server)
         url = server.owner_url if embedded_role == "owner" else server.app_url
     return ResolvedDatabase(url, source, build_connection_target(url, settings), settings)
+
+
+def describe_failure(exc: BaseException, resolved: ResolvedDatabase | None = None) -> str:
+    """One line for a report (``doctor``, status): what failed, no password, no SQLAlchemy link.
+
+    A driver error is first translated (naming the server and setting when ``resolved`` is
+    known); this package's own errors are their message, anything else ``Type: message``.
+    """
+    if isinstance(exc, DRIVER_ERRORS):
+        exc = translate_database_error(
+            exc, endpoint=resolved.endpoint if resolved is not None else None
+        )
+    message = str(exc) if isinstance(exc, HacsPersistenceError) else f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())
+    return redact(message, resolved.url) if resolved is not None else redact(message)
 
 
 def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> AsyncEngine:
@@ -201,12 +248,22 @@ async def close_engines() -> None:
 
 @asynccontextmanager
 async def one_off_connection(resolved: ResolvedDatabase) -> AsyncIterator[AsyncConnection]:
-    """A single unpooled connection, for status checks that should leave no pool behind."""
+    """A single unpooled connection, for status checks that should leave no pool behind.
+
+    Errors come out translated: opening it names the server, and the statements the caller
+    runs on it raise this package's errors too.
+    """
     engine = create_async_engine(
         resolved.target.url, poolclass=NullPool, connect_args=resolved.target.connect_args
     )
     try:
-        async with engine.connect() as conn:
-            yield conn
+        async with translating(endpoint=resolved.endpoint):
+            conn = await engine.connect()
+        try:
+            with translating():
+                yield conn
+        finally:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await conn.close()
     finally:
         await engine.dispose()

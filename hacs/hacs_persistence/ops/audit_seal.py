@@ -45,14 +45,13 @@ from enum import StrEnum
 from typing import Any
 
 from hacs_persistence.db.engine import one_off_connection, resolve_database
-from hacs_persistence.db.unit import DRIVER_ERRORS
 from hacs_persistence.errors import (
     DatabaseTimeoutError,
+    HacsPersistenceError,
     PermissionDeniedError,
     ResourceValidationError,
     SchemaNotMigratedError,
     sqlstate_of,
-    translate_database_error,
 )
 
 __all__ = [
@@ -442,10 +441,11 @@ async def _owner_connection(
             if not await driver.fetchval(_MAY, privilege):
                 raise PermissionDeniedError(_owner_only(job))
             yield driver
-    except DRIVER_ERRORS as exc:
+    except HacsPersistenceError as exc:
+        # one_off_connection translated the driver's error; its SQLSTATE is still in the chain.
         if sqlstate_of(exc) == "42501":
             raise PermissionDeniedError(_owner_only(job)) from exc
-        raise translate_database_error(exc) from exc
+        raise
 
 
 def _owner_only(job: str) -> str:

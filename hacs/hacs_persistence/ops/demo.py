@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from hacs_persistence.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    HacsPersistenceError,
+)
 from hacs_persistence.ops.resources import user_guide
 
 __all__ = ["GuideBlock", "extract_blocks", "main", "prepare_environment", "run_blocks"]
@@ -147,9 +152,45 @@ def guide_path() -> Path:
     return user_guide()
 
 
+async def _check_connection() -> None:
+    """Connect once before the guide runs, so a dead server is one line, not a traceback."""
+    from sqlalchemy import text
+
+    from hacs_persistence.db.engine import describe_failure, one_off_connection, resolve_database
+
+    resolved = await resolve_database()
+    try:
+        async with one_off_connection(resolved) as conn:
+            await conn.execute(text("SELECT 1"))
+    except HacsPersistenceError as exc:
+        raise DatabaseUnavailableError(
+            f"Cannot connect to the database at {resolved.target.masked}: "
+            f"{describe_failure(exc, resolved)}"
+        ) from exc
+
+
+def _failed(exc: BaseException, code: int) -> int:
+    from hacs_persistence.db.config import redact
+
+    print(f"Error: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
+    return code
+
+
 def main() -> int:
-    """Migrate (through the guide's own block) and run every block of the guide."""
-    prepare_environment()
+    """Migrate (through the guide's own block) and run every block of the guide.
+
+    Exit code 0 when every block ran; 2 for an invalid setting and 3 when the database cannot
+    be reached (one line on stderr each, as ``hacs demo``).
+    """
+    try:
+        prepare_environment()
+        asyncio.run(_check_connection())
+    except ConfigurationError as exc:
+        return _failed(exc, 2)
+    except DatabaseUnavailableError as exc:
+        return _failed(exc, 3)
+    except HacsPersistenceError as exc:
+        return _failed(exc, 1)
     path = guide_path()
     blocks = extract_blocks(path.read_text(encoding="utf-8"))
     print(f"Running {len(blocks)} blocks of {path.name}\n")

@@ -11,9 +11,16 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from hacs_persistence.db.config import URL_ENV_VARS, mask_url, redact
-from hacs_persistence.db.engine import ResolvedDatabase, one_off_connection, resolve_database
+from hacs_persistence.db.config import URL_ENV_VARS, mask_url, resolve_database_url
+from hacs_persistence.db.engine import (
+    ResolvedDatabase,
+    describe_failure,
+    one_off_connection,
+    resolve_database,
+)
+from hacs_persistence.errors import ConfigurationError
 from hacs_persistence.schema import HACS_SCHEMAS, ResourceDocumentTable
+from hacs_persistence.schema.vectors import configured_vector_dim
 
 __all__ = ["get_generic_table_status", "verify_database_environment"]
 
@@ -31,11 +38,6 @@ _ENV_VARS = (
 )
 
 
-def _error_text(exc: BaseException, resolved: ResolvedDatabase | None) -> str:
-    message = f"{type(exc).__name__}: {exc}"
-    return redact(message, resolved.url) if resolved is not None else redact(message)
-
-
 async def verify_database_environment(database_url: str | None = None) -> dict[str, Any]:
     """Where the URL comes from, whether the server answers, its version, and what to fix."""
     result: dict[str, Any] = {
@@ -47,8 +49,12 @@ async def verify_database_environment(database_url: str | None = None) -> dict[s
     recommendations: list[str] = result["recommendations"]
     resolved: ResolvedDatabase | None = None
     try:
+        # Where the URL comes from is known before it is parsed: an invalid URL is still
+        # reported as given (masked), with its source.
+        given, source = resolve_database_url(database_url)
+        result["database_url_source"] = source
+        result["database_url"] = mask_url(given)
         resolved = await resolve_database(database_url)
-        result["database_url_source"] = resolved.source
         result["database_url"] = resolved.target.masked
         async with one_off_connection(resolved) as conn:
             version_num = int(await conn.scalar(text("SHOW server_version_num")) or 0)
@@ -103,10 +109,14 @@ async def verify_database_environment(database_url: str | None = None) -> dict[s
             recommendations.append(
                 "HACS_JWT_SECRET is not set: tokens cannot be issued or verified until it is."
             )
+        try:
+            configured_vector_dim()
+        except ConfigurationError as exc:
+            recommendations.append(str(exc))
     except Exception as exc:
         result.setdefault("database_url_source", "unresolved")
         result.setdefault("database_url", mask_url(database_url))
-        result["connection_test"] = {"success": False, "error": _error_text(exc, resolved)}
+        result["connection_test"] = {"success": False, "error": describe_failure(exc, resolved)}
         result["hacs_schemas"] = {}
         recommendations.append("Check that the server is running and the URL is right.")
     return result
@@ -144,7 +154,7 @@ async def get_generic_table_status(database_url: str | None = None) -> dict[str,
                 )
             ).one()
     except Exception as exc:
-        return {"table_exists": False, "error": _error_text(exc, resolved)}
+        return {"table_exists": False, "error": describe_failure(exc, resolved)}
     breakdown = {resource_type: int(count) for resource_type, count in counts}
     return {
         "table_exists": True,

@@ -18,8 +18,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from hacs_persistence.db.config import mask_url, redact
-from hacs_persistence.db.engine import ResolvedDatabase, one_off_connection, resolve_database
+from hacs_persistence.db.config import mask_url
+from hacs_persistence.db.engine import (
+    ResolvedDatabase,
+    describe_failure,
+    one_off_connection,
+    resolve_database,
+)
 from hacs_persistence.errors import HacsPersistenceError
 from hacs_persistence.ops.resources import MissingPackageFileError, alembic_scripts
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, HACS_SCHEMAS, SCHEMAS, metadata
@@ -193,8 +198,7 @@ async def run_migration(database_url: str | None = None) -> bool:
 
 
 def _describe(exc: BaseException, resolved: ResolvedDatabase | None) -> str:
-    message = f"{type(exc).__name__}: {exc}"
-    return redact(message, resolved.url) if resolved is not None else redact(message)
+    return describe_failure(exc, resolved)
 
 
 _TABLES_SQL = text(

@@ -67,7 +67,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute, Session, UOWTransaction
 from sqlalchemy.sql import visitors
@@ -80,12 +79,13 @@ from hacs_persistence.access.gate import AccessGate, audited_ids
 from hacs_persistence.db.config import load_settings
 from hacs_persistence.db.engine import get_engine, resolve_database, transactional
 from hacs_persistence.errors import (
+    DRIVER_ERRORS,
     HacsPersistenceError,
     InvalidQueryError,
     PermissionDeniedError,
     ResourceValidationError,
     StoredDocumentError,
-    translate_database_error,
+    translating,
     validation_details,
 )
 from hacs_persistence.ids import checked_id
@@ -429,16 +429,12 @@ class Repository(Generic[TableT]):
         return [] if include_deleted else [self.model_type.deleted_at.is_(None)]
 
     async def _scalars(self, statement: Select[Any]) -> builtins.list[Any]:
-        try:
+        with translating():
             return builtins.list((await self.session.scalars(statement)).all())
-        except (DBAPIError, OSError) as exc:
-            raise translate_database_error(exc) from exc
 
     async def _scalar(self, statement: Select[Any]) -> Any:
-        try:
+        with translating():
             return await self.session.scalar(statement)
-        except (DBAPIError, OSError) as exc:
-            raise translate_database_error(exc) from exc
 
     async def _stored(self, resource_id: str, include_deleted: bool) -> bool:
         """Whether the row exists at all, outside any scope (only to audit a miss as denied)."""
@@ -1137,15 +1133,15 @@ async def session_scope(
     _guard(session)
     try:
         try:
-            yield session
+            # The SQL a caller runs on the session fails as this package's errors too.
+            with translating():
+                yield session
         except BaseException:
             await _rollback_quietly(session)
             raise
         try:
-            await session.commit()
-        except (DBAPIError, OSError) as exc:
-            await _rollback_quietly(session)
-            raise translate_database_error(exc, during_commit=True) from exc
+            with translating(during_commit=True):
+                await session.commit()
         except BaseException:
             await _rollback_quietly(session)
             raise
@@ -1155,7 +1151,7 @@ async def session_scope(
 
 async def _rollback_quietly(session: AsyncSession) -> None:
     # A lost connection cannot roll back; the server rolls the transaction back itself.
-    with contextlib.suppress(DBAPIError, OSError):
+    with contextlib.suppress(*DRIVER_ERRORS):
         await session.rollback()
 
 

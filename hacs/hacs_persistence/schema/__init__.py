@@ -14,6 +14,7 @@ from hacs_persistence.schema.audit import AuditEventTable
 from hacs_persistence.schema.base import SCHEMAS, Base, TypedResourceTable
 from hacs_persistence.schema.core import ResourceVersionTable
 from hacs_persistence.schema.fallback import ResourceDocumentTable
+from hacs_persistence.schema.views import current_view_of
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
@@ -50,7 +51,7 @@ TYPED_TABLES: dict[str, type[TypedResourceTable]] = _typed_tables()
 
 def current_view_name(table: Table) -> str:
     """The view that joins a typed table to its current document: ``patients_current``."""
-    return f"{table.name}_current"
+    return current_view_of(table.name)
 
 
 # Keep module references used only for registration visible to linters.
