@@ -19,6 +19,9 @@ from hacs_persistence.db.embedded import (
     stop_embedded,
 )
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """

@@ -27,6 +27,9 @@ import pytest
 from hacs_persistence.errors import ConfigurationError
 from tests.docs_blocks import sql_blocks
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ROOT / "docs" / "operations.md"
 IS_ROOT = os.geteuid() == 0

@@ -14,6 +14,9 @@ from hacs_persistence.migrations import upgrade
 from tests.pgservers import PgServer, _Runner, embedded_bin_dir, running_server
 from tests.test_adapter import make_patient
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ACTOR = Actor(name="w", role="system", permissions=["patient:write"])
 
 
