@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -53,7 +54,7 @@ print(json.dumps(asyncio.run(facts())))
 
 
 @pytest.fixture(scope="module")
-def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Short path: unix socket paths are limited to ~107 bytes.
     path = Path("/tmp") / f"hacs-emb-{os.getpid()}"
     yield path

@@ -149,7 +149,8 @@ def _fetch(
     async def run() -> list[asyncpg.Record]:
         conn = await _connect(data_dir, user, password, database)
         try:
-            return await conn.fetch(sql)
+            rows: list[asyncpg.Record] = await conn.fetch(sql)
+            return rows
         finally:
             await conn.close()
 
@@ -392,7 +393,8 @@ def test_binaries_the_server_user_cannot_reach_are_copied_root_owned_not_chmodde
     dirs: Dirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_root()
-    from hacs_persistence import embedded
+    # The module itself: patching the compatibility path would not reach the code it re-exports.
+    from hacs_persistence.db import embedded
 
     hidden = dirs.new(prefix="h1bin")
     dirs.extra.append(hidden)

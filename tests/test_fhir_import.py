@@ -43,6 +43,7 @@ from hacs_persistence.schema import TYPED_TABLES
 from tests.conftest import TEMPLATE, admin_connect, db_connect, with_database
 from tests.docs_blocks import _fenced as fenced_blocks
 from tests.docs_blocks import sql_blocks
+from tests.factories import observation_document as _observation
 from tests.shared_data import FHIR_DATA, require_fhir_data
 
 DATA = FHIR_DATA
@@ -411,16 +412,6 @@ async def test_a_modified_resource_gets_exactly_one_new_version(
         path.write_text(json.dumps(patient), encoding="utf-8")
         restored = await import_paths([path], imported.adapter, ADMIN)
     assert restored.types["Patient"].updated == 1
-
-
-def _observation(resource_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": resource_id,
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        **extra,
-    }
 
 
 async def test_a_bad_file_is_reported_by_line_and_nothing_of_it_is_written(

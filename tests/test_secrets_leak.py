@@ -181,6 +181,7 @@ async def test_objects_holding_a_url_show_it_masked(database_url: str) -> None:
             for rendered in (repr(obj), str(obj), f"{obj}", repr([obj])):
                 assert password not in rendered, type(obj).__name__
                 assert "***" in rendered, rendered
+        assert adapter.database is not None
         assert adapter.database.url == url  # the object still has what it needs to connect
     finally:
         await adapter.close()
