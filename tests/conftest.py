@@ -86,15 +86,7 @@ def with_database(url: str, name: str) -> str:
 
 async def admin_connect(url: str) -> asyncpg.Connection:
     """A raw asyncpg connection to the server's maintenance database."""
-    parsed = make_url(with_database(url, "postgres"))
-    query = dict(parsed.query)
-    return await asyncpg.connect(
-        host=query.get("host") or parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database="postgres",
-    )
+    return await db_connect(with_database(url, "postgres"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

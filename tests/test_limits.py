@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from hacs_persistence.query.search import _search_statement, build_search
 from hacs_persistence.storage.mapping import document_mapping
 from hacs_persistence.storage.statements import statements_for
 from hacs_tools import asave_resource, configure_tools
-from tests.conftest import db_connect
 from tests.factories import observation_document as observation
 
 ADMIN = Actor(name="limits-test", role="system", permissions=["admin:*"])
@@ -62,12 +60,9 @@ def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
 
 
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await db_connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
+def conn(db: asyncpg.Connection) -> asyncpg.Connection:
+    """The test database's raw connection (tests/conftest.py's ``db``), by this file's name."""
+    return db
 
 
 async def versions(conn: asyncpg.Connection) -> int:

@@ -22,6 +22,7 @@ from hacs_persistence.migrations import (
 )
 from hacs_persistence.schema import TYPED_TABLES, metadata
 from tests.conftest import admin_connect, with_database
+from tests.conftest import db_connect as _connect
 
 GUIDE_SCHEMA_ORDER = [
     "hacs_core",
@@ -32,19 +33,6 @@ GUIDE_SCHEMA_ORDER = [
     "hacs_audit",
     "public",
 ]
-
-
-async def _connect(url: str) -> asyncpg.Connection:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return await asyncpg.connect(
-        host=parsed.query.get("host") or parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
 
 
 def test_revisions_have_a_single_head() -> None:
