@@ -6,7 +6,8 @@ every test that needs isolation gets its own database cloned from that template,
 The server starts only when a test asks for it (``server_url`` and every fixture built on it).
 Such tests, and those that start a server of their own (``pytest.mark.db`` by hand), carry the
 ``db`` marker; ``pytest -m "not db"`` (``make test-fast``) runs the rest without PostgreSQL, and
-a test without the marker that tries to start or reach one fails saying so.
+a test without the marker that starts a server in this process (or asks hacs for the embedded
+one) fails saying so (tests/test_markers.py).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ async def admin_connect(url: str) -> asyncpg.Connection:
     return await db_connect(with_database(url, "postgres"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``db`` every test whose fixtures reach the suite's server, however indirectly."""
     for item in items:
