@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import pytest
@@ -98,7 +98,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.db)
 
 
-def _refuse_server(*_args: object, **_kwargs: object) -> Any:
+def _refuse_server(*_args: object, **_kwargs: object) -> NoReturn:
     raise RuntimeError(
         "This test starts PostgreSQL but is not marked db, so `make test-fast` would run it: "
         "mark it @pytest.mark.db (or its module `pytestmark = pytest.mark.db`)."
