@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install constraints demo test bench bench-smoke docs lint format migrate stop clean
+.PHONY: help install constraints demo test test-fast bench bench-smoke docs lint format migrate stop clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ demo: $(STAMP) ## Migrate the database (embedded by default) and run the user gu
 test: $(STAMP) ## Run the whole test suite against real PostgreSQL (embedded, or HACS_TEST_DATABASE_URL).
 	$(PY) -m pytest
 
+test-fast: $(STAMP) ## Only the tests that need no PostgreSQL (not marked db): under a minute, no server.
+	$(PY) -m pytest -m "not db"
+
 bench: $(STAMP) ## Benchmarks vs raw asyncpg (a few minutes); writes bench/results/latest.json.
 	$(PY) -m bench
 
@@ -38,7 +41,7 @@ bench-smoke: $(STAMP) ## The benchmarks at a tiny size, to keep the harness work
 docs: $(STAMP) ## Build the documentation site (MkDocs Material, strict) into site/.
 	$(VENV)/bin/mkdocs build --strict
 
-lint: $(STAMP) ## Ruff and mypy --strict.
+lint: $(STAMP) ## Ruff check, ruff format --check, mypy --strict (hacs, tests, alembic, bench).
 	$(VENV)/bin/ruff check hacs tests alembic bench
 	$(VENV)/bin/ruff format --check hacs tests alembic bench
 	$(VENV)/bin/mypy

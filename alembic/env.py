@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, cast
 
 from alembic import context
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import pool, text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -51,7 +52,8 @@ def _database_dim(connection: Connection) -> int | None:
 
 def do_run_migrations(connection: Connection) -> None:
     # Let autogenerate and `alembic check` reflect pgvector columns as Vector, not NullType.
-    connection.dialect.ischema_names["vector"] = Vector
+    # (Migrations run on PostgreSQL only: the dialect is asyncpg's PGDialect.)
+    cast(PGDialect, connection.dialect).ischema_names["vector"] = Vector
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -149,6 +150,7 @@ async def bench_single(
     async def raw_update_one(p: Patient) -> None:
         p.active = not p.active
         expected = raw_versions[p.id]
+        assert expected is not None  # save_many stamped every model with its version
         raw_versions[p.id] = expected + 1
         async with pool.acquire() as conn:
             row = await conn.fetchrow(raw.UPDATE_PATIENT, *_insert_args(p), expected)
@@ -383,8 +385,8 @@ async def bench_analytics(
         await timed(sql)
         await timed(narrow_sql)
         mine, theirs = await _interleaved(
-            sizes.reps, lambda s=sql: timed(s), lambda s=narrow_sql: timed(s)
-        )  # type: ignore[misc]
+            sizes.reps, functools.partial(timed, sql), functools.partial(timed, narrow_sql)
+        )
         title = sql.strip().splitlines()[0].lstrip("- ").strip()[:40]
         results.append(
             _ratio(f"6.{index} {title}", mine, theirs, "ms", 1.25, "typed vs narrow copy")
@@ -501,6 +503,7 @@ IMPORT_COMMAND = (sys.executable, "-m", "bench.import_memory", "--json")
 async def _import_peak_in_subprocess(
     adapter: PostgreSQLAdapter, megabytes: float, kind: str
 ) -> import_memory.Peak:
+    assert adapter.database is not None  # set by create_postgres_adapter
     env = dict(os.environ, HACS_BENCH_URL=adapter.database.url)
     done = await asyncio.to_thread(
         subprocess.run,

@@ -2,6 +2,12 @@
 
 The schema is built once per session by running the Alembic migrations into a template database;
 every test that needs isolation gets its own database cloned from that template, dropped afterwards.
+
+The server starts only when a test asks for it (``server_url`` and every fixture built on it).
+Such tests, and those that start a server of their own (``pytest.mark.db`` by hand), carry the
+``db`` marker; ``pytest -m "not db"`` (``make test-fast``) runs the rest without PostgreSQL, and
+a test without the marker that starts a server in this process (or asks hacs for the embedded
+one) fails saying so (tests/test_markers.py).
 """
 
 from __future__ import annotations
@@ -11,13 +17,16 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from hacs_persistence import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.db import embedded
 from hacs_persistence.db.engine import close_engines
+from tests import pgservers
 from tests.shared_data import pytest_terminal_summary  # noqa: F401 (the FHIR corpus summary)
 
 if TYPE_CHECKING:
@@ -77,15 +86,33 @@ def with_database(url: str, name: str) -> str:
 
 async def admin_connect(url: str) -> asyncpg.Connection:
     """A raw asyncpg connection to the server's maintenance database."""
-    parsed = make_url(with_database(url, "postgres"))
-    query = dict(parsed.query)
-    return await asyncpg.connect(
-        host=query.get("host") or parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database="postgres",
+    return await db_connect(with_database(url, "postgres"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``db`` every test whose fixtures reach the suite's server, however indirectly."""
+    for item in items:
+        if "server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+def _refuse_server(*_args: object, **_kwargs: object) -> NoReturn:
+    raise RuntimeError(
+        "This test starts PostgreSQL but is not marked db, so `make test-fast` would run it: "
+        "mark it @pytest.mark.db (or its module `pytestmark = pytest.mark.db`)."
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_server_unless_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process starts only (a server started by a child process is not seen): the embedded
+    # server, even one this process already started, and the throwaway servers of pgservers.
+    if request.node.get_closest_marker("db") is not None:
+        return
+    monkeypatch.setattr(embedded, "_started", {})
+    monkeypatch.setattr(embedded, "_start_locked", _refuse_server)
+    monkeypatch.setattr(pgservers._Runner, "run", _refuse_server)
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +209,23 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture(params=["granular", "jsonb"])
+async def adapter(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Any]:
+    """Each adapter in turn (typed tables, JSONB only) on a fresh database."""
+    created = await create_postgres_adapter(database_url, kind=request.param)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+@pytest.fixture
+async def granular(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
+    """The default (typed tables) adapter on a fresh database."""
+    created = await create_postgres_adapter(database_url)
+    try:
+        yield created
+    finally:
+        await created.close()

@@ -32,9 +32,7 @@ from hacs_models.fhir import to_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError, PermissionDeniedError
 from hacs_tools import configure_tools
-from tests.test_adapter import make_observation, make_patient
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN, make_observation, make_patient
 
 
 @dataclass

@@ -34,6 +34,7 @@ from hacs_models import (
 from hacs_persistence import create_postgres_adapter
 from hacs_persistence.query.repositories import PatientRepository, session_scope
 from hacs_persistence.schema import TYPED_TABLES, metadata
+from hacs_persistence.schema.base import TypedResourceTable
 from tests.docs_blocks import MarkdownTable, section, sql_blocks, tables
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "analytics.md"
@@ -336,14 +337,16 @@ def check_average_by_gender(rows: list[asyncpg.Record], data: Data) -> None:
     groups: dict[tuple[Any, ...], list[Decimal]] = defaultdict(list)
     displays: dict[tuple[Any, ...], str | None] = {}
     for o in data.live_results():
-        patient = data.live_patient(o.subject.reference.split("/")[1] if o.subject else None)
+        patient = data.live_patient(
+            o.subject.reference.split("/")[1] if o.subject and o.subject.reference else None
+        )
         if patient is None or o.value_quantity is None or o.value_quantity.value is None:
             continue
         key = (*_code(o), o.value_quantity.unit, patient.gender)
         groups[key].append(Decimal(o.value_quantity.value))
         displays[key] = o.code.coding[0].display
     expected = sorted(
-        (*key[:2], displays[key], key[2], key[3], len(v), _round(sum(v) / len(v)))
+        (*key[:2], displays[key], key[2], key[3], len(v), _round(sum(v, Decimal(0)) / len(v)))
         for key, v in groups.items()
     )
     got = sorted(
@@ -528,14 +531,21 @@ async def test_the_documented_views_exist(database_url: str, db: asyncpg.Connect
     assert names <= views
     # Every typed table has its view, as the page says.
     for table in TYPED_TABLES.values():
-        assert f"{table.__table__.schema}.{table.__table__.name}_current" in views
+        assert f"{_table_of(table).schema}.{_table_of(table).name}_current" in views
 
 
 # -- the column tables ------------------------------------------------------------------------
 
 
+def _table_of(model: type[TypedResourceTable]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)  # SQLAlchemy types a mapped class's table as a FromClause
+    return table
+
+
 def _pg_type(column: Column[Any]) -> str:
-    name = str(column.type.compile(dialect=postgresql.dialect())).lower()
+    # SQLAlchemy's dialect constructors are unannotated.
+    name = str(column.type.compile(dialect=postgresql.dialect())).lower()  # type: ignore[no-untyped-call]
     name = name.replace("timestamp with time zone", "timestamptz")
     return "vector" if name.startswith("vector") else name
 
@@ -581,10 +591,10 @@ def test_every_qualified_column_in_the_columns_tables_exists() -> None:
 
 def test_column_tables_list_exactly_the_columns_with_their_types() -> None:
     documented: dict[str, dict[str, list[str]]] = defaultdict(dict)
-    for table in _column_tables():
-        if table.header[0] != "Column":
+    for doc_table in _column_tables():
+        if doc_table.header[0] != "Column":
             continue
-        for row in table.rows:
+        for row in doc_table.rows:
             parsed = _qualified(row[0])
             if parsed is None:
                 continue
@@ -595,7 +605,7 @@ def test_column_tables_list_exactly_the_columns_with_their_types() -> None:
     )
     for name, rows in documented.items():
         table = metadata.tables[name]
-        typed = any(t.__table__ is table for t in TYPED_TABLES.values())
+        typed = any(_table_of(t) is table for t in TYPED_TABLES.values())
         want = _key_columns(table) if typed else [c.name for c in table.columns]
         assert sorted(rows) == sorted(want), f"{name}: the page lists other columns"
         for column, row in rows.items():
@@ -607,12 +617,12 @@ def test_column_tables_list_exactly_the_columns_with_their_types() -> None:
 def test_envelope_columns_are_those_of_every_typed_table() -> None:
     [envelope] = [t for t in _column_tables() if t.heading.startswith("Envelope")]
     names = {row[0].strip("`"): row[1] for row in envelope.rows}
-    sample = TYPED_TABLES["Patient"].__table__
+    sample = _table_of(TYPED_TABLES["Patient"])
     key = set(_key_columns(sample))
     assert set(names) == {c.name for c in sample.columns if c.name not in key}
     for table in TYPED_TABLES.values():
         for column, type_name in names.items():
-            assert _pg_type(table.__table__.c[column]) == type_name
+            assert _pg_type(_table_of(table).c[column]) == type_name
 
 
 def test_every_typed_table_is_documented() -> None:
@@ -625,11 +635,11 @@ def test_every_typed_table_is_documented() -> None:
             for row in table.rows:
                 summarised[row[0].strip("`")] = re.findall(r"`(\w+)`", row[2])
                 typed_name = row[1]
-                assert TYPED_TABLES[typed_name].__table__.fullname == row[0].strip("`")
+                assert _table_of(TYPED_TABLES[typed_name]).fullname == row[0].strip("`")
     for name, columns in summarised.items():
         assert columns == _key_columns(metadata.tables[name]), name
     assert not detailed & set(summarised)
-    all_typed = {t.__table__.fullname for t in TYPED_TABLES.values()}
+    all_typed = {_table_of(t).fullname for t in TYPED_TABLES.values()}
     assert all_typed <= detailed | set(summarised)
 
 

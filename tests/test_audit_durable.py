@@ -18,10 +18,9 @@ from hacs_models import Actor, MemoryBlock, Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import ResourceNotFoundError
 from tests.docs_blocks import _fenced as fenced
-from tests.test_adapter import make_observation, make_patient
+from tests.factories import ADMIN, make_observation, make_patient
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 
 
 class Boom(Exception):

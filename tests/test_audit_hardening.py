@@ -6,30 +6,25 @@ stand between the session and the rows. Role-specific checks are in tests/test_r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from hacs_models import Actor, Patient
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_models import Patient
+from hacs_persistence.adapter import PostgreSQLAdapter
 from hacs_persistence.migrations import downgrade, upgrade
-from tests.test_adapter import make_observation, make_patient
+from tests.factories import ADMIN, make_observation, make_patient
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 AUDIT = "hacs_audit.audit_events"
 VERSIONS = "hacs_core.resource_versions"
 XACT = "pg_current_xact_id()::text::bigint"
 
 
 @pytest.fixture
-async def adapter(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    created = await create_postgres_adapter(database_url)
-    try:
-        yield created
-    finally:
-        await created.close()
+def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
+    """Every test here is about the typed-table adapter (tests/conftest.py opens it)."""
+    return granular
 
 
 async def probe(db: asyncpg.Connection) -> int:

@@ -30,6 +30,9 @@ from hacs_persistence.migrations import MigrationError, get_migration_status, ru
 from hacs_persistence.ops.inspection import verify_database_environment
 from tests.pgservers import SYSTEM_PG15_BIN, PgServer, require_system_pg15, running_server
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 DATABASE = "hacs_pg15"
 SUPERUSER_PASSWORD = "pg15-Super p@ss%-Q7"
 

@@ -6,37 +6,18 @@ import base64
 import binascii
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import pytest
 
-from hacs_models import Actor, HumanName, Patient
-from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_models import HumanName, Patient
+from hacs_persistence.adapter import PostgreSQLAdapter
 from hacs_persistence.errors import ConfigurationError, InvalidQueryError
+from tests.factories import ADMIN
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 FAMILY = "Zyqwarnblatt"
 BIRTH = date(1931, 7, 14)
-
-
-@pytest.fixture(params=["granular", "jsonb"])
-async def adapter(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Any]:
-    created = await create_postgres_adapter(database_url, kind=request.param)
-    try:
-        yield created
-    finally:
-        await created.close()
-
-
-@pytest.fixture
-async def granular(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    created = await create_postgres_adapter(database_url)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 async def _patients(adapter: Any, count: int) -> list[Patient]:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,6 +19,9 @@ from hacs_persistence.db.embedded import (
     server_os_user_name,
     stop_embedded,
 )
+
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +54,7 @@ print(json.dumps(asyncio.run(facts())))
 
 
 @pytest.fixture(scope="module")
-def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Short path: unix socket paths are limited to ~107 bytes.
     path = Path("/tmp") / f"hacs-emb-{os.getpid()}"
     yield path

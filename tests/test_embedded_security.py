@@ -27,6 +27,9 @@ import pytest
 from hacs_persistence.errors import ConfigurationError
 from tests.docs_blocks import sql_blocks
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ROOT / "docs" / "operations.md"
 IS_ROOT = os.geteuid() == 0
@@ -146,7 +149,8 @@ def _fetch(
     async def run() -> list[asyncpg.Record]:
         conn = await _connect(data_dir, user, password, database)
         try:
-            return await conn.fetch(sql)
+            rows: list[asyncpg.Record] = await conn.fetch(sql)
+            return rows
         finally:
             await conn.close()
 
@@ -389,6 +393,7 @@ def test_binaries_the_server_user_cannot_reach_are_copied_root_owned_not_chmodde
     dirs: Dirs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_root()
+    # The module itself: patching the compatibility path would not reach the code it re-exports.
     from hacs_persistence.db import embedded
 
     hidden = dirs.new(prefix="h1bin")

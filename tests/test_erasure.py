@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,19 +29,15 @@ from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import PermissionDeniedError, ResourceNotFoundError
 from hacs_persistence.interchange import import_paths
 from hacs_persistence.migrations import downgrade, upgrade
-from tests.test_adapter import make_observation, make_patient
+from tests.factories import ADMIN, make_observation, make_patient
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 CLINICIAN = Actor(name="doc", role="physician", permissions=["*:read", "*:write", "*:delete"])
 
 
 @pytest.fixture
-async def adapter(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    created = await create_postgres_adapter(database_url)
-    try:
-        yield created
-    finally:
-        await created.close()
+def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
+    """Every test here is about the typed-table adapter (tests/conftest.py opens it)."""
+    return granular
 
 
 async def test_purge_removes_the_compartment_and_every_version(

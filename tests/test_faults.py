@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hacs_models import Actor, Observation, Patient
+from hacs_models import Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import (
     DatabaseTimeoutError,
@@ -18,9 +18,7 @@ from hacs_persistence.errors import (
     OutcomeUnknownError,
     TransientDatabaseError,
 )
-from tests.test_adapter import make_observation, make_patient
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN, make_observation, make_patient
 
 
 @pytest.fixture

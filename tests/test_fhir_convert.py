@@ -139,7 +139,7 @@ JSON_SAMPLES: dict[tuple[str, str], Any] = {
     },
 }
 NON_FHIR_JSON = {"type": "object", "nested_value": [1, 2.5, {"flag": True, "none": None}]}
-RESOURCE_EXTRAS = {
+RESOURCE_EXTRAS: dict[str, Any] = {
     "meta": {"profile": ["http://example.org/StructureDefinition/p"], "source": "#src"},
     "implicit_rules": "http://example.org/rules",
     "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
@@ -391,7 +391,7 @@ def test_encounter_class_and_business_version_renames() -> None:
 
 
 def test_meta_of_imported_and_stored_resources() -> None:
-    source = {
+    source: dict[str, Any] = {
         "resourceType": "Patient",
         "id": "p1",
         "meta": {
@@ -444,6 +444,7 @@ def test_source_elements_colliding_with_hacs_only_fields_are_kept() -> None:
     """createdAt/fullName are not FHIR; if a source has them they are kept, not typed."""
     source = {"resourceType": "Patient", "id": "p1", "createdAt": "x", "fullName": "Y"}
     patient = from_fhir(source)
+    assert isinstance(patient, Patient)
     assert patient.full_name is None
     assert to_fhir(patient) == source
 

@@ -135,7 +135,7 @@ async def test_urn_uuid_and_conditional_references_are_rewritten(
         f"Practitioner/{practitioner['id']}"
     )
     # A Bundle stored whole keeps its own internal references.
-    document = await small.adapter.read("Bundle", "document-fixture", ADMIN)
+    document: BaseResource = await small.adapter.read("Bundle", "document-fixture", ADMIN)
     assert "urn:uuid:" in json.dumps(to_fhir(document))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -11,15 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from hacs_auth import acting_as
-from hacs_models import Actor, Observation, Patient, is_resource_id, new_resource_id
+from hacs_models import Observation, Patient, is_resource_id, new_resource_id
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import InvalidQueryError, ResourceValidationError
 from hacs_persistence.interchange import iter_patient_compartment
 from hacs_persistence.query.repositories import repository_for, session_scope
 from hacs_tools import configure_tools
 from hacs_tools.domains.database import adelete_resource, aread_resource
+from tests.factories import ADMIN
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 MARK = "Vexmoriant"
 BAD_IDS = [
     f"pat\n{MARK}",
@@ -39,15 +39,6 @@ GOOD_IDS = [
     "A.b-9",
     "x" * 64,
 ]
-
-
-@pytest.fixture(params=["granular", "jsonb"])
-async def adapter(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Any]:
-    created = await create_postgres_adapter(database_url, kind=request.param)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 def test_models_accept_fhir_ids_and_refuse_others_without_quoting_them() -> None:
@@ -74,7 +65,7 @@ async def test_adapter_entries_refuse_bad_ids_before_sql_and_audit(
 ) -> None:
     patient = await adapter.save(Patient(id="patient-704ac73d"), ADMIN)
     before = await db.fetchval("SELECT count(*) FROM hacs_audit.audit_events")
-    calls = [
+    calls: list[Callable[[str], Awaitable[Any]]] = [
         lambda bad: adapter.read(Patient, bad, ADMIN),
         lambda bad: adapter.delete(Patient, bad, ADMIN),
         lambda bad: adapter.history(Patient, bad, ADMIN),
@@ -118,7 +109,7 @@ async def test_repositories_tools_and_exports_refuse_bad_ids(
                 patients.get(bad),
                 patients.exists(bad),
                 patients.document(bad),
-                observations.for_patient(bad),  # type: ignore[attr-defined]
+                observations.for_patient(bad),
             ):
                 with pytest.raises(InvalidQueryError) as caught:
                     await call

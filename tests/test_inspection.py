@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from hacs_models import Actor, BaseResource, Patient
+from hacs_models import BaseResource, Patient
 from hacs_persistence import get_generic_table_status, verify_database_environment
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.migrations import get_migration_status
+from tests.factories import ADMIN
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import literal_column, select
 
 from hacs_auth import acting_as
-from hacs_models import Actor, BaseResource, Observation, Patient
+from hacs_models import Actor, BaseResource, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.db.executor import compiled
 from hacs_persistence.errors import InvalidQueryError, ResourceValidationError
@@ -30,7 +29,7 @@ from hacs_persistence.query.search import _search_statement, build_search
 from hacs_persistence.storage.mapping import document_mapping
 from hacs_persistence.storage.statements import statements_for
 from hacs_tools import asave_resource, configure_tools
-from tests.conftest import db_connect
+from tests.factories import observation_document as observation
 
 ADMIN = Actor(name="limits-test", role="system", permissions=["admin:*"])
 MIB = 1024 * 1024
@@ -54,32 +53,16 @@ def nested(levels: int) -> list[Any]:
     return root
 
 
-def observation(resource_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": resource_id,
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        **extra,
-    }
+@pytest.fixture
+def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
+    """Every test here is about the typed-table adapter (tests/conftest.py opens it)."""
+    return granular
 
 
 @pytest.fixture
-async def adapter(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    opened = await create_postgres_adapter(database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await db_connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
+def conn(db: asyncpg.Connection) -> asyncpg.Connection:
+    """The test database's raw connection (tests/conftest.py's ``db``), by this file's name."""
+    return db
 
 
 async def versions(conn: asyncpg.Connection) -> int:
@@ -197,7 +180,8 @@ async def test_update_refuses_a_document_over_the_limit_and_keeps_the_stored_ver
     adapter: PostgreSQLAdapter, conn: asyncpg.Connection
 ) -> None:
     saved = await adapter.save(Patient(full_name="Small"), ADMIN)
-    saved.extension = [{"url": "urn:x", "valueString": "P" * (17 * MIB)}]
+    # An extra element (models allow them; mypy sees only the declared fields).
+    saved.extension = [{"url": "urn:x", "valueString": "P" * (17 * MIB)}]  # type: ignore[attr-defined]
     with pytest.raises(ResourceValidationError, match="HACS_DB_MAX_DOCUMENT_BYTES"):
         await adapter.update(saved, ADMIN)
     stored = await adapter.read(Patient, saved.id, ADMIN)
@@ -456,4 +440,3 @@ async def test_an_import_of_many_batches_keeps_references_between_them(
     summary = await import_paths([path], adapter, ADMIN)
     assert [f.where for f in summary.failed] == ["entry[1200]"]
     assert await versions(conn) == before
-    assert Observation  # the model the rows were converted to

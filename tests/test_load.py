@@ -17,7 +17,7 @@ import asyncpg
 from hacs_models import Actor, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import VersionConflictError
-from tests.test_adapter import make_patient
+from tests.factories import make_patient
 
 TASKS = 50
 OPERATIONS_PER_TASK = 40

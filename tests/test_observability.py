@@ -12,14 +12,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from hacs_models import Actor, Patient
+from hacs_models import Patient
 from hacs_persistence import audit_context
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import ResourceNotFoundError
 from hacs_persistence.ops.observability import disable_opentelemetry, enable_opentelemetry
-from tests.test_adapter import make_patient
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN, make_patient
 
 
 @pytest.fixture
@@ -83,11 +81,10 @@ async def test_spans_and_metrics_when_opentelemetry_is_enabled(
     async with await create_postgres_adapter(database_url) as adapter:
         saved = await adapter.save(make_patient(), ADMIN)
         await adapter.read(Patient, saved.id, ADMIN)
+        metrics = reader.get_metrics_data()
+        assert metrics is not None
         names = {
-            m.name
-            for rm in reader.get_metrics_data().resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
+            m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
         }
     spans = exporter.get_finished_spans()
     assert [s.name for s in spans] == ["hacs.save", "hacs.read"]

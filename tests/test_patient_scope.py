@@ -10,9 +10,7 @@ import pytest
 from hacs_models import Actor, MemoryBlock, Observation, Organization, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import PermissionDeniedError, ResourceNotFoundError
-from tests.test_adapter import make_observation, make_patient
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN, make_observation, make_patient
 
 
 @pytest.fixture

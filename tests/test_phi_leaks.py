@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import HacsPersistenceError
 from hacs_persistence.interchange import export_type_ndjson, import_paths, write_patient_bundle
 from hacs_persistence.ops.observability import disable_opentelemetry, enable_opentelemetry
+from tests.factories import ADMIN
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 NURSE_ID = "dr-q9w3e7r1"  # a person's id too: refusals must not quote it
 NURSE = Actor(id=NURSE_ID, name="nurse", role="nurse", permissions=["patient:read"])
 FAMILY = "Brindlethorpe"
@@ -155,10 +155,11 @@ async def test_no_planted_value_in_logs_spans_or_errors(
         await _failing(errors, adapter.delete(Patient, PATIENT_ID, NURSE))
         # hacs_auth's own refusals (a missing permission, a deactivated actor) too.
         inactive = NURSE.model_copy(update={"is_active": False})
-        for refused in (
+        refusals: list[Callable[[], None]] = [
             lambda: NURSE.require("delete", "Patient"),
             lambda: inactive.require("read", "Patient"),
-        ):
+        ]
+        for refused in refusals:
             with pytest.raises(AuthError) as denied:
                 refused()
             errors.extend(_texts_of(denied.value))

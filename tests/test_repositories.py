@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hacs_models import (
     Actor,
-    CodeableConcept,
     Condition,
     Encounter,
     Observation,
@@ -41,62 +40,14 @@ from hacs_persistence.query.repositories import (
 )
 from hacs_persistence.schema.clinical import ConditionTable, GoalTable
 from hacs_persistence.schema.core import EncounterTable, ObservationTable, PatientTable
+from tests.factories import LOINC, condition, observation
 
 ACTOR = Actor(name="t", role="system", permissions=["admin:*"])
 # Repositories are actor-bound: this one may read everything (tests/test_repositories_access.py
 # covers refusals, patient scopes and audit rows).
 READER = Actor(name="repository-reader", role="system", permissions=["*:read"])
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
-
-
-def concept(system: str, code: str, display: str | None = None) -> CodeableConcept:
-    return CodeableConcept(coding=[{"system": system, "code": code, "display": display}])
-
-
-def observation(
-    patient: Patient,
-    code: str,
-    value: float,
-    at: datetime,
-    *,
-    system: str = LOINC,
-    status: str = "final",
-    interpretation: str | None = None,
-    encounter: Encounter | None = None,
-) -> Observation:
-    obs = Observation(
-        code=concept(system, code),
-        subject=f"Patient/{patient.id}",
-        effective_date_time=at,
-        status=status,
-        encounter=f"Encounter/{encounter.id}" if encounter else None,
-        interpretation=[concept("http://hl7.org/obs-interp", interpretation)]
-        if interpretation
-        else [],
-    )
-    obs.set_quantity_value(value, "mmHg")
-    return obs
-
-
-def condition(
-    patient: Patient,
-    code: str,
-    clinical_status: str,
-    onset: datetime,
-    verification: str | None = None,
-) -> Condition:
-    return Condition(
-        code=concept(SNOMED, code),
-        clinical_status=concept("http://hl7.org/condition-clinical", clinical_status),
-        verification_status=concept("http://hl7.org/condition-ver-status", verification)
-        if verification
-        else None,
-        subject=f"Patient/{patient.id}",
-        onset_date_time=onset,
-    )
 
 
 @dataclass
@@ -174,12 +125,9 @@ async def seed(adapter: PostgreSQLAdapter) -> World:
 
 
 @pytest.fixture
-async def adapter(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    adapter = await create_postgres_adapter(database_url)
-    try:
-        yield adapter
-    finally:
-        await adapter.close()
+def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
+    """Every test here is about the typed-table adapter (tests/conftest.py opens it)."""
+    return granular
 
 
 @pytest.fixture

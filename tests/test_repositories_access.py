@@ -66,10 +66,8 @@ from hacs_persistence.schema.core import (
     PatientTable,
 )
 from tests.conftest import TEMPLATE, _fresh_database, db_connect
-from tests.test_adapter import make_patient
-from tests.test_repositories import LOINC, condition, observation
+from tests.factories import ADMIN, LOINC, condition, make_patient, observation
 
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 
 # The base class is exercised on a table without a repository of its own.

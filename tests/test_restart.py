@@ -11,8 +11,11 @@ from hacs_models import Actor, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.errors import DatabaseUnavailableError, OutcomeUnknownError
 from hacs_persistence.migrations import upgrade
+from tests.factories import make_patient
 from tests.pgservers import PgServer, _Runner, embedded_bin_dir, running_server
-from tests.test_adapter import make_patient
+
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
 
 ACTOR = Actor(name="w", role="system", permissions=["patient:write"])
 

@@ -26,6 +26,9 @@ from hacs_persistence.ops.audit_seal import seal_audit, verify_audit
 from tests.docs_blocks import SqlBlock, sql_blocks
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 ADMIN = Actor(name="roles-test", role="admin", permissions=["admin:*"])
 _WHERE = re.compile(

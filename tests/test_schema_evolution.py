@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from hacs_models import Actor, Patient
+from hacs_models import Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.db.engine import close_engines
 from hacs_persistence.migrations import downgrade, get_migration_status, upgrade
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN
 
 
 async def _snapshot(db: asyncpg.Connection) -> tuple[int, int, int]:

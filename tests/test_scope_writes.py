@@ -24,9 +24,7 @@ from hacs_persistence.errors import (
 )
 from hacs_tools import configure_tools
 from hacs_tools.domains.database import aupdate_resource
-from tests.test_adapter import make_observation, make_patient
-
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
+from tests.factories import ADMIN, make_observation, make_patient
 
 
 @pytest.fixture

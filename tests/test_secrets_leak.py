@@ -40,6 +40,9 @@ from hacs_persistence.migrations import get_migration_status
 from hacs_persistence.ops.inspection import verify_database_environment
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ROLE = "leak_app"
 ROLE_PASSWORD = "Leak pw@/:%-Q7"  # reserved characters: it must be percent-encoded in a URL
 # asyncpg's pgpass reader splits on ':' but does not undo the '\\:' escape: no ':' in this one.
@@ -178,6 +181,7 @@ async def test_objects_holding_a_url_show_it_masked(database_url: str) -> None:
             for rendered in (repr(obj), str(obj), f"{obj}", repr([obj])):
                 assert password not in rendered, type(obj).__name__
                 assert "***" in rendered, rendered
+        assert adapter.database is not None
         assert adapter.database.url == url  # the object still has what it needs to connect
     finally:
         await adapter.close()

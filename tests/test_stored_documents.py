@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from hacs_models import Actor, HumanName, Patient
-from hacs_persistence.adapter import create_postgres_adapter
+from hacs_models import HumanName, Patient
 from hacs_persistence.errors import StoredDocumentError
 from hacs_persistence.interchange import export_type_ndjson
 from tests.docs_blocks import _fenced as fenced
+from tests.factories import ADMIN
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
-ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 PLANTED = "Quorvexhild"
 BROKEN = [
     # A field of the wrong type, quoting a planted value, and documents that are no resource.
@@ -36,15 +34,6 @@ def _operators_query() -> str:
     ]
     assert len(blocks) == 1
     return blocks[0]
-
-
-@pytest.fixture(params=["granular", "jsonb"])
-async def adapter(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Any]:
-    created = await create_postgres_adapter(database_url, kind=request.param)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 async def _corrupt(db: asyncpg.Connection, typed: bool, resource_id: str, document: str) -> None:

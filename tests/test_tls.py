@@ -37,6 +37,9 @@ from tests.pgservers import (
     running_server,
 )
 
+# Every test here starts (or needs) a PostgreSQL server of its own.
+pytestmark = pytest.mark.db
+
 ROLE = "hacs_tls"
 DATABASE = "hacs_tls"
 # Characters that need URL quoting, and a SQL quote: the password must survive both, and leak

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,12 +74,9 @@ def _fresh_auth() -> Iterator[None]:
 
 
 @pytest.fixture
-async def adapter(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
-    adapter = await create_postgres_adapter(database_url)
-    try:
-        yield adapter
-    finally:
-        await adapter.close()
+def adapter(granular: PostgreSQLAdapter) -> PostgreSQLAdapter:
+    """Every test here is about the typed-table adapter (tests/conftest.py opens it)."""
+    return granular
 
 
 def _token(user_id: str = "dr_martinez", **kwargs: Any) -> str:

@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 import hacs_tools.domains.database as database_tools
 from hacs_auth import Actor, AuthManager, acting_as, configure_hacs, require_permission
@@ -27,6 +25,7 @@ from hacs_tools import (
     search_resources,
     update_resource,
 )
+from tests.conftest import db_connect as _connect
 
 PATIENT: dict[str, Any] = {
     "resource_type": "Patient",
@@ -35,17 +34,6 @@ PATIENT: dict[str, Any] = {
     "gender": "female",
     "birth_date": "1985-03-15",
 }
-
-
-async def _connect(url: str) -> asyncpg.Connection:
-    parsed = make_url(url)
-    return await asyncpg.connect(
-        host=parsed.query.get("host") or parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
 
 
 async def _scalar(url: str, sql: str, *args: Any) -> Any:

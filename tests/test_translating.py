@@ -31,7 +31,7 @@ from hacs_persistence.errors import (
     translating,
 )
 from hacs_persistence.query.repositories import session_scope
-from tests.test_adapter import make_patient
+from tests.factories import make_patient
 
 ADMIN = Actor(name="admin", role="admin", permissions=["admin:*"])
 HACS = Path(__file__).resolve().parents[1] / "hacs"

@@ -15,7 +15,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from hacs_persistence.access.audit import current_audit_context
@@ -96,7 +96,7 @@ def _resource_type(args: tuple[Any, ...]) -> str | None:
 
 def observed(
     operation: str, *, resource_type: str | None = None
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Log (and, when enabled, trace and measure) an async adapter operation.
 
     ``resource_type``: the operation's fixed type, for operations whose first argument is not
@@ -104,7 +104,8 @@ def observed(
     """
     fixed_type = resource_type
 
-    def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    # The wrapper is a coroutine function: callers may hand its result to asyncio.create_task.
+    def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             started = time.perf_counter()
