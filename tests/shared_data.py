@@ -3,7 +3,8 @@
 The corpus (Synthea transaction Bundles, Synthea Bulk Data NDJSON and the HL7 R4 examples, in
 the folders ``synthea/``, ``bulk-ndjson-10-patients/`` and ``hl7-examples/``) is not part of the
 repository: it is ``HACS_FHIR_DATA``, else ``shared/data/fhir`` beside the checkout
-(``<repo>/../shared/data/fhir``) when that folder exists. docs/fhir.md says how to get it.
+(``<repo>/../shared/data/fhir``) or beside one of its parent folders (a checkout in a
+worktree or CI folder one level down), the nearest that exists. docs/fhir.md says how to get it.
 
 Without it, the tests that need it are skipped with the reason in the terminal summary (a
 section of its own, not only a ``s``), and under CI (``CI=true``) they fail instead: CI must
@@ -19,7 +20,15 @@ import pytest
 
 __all__ = ["FHIR_DATA", "pytest_terminal_summary", "require_fhir_data"]
 
-_BESIDE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir"
+_REPO = Path(__file__).resolve().parents[1]
+_BESIDE = next(
+    (
+        candidate
+        for parent in _REPO.parents
+        if (candidate := parent / "shared" / "data" / "fhir").is_dir()
+    ),
+    _REPO.parent / "shared" / "data" / "fhir",
+)
 _CONFIGURED = os.environ.get("HACS_FHIR_DATA")
 FHIR_DATA = Path(_CONFIGURED).expanduser() if _CONFIGURED else _BESIDE
 _FOLDERS = ("synthea", "bulk-ndjson-10-patients", "hl7-examples")

@@ -29,6 +29,9 @@ from hacs_persistence.db.embedded import (
     stop_embedded,
 )
 
+# Each test starts a throwaway embedded server of its own.
+pytestmark = pytest.mark.db
+
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
