@@ -21,7 +21,6 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import (
     Column,
     ColumnElement,
-    FromClause,
     Integer,
     Select,
     Text,
@@ -46,7 +45,7 @@ from hacs_persistence.limits import (
 from hacs_persistence.query.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.storage.mapping import ResourceMapping
-from hacs_persistence.storage.statements import counted_audit, patient_ref
+from hacs_persistence.storage.statements import counted_audit, current_documents, patient_ref
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -375,19 +374,8 @@ def _search_statement(
     table = mapping.table
     sort_col = mapping.filterable[sort_name]
     conditions = _conditions(mapping, shape)
-    if mapping.typed:
-        document = cast(VERSIONS.c.document, Text)
-        source: FromClause = table.join(
-            VERSIONS,
-            and_(
-                VERSIONS.c.resource_type == table.c.resource_type,
-                VERSIONS.c.id == table.c.id,
-                VERSIONS.c.version == table.c.version,
-            ),
-        )
-    else:
-        document = cast(table.c.document, Text)
-        source = table
+    source, stored = current_documents(mapping)
+    document = cast(stored, Text)
     conditions.append(table.c.resource_type == bindparam("p_rt", type_=Text))
     conditions.append(table.c.deleted_at.is_(None))
     if patient_scoped and mapping.scope_column is not None:
