@@ -43,9 +43,13 @@ from hacs_persistence.limits import (
     value_size_exceeds,
 )
 from hacs_persistence.query.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
-from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.storage.mapping import ResourceMapping
-from hacs_persistence.storage.statements import counted_audit, current_documents, patient_ref
+from hacs_persistence.storage.statements import (
+    counted_audit,
+    current_documents,
+    patient_ref,
+    with_documents,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -62,7 +66,6 @@ MAX_PAGE_SIZE = 1000
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix", "contains")
 _DOCUMENT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MAX_IN = 1000
-VERSIONS = ResourceVersionTable.__table__
 
 
 @dataclass
@@ -504,23 +507,15 @@ def _similarity_statement(
         .cte("nearest")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    source, document = with_documents(nearest)
     result = (
         select(
-            cast(VERSIONS.c.document, Text).label("document"),
+            cast(document, Text).label("document"),
             nearest.c.distance,
             nearest.c.id,
             nearest.c.patient_ref,
         )
-        .select_from(
-            nearest.join(
-                VERSIONS,
-                and_(
-                    VERSIONS.c.resource_type == nearest.c.resource_type,
-                    VERSIONS.c.id == nearest.c.id,
-                    VERSIONS.c.version == nearest.c.version,
-                ),
-            )
-        )
+        .select_from(source)
         .order_by(nearest.c.distance, nearest.c.id)
     )
     return result.add_cte(counted_audit(nearest)) if audited else result

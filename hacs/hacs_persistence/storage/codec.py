@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -85,6 +86,16 @@ class _Records:
         return tuple(by_name(self.fixed, values, self.what).values())
 
 
+def _values_of(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving the values of ``names`` of a mapping as a tuple (in C: itemgetter)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda values: (values[name],)
+    return lambda values: ()
+
+
 class RowCodec:
     """How the resources of one mapping become write parameters and COPY records, and back."""
 
@@ -100,6 +111,8 @@ class RowCodec:
         self.model: type[BaseResource] = model_for(mapping.resource_type)
         self.key_names = tuple(c.key for c in mapping.key_columns)
         self._key_params = tuple((c.key, key_param(c.key)) for c in mapping.key_columns)
+        # A resource's key values (a dict by key) as a tuple in the order of ``key_names``.
+        self._ordered_keys = _values_of(self.key_names)
         # Binary COPY encodes an array column from a list only (the sources give tuples too).
         self._array_keys = frozenset(
             c.key for c in mapping.key_columns if isinstance(c.type, ARRAY)
@@ -186,15 +199,14 @@ class RowCodec:
                 yield (*head, resource.id, document_json(resource))
             return
         mapping = self.mapping
-        names = self.key_names
+        ordered = self._ordered_keys
         arrays = self._array_keys
         for resource in resources:
             values = mapping.key_values(resource) if keys is None else keys(mapping, resource)
-            if arrays:
-                for name in arrays:
-                    if values[name] is not None:
-                        values[name] = list(values[name])
-            yield (*head, resource.id, *[values[name] for name in names])
+            for name in arrays:
+                if values[name] is not None:
+                    values[name] = list(values[name])
+            yield (*head, resource.id, *ordered(values))
 
     def audit_records(
         self, resources: Iterable[BaseResource], audit: Mapping[str, Any]

@@ -54,6 +54,7 @@ __all__ = [
     "stamp_columns",
     "statements_for",
     "stored_in_scope",
+    "with_documents",
 ]
 
 InsertT = TypeVar("InsertT", bound=Insert)
@@ -144,20 +145,30 @@ def current_documents(mapping: ResourceMapping) -> tuple[FromClause, ColumnEleme
     table = mapping.table
     if not mapping.typed:
         return table, table.c.document
-    source = table.join(
+    return with_documents(table)
+
+
+def with_documents(rows: Any) -> tuple[FromClause, ColumnElement[Any]]:
+    """``rows`` (with ``resource_type``, ``id`` and ``version``) joined to those versions."""
+    joined = rows.join(
         VERSIONS,
         and_(
-            VERSIONS.c.resource_type == table.c.resource_type,
-            VERSIONS.c.id == table.c.id,
-            VERSIONS.c.version == table.c.version,
+            VERSIONS.c.resource_type == rows.c.resource_type,
+            VERSIONS.c.id == rows.c.id,
+            VERSIONS.c.version == rows.c.version,
         ),
     )
-    return source, VERSIONS.c.document
+    return joined, VERSIONS.c.document
 
 
 def _this_row(table: Table) -> list[ColumnElement[bool]]:
     """The row a statement is about: ``p_id`` of type ``p_rt``."""
     return [table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")]
+
+
+def _at_expected_version(table: Table) -> ColumnElement[bool]:
+    """The optimistic lock of an update: the stored row is still at ``p_expected``."""
+    return table.c.version == bindparam("p_expected", type_=table.c.version.type)
 
 
 def _new_envelope(resource_id: Any, now: Any) -> dict[str, Any]:
@@ -247,7 +258,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         update(table)
         .where(
             *_this_row(table),
-            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+            _at_expected_version(table),
             stored_in_scope(mapping),
         )
         .values(**_next_version(table, now, deleted=False), **keys)
@@ -435,7 +446,7 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
         update(table)
         .where(
             *_this_row(table),
-            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+            _at_expected_version(table),
         )
         .values(
             **_next_version(table, now, deleted=False),
