@@ -16,11 +16,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.dialects import postgresql
 
 from hacs_models import Actor, BaseResource, Observation, Patient
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
+from hacs_persistence.db.executor import compiled
 from hacs_persistence.errors import (
     ReferentialIntegrityError,
     StoredDocumentError,
@@ -107,9 +107,7 @@ async def _check_row(
         assert stored == value, f"{table.name}.{name}: {stored!r} != {value!r}"
 
 
-async def _check_version(
-    db: asyncpg.Connection, resource: BaseResource, operation: str
-) -> None:
+async def _check_version(db: asyncpg.Connection, resource: BaseResource, operation: str) -> None:
     """The resource's newest version row: every column, and the stamp in its document."""
     row = await db.fetchrow(
         "SELECT * FROM hacs_core.resource_versions WHERE id = $1 AND version = $2",
@@ -178,10 +176,10 @@ def test_the_reversed_tuples_reach_the_statements_and_the_records(
     """Guards the tests below: the rebuilt SQL and COPY layouts follow the reversed tuples."""
     mapping = mapping_for(Patient)
     statements = statements_for(mapping)
-    sql = str(statements.insert.compile(dialect=postgresql.dialect()))
+    sql = compiled(statements.insert).sql
     assert "(updated_by, created_by, updated_at, created_at, version, resource_type, id, " in sql
     assert "(purpose_of_use, request_id, result_count, outcome, resource_id," in sql
-    sql = str(statements.update.compile(dialect=postgresql.dialect()))
+    sql = compiled(statements.update).sql
     assert "(changed_by, changed_at, document, operation, version, id, resource_type)" in sql
     codec = codec_for(mapping)
     assert codec.rows.columns[:2] == ("updated_by", "created_by")

@@ -113,17 +113,16 @@ class RowCodec:
         self._key_params = tuple((c.key, key_param(c.key)) for c in mapping.key_columns)
         # A resource's key values (a dict by key) as a tuple in the order of ``key_names``.
         self._ordered_keys = _values_of(self.key_names)
-        # Binary COPY encodes an array column from a list only (the sources give tuples too).
+        # Array key values go to COPY as lists (a source may give a tuple).
         self._array_keys = frozenset(
             c.key for c in mapping.key_columns if isinstance(c.type, ARRAY)
         )
         self.versions = _Records("version record", columns.VERSION_COLUMNS, self._VERSION_VARYING)
         self.audit = _Records("audit record", columns.AUDIT_COLUMNS, self._AUDIT_VARYING)
         if mapping.typed:
-            names = (*columns.ENVELOPE_COLUMNS, *(c.name for c in mapping.key_columns))
-            by_key = {c.key: c.name for c in mapping.key_columns}
+            keys = tuple(c.name for c in mapping.key_columns)  # in the order of key_names
             self.rows = _Records(
-                f"{mapping.table.name} record", names, ("id", *(by_key[k] for k in self.key_names))
+                f"{mapping.table.name} record", (*columns.ENVELOPE_COLUMNS, *keys), ("id", *keys)
             )
         else:
             self.rows = _Records(
