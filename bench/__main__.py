@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from bench import data, import_memory, raw
 from hacs_models import Actor, MemoryBlock, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.storage.mapping import document_json
+from hacs_persistence.storage.codec import document_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"

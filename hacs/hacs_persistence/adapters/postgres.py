@@ -52,7 +52,6 @@ from hacs_persistence.errors import (
     TransientDatabaseError,
     VersionConflictError,
     translating,
-    validation_details,
 )
 from hacs_persistence.ids import checked_id
 from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES, check_document
@@ -66,10 +65,10 @@ from hacs_persistence.storage.bulk import (
     bulk_update,
     group_by_mapping,
 )
+from hacs_persistence.storage.codec import Envelopes, codec_for, stamp
 from hacs_persistence.storage.erasure import PurgeReport, apply_retention, purge_compartment
 from hacs_persistence.storage.mapping import (
     ResourceMapping,
-    document_json,
     document_mapping,
     mapping_for,
     model_for,
@@ -277,11 +276,12 @@ class PostgreSQLAdapter:
     ) -> list[R]:
         """The (id, document) rows as models; a stored document that does not validate fails
         this call only, audited with its id (never in the message), so an operator finds it."""
+        codec = codec_for(mapping)
         models: list[R] = []
         failures: list[tuple[int, str, StoredDocumentError]] = []
         for position, (resource_id, document) in enumerate(rows, start=1):
             try:
-                models.append(_validate(model, document, mapping.resource_type))
+                models.append(codec.load(document, model))
             except StoredDocumentError as exc:
                 failures.append((position, resource_id, exc))
         if not failures:
@@ -336,17 +336,6 @@ class PostgreSQLAdapter:
             )
         return resource
 
-    def _write_params(
-        self, mapping: ResourceMapping, resource: BaseResource, actor: Actor, action: str
-    ) -> dict[str, Any]:
-        params = self.gate.params(actor, action)
-        params["p_rt"] = mapping.resource_type
-        params["p_id"] = resource.id
-        params["p_doc"] = document_json(resource)
-        for key, value in mapping.key_values(resource).items():
-            params[f"k_{key}"] = value
-        return params
-
     @observed("save")
     async def save(self, resource: R, actor: Actor | None = None) -> R:
         """Insert a new resource, or update a stored one (which must carry its stored version).
@@ -366,7 +355,9 @@ class PostgreSQLAdapter:
             async with self._unit() as unit:
                 await self._insert(unit, mapping, resource, acting, allowed)
 
-        await self._retrying(work)
+        # A failed save leaves the object as it was (a colliding generated id may be redrawn).
+        with Envelopes([resource]):
+            await self._retrying(work)
         return resource
 
     async def _insert(
@@ -381,11 +372,11 @@ class PostgreSQLAdapter:
         await _check_references(unit, mapping, resource, allowed)
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
-            params = self._write_params(mapping, resource, actor, "create")
+            params = codec_for(mapping).write_params(resource, self.gate.params(actor, "create"))
             params["p_patients"] = allowed
             row = await self._write(unit, statements.insert, params)
             if row is not None:
-                _stamp(resource, row["version"], row["created_at"], row["updated_at"])
+                stamp(resource, row)
                 return
             stored = await unit.fetchrow(statements.current_version, params)
             if not generated:
@@ -451,11 +442,11 @@ class PostgreSQLAdapter:
     ) -> None:
         statements = statements_for(mapping)
         await _check_references(unit, mapping, resource, allowed)
-        params = self._write_params(mapping, resource, actor, "update")
+        params = codec_for(mapping).write_params(resource, self.gate.params(actor, "update"))
         params.update(p_expected=expected, p_patients=allowed)
         row = await self._write(unit, statements.update, params)
         if row is not None:
-            _stamp(resource, row["version"], row["created_at"], row["updated_at"])
+            stamp(resource, row)
             return
         stored = await unit.fetchrow(statements.current_version, params)
         if stored is None or not stored["in_scope"]:
@@ -533,7 +524,7 @@ class PostgreSQLAdapter:
                 await self.gate.check_new_row(acting, mapping, resource, "save_many", allowed)
         new, stored = group_by_mapping(items, self._mapping_of)
         audit = self.gate.params(acting, "create")
-        snapshot = [(r, _envelope_of(r)) for r in items]
+        snapshot = Envelopes(items)
         if dangling not in ("error", "null"):
             raise ResourceValidationError("dangling must be 'error' or 'null'.")
         pending_rows: dict[str, Collection[str]] = {}
@@ -578,8 +569,7 @@ class PostgreSQLAdapter:
                         raise
             except BaseException:
                 # Nothing was stored, so the objects must not look stored either.
-                for resource, envelope in snapshot:
-                    _restore_envelope(resource, envelope)
+                snapshot.restore()
                 raise
 
         await self._retrying(work)
@@ -601,15 +591,8 @@ class PostgreSQLAdapter:
             # A patient-scoped administrator erases only its own patients; others look absent.
             await self.gate.record(acting, "purge", "Patient", patient_id, "denied")
             raise ResourceNotFoundError("Patient", patient_id)
-        params = self.gate.params(acting, "purge")
         # The database function writes the purge's audit row, in the purge's transaction.
-        audit = {
-            "actor_id": params["a_actor_id"],
-            "actor_name": params["a_actor_name"],
-            "actor_role": params["a_actor_role"],
-            "request_id": params["a_request_id"],
-            "purpose_of_use": params["a_purpose"],
-        }
+        audit = self.gate.params(acting, "purge")
         async with self._unit(transactional=True) as unit, translating():
             report = await purge_compartment(unit, patient_id, audit)
         if not report.total:
@@ -1004,35 +987,6 @@ _VERSION = select(cast(VERSIONS.c.document, Text).label("document")).where(
 )
 
 
-def _stamp(
-    resource: BaseResource, version: int, created_at: datetime, updated_at: datetime
-) -> None:
-    # The object becomes the stored resource: version and database timestamps, and its id is
-    # now a real one (so saving it again is an update, never a second insert).
-    resource.__dict__.update(version=version, created_at=created_at, updated_at=updated_at)
-    resource.__pydantic_fields_set__.update({"id", "version", "created_at", "updated_at"})
-
-
-def _envelope_of(resource: BaseResource) -> tuple[dict[str, Any], set[str]]:
-    fields = {k: resource.__dict__[k] for k in ("id", "version", "created_at", "updated_at")}
-    return fields, set(resource.__pydantic_fields_set__)
-
-
-def _restore_envelope(resource: BaseResource, envelope: tuple[dict[str, Any], set[str]]) -> None:
-    fields, fields_set = envelope
-    resource.__dict__.update(fields)
-    resource.__pydantic_fields_set__.clear()
-    resource.__pydantic_fields_set__.update(fields_set)
-
-
 def _model(model_cls: type[R] | str) -> type[R]:
     # A type name gives its registered class, or BaseResource for an unmodelled type.
     return typing_cast("type[R]", model_for(model_cls))
-
-
-def _validate(model_cls: type[R], document: str, resource_type: str) -> R:
-    try:
-        return model_cls.model_validate_json(document)
-    except ValueError as exc:
-        # Not chained: pydantic's own text quotes the stored values (patient data).
-        raise StoredDocumentError(resource_type, validation_details(exc)) from None

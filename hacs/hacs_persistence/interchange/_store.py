@@ -14,12 +14,9 @@ from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    FromClause,
     Select,
     Table,
     Text,
-    and_,
     any_,
     bindparam,
     cast,
@@ -35,9 +32,10 @@ from hacs_persistence.db.unit import Unit
 from hacs_persistence.interchange._references import AMBIGUOUS, _Ambiguous
 from hacs_persistence.interchange._sources import Criterion
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
-from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable, ResourceVersionTable
+from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable
+from hacs_persistence.storage.columns import STAMP_FIELDS
 from hacs_persistence.storage.mapping import ResourceMapping
-from hacs_persistence.storage.statements import stored_in_scope
+from hacs_persistence.storage.statements import current_documents, stored_in_scope
 
 __all__ = [
     "ENVELOPE_KEYS",
@@ -48,10 +46,10 @@ __all__ = [
     "unchanged_ids",
 ]
 
-# Storage envelope in every stored document; left out when comparing content.
-ENVELOPE_KEYS = ["version", "created_at", "updated_at"]
+# Storage envelope in every stored document (the statements stamp it); left out when comparing
+# content.
+ENVELOPE_KEYS = list(STAMP_FIELDS)
 
-VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 FALLBACK: Table = ResourceDocumentTable.__table__  # type: ignore[assignment]
 
 
@@ -61,22 +59,6 @@ def _text(name: str) -> Any:
 
 def _texts(name: str) -> Any:
     return bindparam(name, type_=ARRAY(Text))
-
-
-def _current_documents(mapping: ResourceMapping) -> tuple[FromClause, ColumnElement[Any]]:
-    """The current (live or deleted) rows of a mapping joined to their JSONB documents."""
-    table = mapping.table
-    if not mapping.typed:
-        return table, table.c.document
-    source = table.join(
-        VERSIONS,
-        and_(
-            VERSIONS.c.resource_type == table.c.resource_type,
-            VERSIONS.c.id == table.c.id,
-            VERSIONS.c.version == table.c.version,
-        ),
-    )
-    return source, VERSIONS.c.document
 
 
 # --- stored versions and the "unchanged" comparison --------------------------------------------
@@ -111,7 +93,7 @@ async def stored_versions(
 @lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _unchanged_statement(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
-    source, document = _current_documents(mapping)
+    source, document = current_documents(mapping)
     given = (
         func.unnest(_texts("p_ids"), _texts("p_docs"))
         .table_valued(column("id", Text), column("doc", Text))
@@ -181,7 +163,7 @@ def _matches(identifiers: Any, criterion: Criterion) -> bool:
 @lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _identifier_statement(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
-    source, document = _current_documents(mapping)
+    source, document = current_documents(mapping)
     probes = cast(_texts("p_probes"), ARRAY(JSONB))
     return (
         select(table.c.id, cast(document["identifier"], Text).label("identifier"))

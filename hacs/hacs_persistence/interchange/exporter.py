@@ -24,12 +24,12 @@ from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
     ResourceNotFoundError,
     StoredDocumentError,
-    validation_details,
 )
 from hacs_persistence.ids import checked_id
 from hacs_persistence.interchange._store import compartment_types
 from hacs_persistence.query.search import build_search, describe_shape, next_cursor, parse_filters
-from hacs_persistence.storage.mapping import ResourceMapping, model_for
+from hacs_persistence.storage.codec import codec_for
+from hacs_persistence.storage.mapping import ResourceMapping
 from hacs_persistence.storage.statements import statements_for
 
 __all__ = [
@@ -80,25 +80,15 @@ async def _permit(
     return mapping, allowed
 
 
-def _validate(mapping: ResourceMapping, document: str, position: int = 1) -> BaseResource:
-    model = model_for(mapping.resource_type)
-    try:
-        return model.model_validate_json(document)
-    except ValueError as exc:
-        # Not chained: pydantic's own text quotes the stored values (patient data).
-        raise StoredDocumentError(
-            mapping.resource_type, validation_details(exc), position=position, page=True
-        ) from None
-
-
 async def _validated(
     adapter: PostgreSQLAdapter, actor: Actor, query: _Query, rows: Sequence[tuple[str, str]]
 ) -> list[BaseResource]:
     """The page's documents as models; an invalid one stops the export, its id audited."""
+    codec = codec_for(query.mapping)
     resources = []
     for position, (resource_id, document) in enumerate(rows, start=1):
         try:
-            resources.append(_validate(query.mapping, document, position))
+            resources.append(codec.load(document, codec.model, position=position, page=True))
         except StoredDocumentError as exc:
             await adapter.gate.record(
                 actor,

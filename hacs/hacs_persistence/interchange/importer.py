@@ -63,7 +63,8 @@ from hacs_persistence.limits import (
     IMPORT_BATCH_ENTRIES,
 )
 from hacs_persistence.schema import TYPED_TABLES
-from hacs_persistence.storage.mapping import ResourceMapping, document_json
+from hacs_persistence.storage.codec import document_json
+from hacs_persistence.storage.mapping import ResourceMapping
 
 __all__ = [
     "FileResult",

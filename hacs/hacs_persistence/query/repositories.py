@@ -84,9 +84,7 @@ from hacs_persistence.errors import (
     InvalidQueryError,
     PermissionDeniedError,
     ResourceValidationError,
-    StoredDocumentError,
     translating,
-    validation_details,
 )
 from hacs_persistence.ids import checked_id
 from hacs_persistence.schema import (
@@ -98,7 +96,9 @@ from hacs_persistence.schema import (
 )
 from hacs_persistence.schema.clinical import ConditionTable
 from hacs_persistence.schema.core import EncounterTable, ObservationTable, PatientTable
+from hacs_persistence.storage.codec import codec_for
 from hacs_persistence.storage.mapping import ResourceMapping, mapping_for
+from hacs_persistence.storage.statements import current_documents
 
 __all__ = [
     "ACTIVE_CLINICAL_STATUSES",
@@ -701,19 +701,11 @@ class Repository(Generic[TableT]):
         # resource_versions holds the versions of the same resource: reached only through the
         # (scoped) typed row, so the scope of the typed table covers it.
         table = self.model_type
-        versions = ResourceVersionTable
         read.describe(["id:eq"], include_deleted=include_deleted)
+        source, document = current_documents(_mapping_of(table))
         statement = (
-            select(versions.document)
-            .join_from(
-                table,
-                versions,
-                and_(
-                    versions.resource_type == table.resource_type,
-                    versions.id == table.id,
-                    versions.version == table.version,
-                ),
-            )
+            select(document)
+            .select_from(source)
             .where(table.id == resource_id, *self._live(include_deleted), *read.where(table))
         )
         rows = await self._scalars(statement)
@@ -730,11 +722,8 @@ class Repository(Generic[TableT]):
                 f"No model class is registered for resource type {stored_type!r}; import the "
                 "module that defines it."
             ) from exc
-        try:
-            return model_cls.model_validate(document)
-        except ValueError as exc:
-            # Not chained: pydantic's own text quotes the stored values (patient data).
-            raise StoredDocumentError(str(stored_type), validation_details(exc)) from None
+        codec = codec_for(_mapping_of(self.model_type))
+        return codec.load(document, model_cls, resource_type=str(stored_type))
 
     async def get_model(
         self, resource_id: str, *, include_deleted: bool = False

@@ -21,7 +21,6 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import (
     Column,
     ColumnElement,
-    FromClause,
     Integer,
     Select,
     Text,
@@ -44,9 +43,13 @@ from hacs_persistence.limits import (
     value_size_exceeds,
 )
 from hacs_persistence.query.cursors import check_cursor_key, open_cursor, query_binding, seal_cursor
-from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.storage.mapping import ResourceMapping
-from hacs_persistence.storage.statements import counted_audit, patient_ref
+from hacs_persistence.storage.statements import (
+    counted_audit,
+    current_documents,
+    patient_ref,
+    with_documents,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -63,7 +66,6 @@ MAX_PAGE_SIZE = 1000
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix", "contains")
 _DOCUMENT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MAX_IN = 1000
-VERSIONS = ResourceVersionTable.__table__
 
 
 @dataclass
@@ -375,19 +377,8 @@ def _search_statement(
     table = mapping.table
     sort_col = mapping.filterable[sort_name]
     conditions = _conditions(mapping, shape)
-    if mapping.typed:
-        document = cast(VERSIONS.c.document, Text)
-        source: FromClause = table.join(
-            VERSIONS,
-            and_(
-                VERSIONS.c.resource_type == table.c.resource_type,
-                VERSIONS.c.id == table.c.id,
-                VERSIONS.c.version == table.c.version,
-            ),
-        )
-    else:
-        document = cast(table.c.document, Text)
-        source = table
+    source, stored = current_documents(mapping)
+    document = cast(stored, Text)
     conditions.append(table.c.resource_type == bindparam("p_rt", type_=Text))
     conditions.append(table.c.deleted_at.is_(None))
     if patient_scoped and mapping.scope_column is not None:
@@ -516,23 +507,15 @@ def _similarity_statement(
         .cte("nearest")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    source, document = with_documents(nearest)
     result = (
         select(
-            cast(VERSIONS.c.document, Text).label("document"),
+            cast(document, Text).label("document"),
             nearest.c.distance,
             nearest.c.id,
             nearest.c.patient_ref,
         )
-        .select_from(
-            nearest.join(
-                VERSIONS,
-                and_(
-                    VERSIONS.c.resource_type == nearest.c.resource_type,
-                    VERSIONS.c.id == nearest.c.id,
-                    VERSIONS.c.version == nearest.c.version,
-                ),
-            )
-        )
+        .select_from(source)
         .order_by(nearest.c.distance, nearest.c.id)
     )
     return result.add_cte(counted_audit(nearest)) if audited else result

@@ -30,14 +30,9 @@ from hacs_persistence.errors import (
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.schema import TYPED_TABLES, AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
-from hacs_persistence.storage.mapping import ResourceMapping, document_json
-from hacs_persistence.storage.statements import (
-    AUDIT_COLUMNS,
-    ENVELOPE_COLUMNS,
-    VERSION_COLUMNS,
-    statements_for,
-    stored_in_scope,
-)
+from hacs_persistence.storage.codec import codec_for, stamp, stamp_new
+from hacs_persistence.storage.mapping import ResourceMapping
+from hacs_persistence.storage.statements import stamp_columns, statements_for, stored_in_scope
 
 __all__ = ["KeyResolver", "OutOfScopeError", "bulk_insert", "bulk_update", "group_by_mapping"]
 
@@ -195,12 +190,6 @@ class KeyResolver:
         return values
 
 
-def _stamp_new(resources: Sequence[BaseResource], now: datetime) -> None:
-    for resource in resources:
-        resource.__dict__.update(version=1, created_at=now, updated_at=now)
-        resource.__pydantic_fields_set__.update({"id", "version", "created_at", "updated_at"})
-
-
 async def bulk_insert(
     unit: Unit,
     groups: dict[ResourceMapping, list[BaseResource]],
@@ -215,34 +204,21 @@ async def bulk_insert(
     """
     now: datetime = await unit.driver.fetchval("SELECT now()")
     for mapping, resources in groups.items():
+        codec = codec_for(mapping)
         await _assign_free_ids(unit, mapping, resources, patients is not None)
-        _stamp_new(resources, now)
+        stamp_new(resources, now)
         if vector_columns_of(mapping):
             # asyncpg has no binary COPY codec for pgvector; these tables take the statement path.
-            statement = statements_for(mapping).insert
-            prepared = compiled(statement)
+            prepared = compiled(statements_for(mapping).insert)
             for resource in resources:
-                params = dict(audit)
-                params.update(
-                    p_rt=mapping.resource_type, p_id=resource.id, p_doc=document_json(resource)
-                )
-                params.update({f"k_{k}": v for k, v in keys.values(mapping, resource).items()})
+                params = codec.write_params(resource, audit, keys.values(mapping, resource))
                 await unit.driver.fetchrow(prepared.sql, *prepared.arguments(params))
             continue
-        await _copy(
-            unit, VERSIONS, VERSION_COLUMNS, _version_records(mapping, resources, now, actor)
-        )
-        if mapping.typed:
-            columns = (*ENVELOPE_COLUMNS, *(c.name for c in mapping.key_columns))
-            await _copy(
-                unit, mapping.table, columns, _typed_records(mapping, resources, now, actor, keys)
-            )
-        else:
-            columns = (*ENVELOPE_COLUMNS, "document")
-            await _copy(
-                unit, mapping.table, columns, _document_records(mapping, resources, now, actor)
-            )
-        await _copy(unit, AUDIT, AUDIT_COLUMNS, _audit_records(mapping, resources, audit))
+        versions = codec.version_records(resources, now, actor.id)
+        await _copy(unit, VERSIONS, codec.versions.columns, versions)
+        rows = codec.row_records(resources, now, actor.id, keys.values)
+        await _copy(unit, mapping.table, codec.rows.columns, rows)
+        await _copy(unit, AUDIT, codec.audit.columns, codec.audit_records(resources, audit))
 
 
 def vector_columns_of(mapping: ResourceMapping) -> bool:
@@ -255,69 +231,6 @@ async def _copy(unit: Unit, table: Table, columns: Sequence[str], records: Itera
     await unit.driver.copy_records_to_table(
         name, schema_name=schema, columns=list(columns), records=records
     )
-
-
-def _version_records(
-    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
-) -> Iterator[tuple[Any, ...]]:
-    for resource in resources:
-        yield (
-            mapping.resource_type,
-            resource.id,
-            1,
-            "create",
-            document_json(resource),
-            now,
-            actor.id,
-        )
-
-
-def _typed_records(
-    mapping: ResourceMapping,
-    resources: Sequence[BaseResource],
-    now: datetime,
-    actor: Actor,
-    resolver: KeyResolver,
-) -> Iterator[tuple[Any, ...]]:
-    arrays = [isinstance(c.type, ARRAY) for c in mapping.key_columns]
-    for resource in resources:
-        keys = resolver.values(mapping, resource).values()
-        values = [
-            list(v) if is_array and v is not None else v
-            for v, is_array in zip(keys, arrays, strict=True)
-        ]
-        yield (resource.id, mapping.resource_type, 1, now, now, actor.id, actor.id, *values)
-
-
-def _document_records(
-    mapping: ResourceMapping, resources: Sequence[BaseResource], now: datetime, actor: Actor
-) -> Iterator[tuple[Any, ...]]:
-    for resource in resources:
-        yield (
-            resource.id,
-            mapping.resource_type,
-            1,
-            now,
-            now,
-            actor.id,
-            actor.id,
-            document_json(resource),
-        )
-
-
-def _audit_records(
-    mapping: ResourceMapping, resources: Sequence[BaseResource], audit: dict[str, Any]
-) -> Iterator[tuple[Any, ...]]:
-    head = (
-        audit["a_actor_id"],
-        audit["a_actor_name"],
-        audit["a_actor_role"],
-        "create",
-        mapping.resource_type,
-    )
-    tail = ("success", None, audit["a_request_id"], audit["a_purpose"])  # no result count
-    for resource in resources:
-        yield (*head, resource.id, *tail)
 
 
 async def bulk_update(
@@ -341,17 +254,11 @@ async def bulk_update(
             raise ResourceValidationError(
                 f"The same {mapping.resource_type} appears twice in one save_many."
             )
+        codec = codec_for(mapping)
         arguments = []
         for resource in resources:
-            params = dict(audit)
-            params.update(
-                p_rt=mapping.resource_type,
-                p_id=resource.id,
-                p_doc=document_json(resource),
-                p_expected=resource.version,
-                p_patients=scope,
-            )
-            params.update({f"k_{k}": v for k, v in keys.values(mapping, resource).items()})
+            params = codec.write_params(resource, audit, keys.values(mapping, resource))
+            params.update(p_expected=resource.version, p_patients=scope)
             arguments.append(prepared.arguments(params))
         await unit.driver.executemany(prepared.sql, arguments)
         # Every row must now be at expected + 1; any other is a version conflict (or missing).
@@ -373,22 +280,14 @@ async def bulk_update(
                     resource.version,
                     None if row is None else row["version"],
                 )
-            resource.__dict__.update(
-                version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"]
-            )
+            stamp(resource, row)
 
 
 @lru_cache(maxsize=MAPPING_CACHE_SIZE)
 def _stored_envelopes(mapping: ResourceMapping) -> Select[Any]:
     """Version and timestamps of the rows whose ids are in ``p_ids``, and if in ``p_patients``."""
     table = mapping.table
-    return select(
-        table.c.id,
-        table.c.version,
-        table.c.created_at,
-        table.c.updated_at,
-        stored_in_scope(mapping).label("in_scope"),
-    ).where(
+    return select(*stamp_columns(table), stored_in_scope(mapping).label("in_scope")).where(
         table.c.resource_type == bindparam("p_rt", type_=Text),
         table.c.id == any_(bindparam("p_ids", type_=ARRAY(Text))),
     )

@@ -27,6 +27,7 @@ from sqlalchemy import Interval, Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from hacs_persistence.db.unit import Unit
+from hacs_persistence.storage.codec import audit_row
 
 __all__ = ["PurgeReport", "apply_retention", "purge_compartment"]
 
@@ -84,10 +85,13 @@ async def purge_compartment(
 ) -> PurgeReport:
     """Delete the patient's compartment and all its versions (in the unit's transaction).
 
-    ``audit``: who asks (``actor_id``, ``actor_name``, ``actor_role``, ``request_id``,
-    ``purpose_of_use``), for the audit row the database function writes.
+    ``audit``: who asks, as the ``a_*`` parameters of the call (``AccessGate.params``), for
+    the audit row the database function writes (as the columns they fill; its action is
+    always ``purge``).
     """
-    row = await unit.fetchrow(_PURGE, {"p_patient": patient_id, "p_audit": dict(audit or {})})
+    who = {} if audit is None else audit_row(audit)
+    who.pop("action", None)
+    row = await unit.fetchrow(_PURGE, {"p_patient": patient_id, "p_audit": who})
     return PurgeReport.from_result(patient_id, row[0])
 
 

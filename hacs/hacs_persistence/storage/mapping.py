@@ -1,8 +1,9 @@
-"""The one place where a model becomes a row and a row becomes a model.
+"""Where each resource type is stored: its table (typed, or the JSONB fallback) and key columns.
 
 A resource is stored as (a) its full JSON document and (b) for types with a typed table, the key
 columns that the table declares, each derived by the source on its column (``Column.info``). Field
-lists are never written here: they come from the table metadata.
+lists are never written here: they come from the table metadata. The values of a write and the
+loading of a stored document are the row codec's (``storage.codec``), built from a mapping.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from hacs_persistence.schema.base import TypedResourceTable
 
 __all__ = [
     "ResourceMapping",
-    "document_json",
     "document_mapping",
     "mapping_for",
     "model_for",
-    "model_from_document",
 ]
 
 
@@ -132,29 +131,3 @@ def model_for(model: type[BaseResource] | str) -> type[BaseResource]:
         except KeyError:
             return BaseResource
     return model
-
-
-def document_json(resource: BaseResource) -> str:
-    """The resource as the JSON document stored in ``resource_versions``/``hacs_resources``."""
-    return resource.model_dump_json()
-
-
-def model_from_document(
-    model_cls: type[BaseResource], document: str | bytes | dict[str, Any]
-) -> BaseResource:
-    """Validate a stored document back into a model (the stored type's own class if registered)."""
-    if isinstance(document, dict):
-        stored_type = document.get("resource_type")
-        cls = _class_for(model_cls, stored_type)
-        return cls.model_validate(document)
-    cls = model_cls
-    return cls.model_validate_json(document)
-
-
-def _class_for(model_cls: type[BaseResource], stored_type: Any) -> type[BaseResource]:
-    if not isinstance(stored_type, str) or stored_type == model_cls.type_name():
-        return model_cls
-    try:
-        return get_model_class(stored_type)
-    except KeyError:
-        return model_cls

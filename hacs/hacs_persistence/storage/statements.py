@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     CTE,
+    ColumnElement,
+    FromClause,
     Insert,
     Select,
     Table,
@@ -39,106 +41,66 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+from hacs_persistence.storage import columns
+from hacs_persistence.storage.columns import AUDIT_PARAM_OF, STAMP_FIELDS, by_name, key_param
 from hacs_persistence.storage.mapping import ResourceMapping
 
 __all__ = [
-    "AUDIT_COLUMNS",
-    "AUDIT_PARAMS",
-    "ENVELOPE_COLUMNS",
-    "VERSION_COLUMNS",
     "Statements",
     "audit_insert",
     "counted_audit",
+    "current_documents",
     "patient_ref",
+    "stamp_columns",
     "statements_for",
     "stored_in_scope",
+    "with_documents",
 ]
 
+InsertT = TypeVar("InsertT", bound=Insert)
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
-
-# Parameters every audited statement takes (besides those of its own).
-AUDIT_PARAMS = (
-    "a_actor_id",
-    "a_actor_name",
-    "a_actor_role",
-    "a_action",
-    "a_request_id",
-    "a_purpose",
-)
-
-
-# Column lists shared by the statements here and the COPY path (bulk.py): written once.
-ENVELOPE_COLUMNS = (
-    "id",
-    "resource_type",
-    "version",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
-)
-VERSION_COLUMNS = (
-    "resource_type",
-    "id",
-    "version",
-    "operation",
-    "document",
-    "changed_at",
-    "changed_by",
-)
-AUDIT_COLUMNS = (
-    "actor_id",
-    "actor_name",
-    "actor_role",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "result_count",
-    "request_id",
-    "purpose_of_use",
-)
 
 
 def _p(name: str, type_: Any = Text) -> Any:
     return bindparam(name, type_=type_)
 
 
-def _audit_columns() -> list[str]:
-    return list(AUDIT_COLUMNS)
+def _actor_values() -> dict[str, Any]:
+    """The audit columns taken from the caller's ``a_*`` parameters (who, why, which request)."""
+    return {column: _p(param) for column, param in AUDIT_PARAM_OF.items()}
 
 
-def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> list[Any]:
-    return [
-        _p("a_actor_id"),
-        _p("a_actor_name"),
-        _p("a_actor_role"),
-        _p("a_action"),
-        _p("p_rt"),
-        resource_id,
-        outcome,
-        count if count is not None else null(),
-        _p("a_request_id"),
-        _p("a_purpose"),
-    ]
+def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> dict[str, Any]:
+    """An audit row's values by column, in the order of ``AUDIT_COLUMNS``."""
+    values = _actor_values()
+    values.update(
+        resource_type=_p("p_rt"),
+        resource_id=resource_id,
+        outcome=outcome,
+        result_count=count if count is not None else null(),
+    )
+    return by_name(columns.AUDIT_COLUMNS, values, "audit row")
+
+
+def _insert_select(statement: InsertT, values: dict[str, Any], source: Any = None) -> InsertT:
+    """``INSERT ... (names) SELECT values``: each column and its value come from one dict entry."""
+    selected = select(*values.values())
+    if source is not None:
+        selected = selected.select_from(source)
+    return statement.from_select(list(values), selected)
 
 
 @cache
 def audit_insert() -> Insert:
     """A plain audit row insert (denied or failed attempts, searches)."""
     return insert(AUDIT).values(
-        actor_id=_p("a_actor_id"),
-        actor_name=_p("a_actor_name"),
-        actor_role=_p("a_actor_role"),
-        action=_p("a_action"),
+        **_actor_values(),
         resource_type=_p("p_rt"),
         resource_id=_p("p_rid"),
         outcome=_p("p_outcome"),
         result_count=bindparam("p_count", type_=AUDIT.c.result_count.type),
         detail=_p("p_detail"),
-        request_id=_p("a_request_id"),
-        purpose_of_use=_p("a_purpose"),
         resource_ids=bindparam("p_rids", None, type_=ARRAY(Text), required=False),
         patient_ids=bindparam("p_pids", None, type_=ARRAY(Text), required=False),
     )
@@ -147,11 +109,10 @@ def audit_insert() -> Insert:
 def _stamped(document: Any, version: Any, created_at: Any, updated_at: Any) -> Any:
     # The stored document carries the database's version and timestamps, so reading it back
     # needs no merging.
-    return document.op("||")(
-        func.jsonb_build_object(
-            "version", version, "created_at", created_at, "updated_at", updated_at
-        )
-    )
+    stamp = {"version": version, "created_at": created_at, "updated_at": updated_at}
+    stamp = by_name(STAMP_FIELDS, stamp, "document stamp")
+    pairs = [part for key_and_value in stamp.items() for part in key_and_value]
+    return document.op("||")(func.jsonb_build_object(*pairs))
 
 
 @dataclass(frozen=True)
@@ -168,6 +129,86 @@ class Statements:
     # that row on a connection of its own so it survives the transaction's rollback.
     read_plain: Any
     read_scoped_plain: Any
+
+
+def stamp_columns(source: Any) -> list[Any]:
+    """What a write returns: the id and what the saved model is stamped with (``codec.stamp``)."""
+    return [source.c.id, *(source.c[name] for name in STAMP_FIELDS)]
+
+
+def current_documents(mapping: ResourceMapping) -> tuple[FromClause, ColumnElement[Any]]:
+    """The current (live or deleted) rows of a mapping joined to their JSONB documents.
+
+    A typed row's document is its version's in ``resource_versions``; the JSONB table holds
+    its own. Every read of a current document (read, search, import comparison) starts here.
+    """
+    table = mapping.table
+    if not mapping.typed:
+        return table, table.c.document
+    return with_documents(table)
+
+
+def with_documents(rows: Any) -> tuple[FromClause, ColumnElement[Any]]:
+    """``rows`` (with ``resource_type``, ``id`` and ``version``) joined to those versions."""
+    joined = rows.join(
+        VERSIONS,
+        and_(
+            VERSIONS.c.resource_type == rows.c.resource_type,
+            VERSIONS.c.id == rows.c.id,
+            VERSIONS.c.version == rows.c.version,
+        ),
+    )
+    return joined, VERSIONS.c.document
+
+
+def _this_row(table: Table) -> list[ColumnElement[bool]]:
+    """The row a statement is about: ``p_id`` of type ``p_rt``."""
+    return [table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt")]
+
+
+def _at_expected_version(table: Table) -> ColumnElement[bool]:
+    """The optimistic lock of an update: the stored row is still at ``p_expected``."""
+    return table.c.version == bindparam("p_expected", type_=table.c.version.type)
+
+
+def _new_envelope(resource_id: Any, now: Any) -> dict[str, Any]:
+    """The envelope of a new row by column, in the order of ``ENVELOPE_COLUMNS``."""
+    envelope = {
+        "id": resource_id,
+        "resource_type": _p("p_rt"),
+        "version": literal(1),
+        "created_at": now,
+        "updated_at": now,
+        "created_by": _p("a_actor_id"),
+        "updated_by": _p("a_actor_id"),
+    }
+    return by_name(columns.ENVELOPE_COLUMNS, envelope, "resource row")
+
+
+def _next_version(table: Table, now: Any, *, deleted: bool) -> dict[str, Any]:
+    """The envelope of a row's next version: a delete hides the row, an update restores it."""
+    return {
+        "version": table.c.version + 1,
+        "updated_at": now,
+        "updated_by": _p("a_actor_id"),
+        "deleted_at": now if deleted else null(),
+    }
+
+
+def _current_row(mapping: ResourceMapping) -> Select[Any]:
+    """The current document of ``p_id``, with what a read decides on (deleted, version, patient)."""
+    table = mapping.table
+    source, document = current_documents(mapping)
+    return (
+        select(
+            cast(document, Text).label("document"),
+            table.c.deleted_at,
+            table.c.version,
+            patient_ref(mapping),
+        )
+        .select_from(source)
+        .where(*_this_row(table))
+    )
 
 
 def _doc_param() -> Any:
@@ -193,43 +234,21 @@ def stored_in_scope(mapping: ResourceMapping) -> Any:
 
 def _typed_statements(mapping: ResourceMapping) -> Statements:
     table = mapping.table
-    keys = {c.key: bindparam(f"k_{c.key}", type_=c.type) for c in mapping.key_columns}
+    keys = {c.key: bindparam(key_param(c.key), type_=c.type) for c in mapping.key_columns}
     now = func.now()
 
     # -- insert: versions row, then the typed row selected from it, then the audit row.
     v_ins = (
         pg_insert(VERSIONS)
-        .values(
-            resource_type=_p("p_rt"),
-            id=_p("p_id"),
-            version=1,
-            operation="create",
-            document=_stamped(_doc_param(), 1, now, now),
-            changed_at=now,
-            changed_by=_p("a_actor_id"),
-        )
+        .values(**_version_row(_p("p_id"), 1, "create", _stamped(_doc_param(), 1, now, now), now))
         .on_conflict_do_nothing()
         .returning(VERSIONS.c.id)
         .cte("v")
     )
-    t_cols = [*ENVELOPE_COLUMNS, *keys]
     t_ins = (
-        pg_insert(table)
-        .from_select(
-            t_cols,
-            select(
-                v_ins.c.id,
-                _p("p_rt"),
-                literal(1),
-                now,
-                now,
-                _p("a_actor_id"),
-                _p("a_actor_id"),
-                *keys.values(),
-            ).select_from(v_ins),
-        )
+        _insert_select(pg_insert(table), {**_new_envelope(v_ins.c.id, now), **keys}, v_ins)
         .on_conflict_do_nothing(index_elements=["id"])
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .returning(*stamp_columns(table))
         .cte("t")
     )
     insert_stmt = _returning_with_audit(t_ins, "success")
@@ -238,19 +257,12 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
     t_upd = (
         update(table)
         .where(
-            table.c.id == _p("p_id"),
-            table.c.resource_type == _p("p_rt"),
-            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+            *_this_row(table),
+            _at_expected_version(table),
             stored_in_scope(mapping),
         )
-        .values(
-            version=table.c.version + 1,
-            updated_at=now,
-            updated_by=_p("a_actor_id"),
-            deleted_at=null(),
-            **keys,
-        )
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .values(**_next_version(table, now, deleted=False), **keys)
+        .returning(*stamp_columns(table))
         .cte("t")
     )
     update_stmt = _returning_with_audit(
@@ -260,16 +272,9 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
     # -- delete: a tombstone version carrying the last document.
     t_del = (
         update(table)
-        .where(
-            table.c.id == _p("p_id"),
-            table.c.resource_type == _p("p_rt"),
-            table.c.deleted_at.is_(None),
-            stored_in_scope(mapping),
-        )
-        .values(
-            version=table.c.version + 1, updated_at=now, deleted_at=now, updated_by=_p("a_actor_id")
-        )
-        .returning(table.c.id, table.c.version, table.c.created_at, table.c.updated_at)
+        .where(*_this_row(table), table.c.deleted_at.is_(None), stored_in_scope(mapping))
+        .values(**_next_version(table, now, deleted=True))
+        .returning(*stamp_columns(table))
         .cte("t")
     )
     prev = VERSIONS.alias("prev")
@@ -287,25 +292,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
     )
 
     # -- read: the current document, with the audit row written in the same round trip.
-    r = (
-        select(
-            cast(VERSIONS.c.document, Text).label("document"),
-            table.c.deleted_at,
-            table.c.version,
-            patient_ref(mapping),
-        )
-        .select_from(
-            table.join(
-                VERSIONS,
-                and_(
-                    VERSIONS.c.resource_type == table.c.resource_type,
-                    VERSIONS.c.id == table.c.id,
-                    VERSIONS.c.version == table.c.version,
-                ),
-            )
-        )
-        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
-    )
+    r = _current_row(mapping)
     read_stmt = _read_with_audit(r.cte("r"))
     read_plain = _read_plain(r.cte("r"))
     read_scoped = read_scoped_plain = None
@@ -314,9 +301,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         # Patient-scoped actors: the row is fetched only if it is in one of their compartments;
         # an out-of-scope row is never read, and its attempt is audited as denied.
         in_scope = scope == any_(bindparam("p_patients", type_=ARRAY(Text)))
-        exists_at_all = exists(
-            select(1).where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
-        )
+        exists_at_all = exists(select(1).where(*_this_row(table)))
         read_scoped = _read_with_audit(r.where(in_scope).cte("r"), exists_at_all)
         read_scoped_plain = _read_plain(r.where(in_scope).cte("r"))
     current = _current(mapping)
@@ -341,39 +326,36 @@ def _current(mapping: ResourceMapping) -> Select[Any]:
     table = mapping.table
     return select(
         table.c.version, table.c.deleted_at, stored_in_scope(mapping).label("in_scope")
-    ).where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
+    ).where(*_this_row(table))
+
+
+def _version_row(
+    resource_id: Any, version: Any, operation: str, document: Any, changed_at: Any
+) -> dict[str, Any]:
+    """A version row by column, in the order of ``VERSION_COLUMNS``."""
+    values = {
+        "resource_type": _p("p_rt"),
+        "id": resource_id,
+        "version": literal(version) if isinstance(version, int) else version,
+        "operation": literal(operation),
+        "document": document,
+        "changed_at": changed_at,
+        "changed_by": _p("a_actor_id"),
+    }
+    return by_name(columns.VERSION_COLUMNS, values, "version row")
 
 
 def _version_from(changed: CTE, operation: str, document: Any) -> Any:
     """Append the version row for a changed resource (one from the change's RETURNING)."""
-    return (
-        insert(VERSIONS)
-        .from_select(
-            list(VERSION_COLUMNS),
-            select(
-                _p("p_rt"),
-                changed.c.id,
-                changed.c.version,
-                literal(operation),
-                _stamped(document, changed.c.version, changed.c.created_at, changed.c.updated_at),
-                changed.c.updated_at,
-                _p("a_actor_id"),
-            ).select_from(changed),
-        )
-        .cte("v")
-    )
+    stamped = _stamped(document, changed.c.version, changed.c.created_at, changed.c.updated_at)
+    row = _version_row(changed.c.id, changed.c.version, operation, stamped, changed.c.updated_at)
+    return _insert_select(insert(VERSIONS), row, changed).cte("v")
 
 
 def _returning_with_audit(changed: CTE, outcome: str, versions: Any = None) -> Select[Any]:
-    audit = (
-        insert(AUDIT)
-        .from_select(
-            _audit_columns(),
-            select(*_audit_values(changed.c.id, literal(outcome))).select_from(changed),
-        )
-        .cte("a")
-    )
-    stmt = select(changed.c.id, changed.c.version, changed.c.created_at, changed.c.updated_at)
+    row = _audit_values(changed.c.id, literal(outcome))
+    audit = _insert_select(insert(AUDIT), row, changed).cte("a")
+    stmt = select(*stamp_columns(changed))
     if versions is not None:
         stmt = stmt.add_cte(versions)
     return stmt.add_cte(audit)
@@ -417,19 +399,9 @@ def counted_audit(rows: Any, limit: Any = None, order: Sequence[Any] = ()) -> CT
     count, ids, patients = (
         summary.with_only_columns(c).scalar_subquery() for c in summary.selected_columns
     )
-    return (
-        insert(AUDIT)
-        .from_select(
-            [*_audit_columns(), "detail", "resource_ids", "patient_ids"],
-            select(
-                *_audit_values(null(), literal("success"), count),
-                _p("p_detail"),
-                ids,
-                patients,
-            ),
-        )
-        .cte("a")
-    )
+    row = _audit_values(null(), literal("success"), count)
+    row.update(detail=_p("p_detail"), resource_ids=ids, patient_ids=patients)
+    return _insert_select(insert(AUDIT), row).cte("a")
 
 
 def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
@@ -442,18 +414,9 @@ def _read_with_audit(r: CTE, exists_unscoped: Any = None) -> Select[Any]:
         select(_id_array(_p("p_id"))).select_from(live.subquery("live")).scalar_subquery()
     )
     patients = select(_id_array(live.subquery("live_p").c.patient_ref)).scalar_subquery()
-    audit = (
-        insert(AUDIT)
-        .from_select(
-            [*_audit_columns(), "resource_ids", "patient_ids"],
-            select(
-                *_audit_values(_p("p_id"), case(*whens, else_=literal("not_found"))),
-                returned_ids,
-                patients,
-            ),
-        )
-        .cte("a")
-    )
+    row = _audit_values(_p("p_id"), case(*whens, else_=literal("not_found")))
+    row.update(resource_ids=returned_ids, patient_ids=patients)
+    audit = _insert_select(insert(AUDIT), row).cte("a")
     return select(r.c.document, r.c.deleted_at, r.c.version, r.c.patient_ref).add_cte(audit)
 
 
@@ -464,9 +427,7 @@ def _read_plain(r: CTE) -> Select[Any]:
 def _document_change(change: Any, operation: str) -> Select[Any]:
     """A JSONB-table change with its version row (the document it stored) and its audit row."""
     table = change.table
-    changed = change.returning(
-        table.c.id, table.c.version, table.c.created_at, table.c.updated_at, table.c.document
-    ).cte("t")
+    changed = change.returning(*stamp_columns(table), table.c.document).cte("t")
     return _returning_with_audit(
         changed, "success", versions=_version_from(changed, operation, changed.c.document)
     )
@@ -477,61 +438,32 @@ def _document_statements(mapping: ResourceMapping) -> Statements:
     now = func.now()
     t_ins = (
         pg_insert(table)
-        .values(
-            resource_type=_p("p_rt"),
-            id=_p("p_id"),
-            version=1,
-            document=_stamped(_doc_param(), 1, now, now),
-            created_at=now,
-            updated_at=now,
-            created_by=_p("a_actor_id"),
-            updated_by=_p("a_actor_id"),
-        )
+        .values(**_new_envelope(_p("p_id"), now), document=_stamped(_doc_param(), 1, now, now))
         .on_conflict_do_nothing()
     )
     insert_stmt = _document_change(t_ins, "create")
     t_upd = (
         update(table)
         .where(
-            table.c.id == _p("p_id"),
-            table.c.resource_type == _p("p_rt"),
-            table.c.version == bindparam("p_expected", type_=table.c.version.type),
+            *_this_row(table),
+            _at_expected_version(table),
         )
         .values(
-            version=table.c.version + 1,
-            updated_at=now,
-            updated_by=_p("a_actor_id"),
-            deleted_at=null(),
+            **_next_version(table, now, deleted=False),
             document=_stamped(_doc_param(), table.c.version + 1, table.c.created_at, now),
         )
     )
     update_stmt = _document_change(t_upd, "update")
     t_del = (
         update(table)
-        .where(
-            table.c.id == _p("p_id"),
-            table.c.resource_type == _p("p_rt"),
-            table.c.deleted_at.is_(None),
-        )
+        .where(*_this_row(table), table.c.deleted_at.is_(None))
         .values(
-            version=table.c.version + 1,
-            updated_at=now,
-            deleted_at=now,
-            updated_by=_p("a_actor_id"),
+            **_next_version(table, now, deleted=True),
             document=_stamped(table.c.document, table.c.version + 1, table.c.created_at, now),
         )
     )
     delete_stmt = _document_change(t_del, "delete")
-    r = (
-        select(
-            cast(table.c.document, Text).label("document"),
-            table.c.deleted_at,
-            table.c.version,
-            patient_ref(mapping),
-        )
-        .where(table.c.id == _p("p_id"), table.c.resource_type == _p("p_rt"))
-        .cte("r")
-    )
+    r = _current_row(mapping).cte("r")
     current = _current(mapping)
     return Statements(
         insert_stmt,
