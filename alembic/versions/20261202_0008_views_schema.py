@@ -20,7 +20,7 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_SQL = """
+_SQL = r"""
 CREATE SCHEMA hacs_views;
 
 CREATE TABLE hacs_views.fhir_resources (

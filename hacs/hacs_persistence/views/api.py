@@ -30,7 +30,7 @@ from sqlalchemy.types import Text
 
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
-from hacs_persistence.errors import translate_database_error
+from hacs_persistence.errors import sqlstate_of, translate_database_error
 from hacs_persistence.views.compiler import (
     PATIENT_ID,
     RESOURCE_ID,
@@ -56,6 +56,7 @@ __all__ = [
 VIEW_ACTION = "view"
 _VIEWS_SCHEMA = "hacs_views"
 _RESERVED = frozenset({"fhir_resources"})
+DUPLICATE_TABLE = "42P07"
 _DEFINITION_ERROR = re.compile(r"hacs_views: (.*)")
 
 Target = "PostgreSQLAdapter | AsyncEngine"
@@ -119,6 +120,11 @@ async def create_view(
         async with engine.begin() as conn:
             await conn.execute(text(ddl))
     except DBAPIError as exc:
+        if sqlstate_of(exc) == DUPLICATE_TABLE:
+            raise ViewDefinitionError(
+                f"The view hacs_views.{chosen} exists: drop it, or pass replace=True "
+                "(`--replace`)."
+            ) from None
         raise _translated(exc) from None
     if adapter is not None:
         await adapter.gate.record(
@@ -151,16 +157,6 @@ async def drop_view(
         )
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else (
-            float(value)
-        )
-    if isinstance(value, str):
-        return value
-    return value
-
-
 async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str] | None) -> Any:
     statement = compiled.statement()
     if allowed is not None:
@@ -169,10 +165,12 @@ async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str
     return result.mappings().all()
 
 
-def _decoded(value: Any, collection_or_json: bool) -> Any:
-    if collection_or_json and isinstance(value, str):
-        return json.loads(value)
-    return _json_value(value)
+def _decoded(value: Any) -> Any:
+    # jsonb columns arrive decoded (SQLAlchemy's asyncpg dialect installs the jsonb codec);
+    # numeric ones as Decimal: integral literals as int, others as float (JSON numbers).
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 async def view_rows(
@@ -199,7 +197,6 @@ async def view_rows(
             rows = await _rows(conn, compiled, allowed)
     except DBAPIError as exc:
         raise _translated(exc) from None
-    json_columns = {n for n, kind in compiled.column_types.items() if kind is None}
     if adapter is not None:
         await adapter.gate.record(
             acting,
@@ -213,7 +210,7 @@ async def view_rows(
             patient_ids=[row[PATIENT_ID] for row in rows],
         )
     for row in rows:
-        yield {n: _decoded(row[n], n in json_columns) for n in compiled.columns}
+        yield {n: _decoded(row[n]) for n in compiled.columns}
 
 
 def _patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
