@@ -178,7 +178,10 @@ async def test_values_are_bound_parameters_never_sql_text(world: World) -> None:
 
 async def test_data_that_breaks_the_definition_is_a_typed_error(world: World) -> None:
     # Both patients have two given names: a non-collection column must refuse them.
-    definition = {"resource": "Patient", "select": [{"column": [{"name": "g", "path": "name.given"}]}]}
+    definition = {
+        "resource": "Patient",
+        "select": [{"column": [{"name": "g", "path": "name.given"}]}],
+    }
     with pytest.raises(ViewDefinitionError, match="collection"):
         await _rows(world, definition)
     not_boolean = {**definition, "where": [{"path": "name.family"}]}

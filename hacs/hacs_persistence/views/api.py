@@ -122,8 +122,7 @@ async def create_view(
     except DBAPIError as exc:
         if sqlstate_of(exc) == DUPLICATE_TABLE:
             raise ViewDefinitionError(
-                f"The view hacs_views.{chosen} exists: drop it, or pass replace=True "
-                "(`--replace`)."
+                f"The view hacs_views.{chosen} exists: drop it, or pass replace=True (`--replace`)."
             ) from None
         raise _translated(exc) from None
     if adapter is not None:

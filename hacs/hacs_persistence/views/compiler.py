@@ -36,10 +36,11 @@ from hacs_persistence.views.fhirpath import (
     parse,
 )
 
-__all__ = ["CompiledView", "FHIR_RESOURCES", "compile_view", "quote"]
+__all__ = ["FHIR_RESOURCES", "CompiledView", "compile_view", "quote"]
 
 FHIR_RESOURCES = "hacs_views.fhir_resources"
-_PREPARER = postgresql.dialect().identifier_preparer
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_PREPARER = _DIALECT.identifier_preparer
 # Hidden columns view_rows adds for the audit row (which resources and patients were read).
 RESOURCE_ID = "__hacs_resource_id"
 PATIENT_ID = "__hacs_patient_id"
@@ -88,7 +89,7 @@ class CompiledView:
         A view body cannot hold bind parameters; SQLAlchemy's literal rendering escapes them.
         """
         compiled = self.statement().compile(
-            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+            dialect=_DIALECT, compile_kwargs={"literal_binds": True}
         )
         return str(compiled)
 
@@ -169,7 +170,9 @@ class _Compiler:
         return f"CAST({self.param(str(value))} AS integer)"
 
     def boolean(self, node: Node, scope: _Scope) -> str:
-        return f"hacs_views.truth({self.expr(node, scope)})"
+        compiled = self.expr(node, scope)
+        inner = _unwrapped_bool(compiled)
+        return inner if inner is not None else f"hacs_views.truth({compiled})"
 
     def elements(self, collection: str, condition: str, alias: str, value: str = "") -> str:
         """The elements (or ``value`` of each) of a collection that satisfy ``condition``."""
@@ -180,19 +183,19 @@ class _Compiler:
             f"WHERE {condition})"
         )
 
-    def call(self, node: Call, scope: _Scope) -> str:  # noqa: C901, PLR0911, PLR0912
+    def call(self, node: Call, scope: _Scope) -> str:
         name, args = node.name, node.args
         if name == "ofType":
             type_name = _type_argument(node, required=True)
             assert type_name is not None
-            base = node.base
-            if isinstance(base, Member) and base.name not in _RESOURCE_CONTAINERS:
+            target = node.base
+            if isinstance(target, Member) and target.name not in _RESOURCE_CONTAINERS:
                 # A choice element: value.ofType(Quantity) is the JSON element valueQuantity.
-                renamed = base.name + type_name[0].upper() + type_name[1:]
-                return self.members(Member(base.base, renamed), scope)
+                renamed = target.name + type_name[0].upper() + type_name[1:]
+                return self.members(Member(target.base, renamed), scope)
             alias = self.alias("t")
             return self.elements(
-                self.expr(base, scope), _type_test(f"{alias}.e", type_name, self), alias
+                self.expr(target, scope), _type_test(f"{alias}.e", type_name, self), alias
             )
         if name == "getResourceKey":
             _arity(node, 0)
@@ -250,7 +253,9 @@ class _Compiler:
             )
         if name in ("lowBoundary", "highBoundary"):
             _arity(node, 0)
-            of_type = node.base if isinstance(node.base, Call) and node.base.name == "ofType" else None
+            of_type = (
+                node.base if isinstance(node.base, Call) and node.base.name == "ofType" else None
+            )
             kind = _type_argument(of_type, required=True) if of_type is not None else ""
             high = "true" if name == "highBoundary" else "false"
             return f"hacs_views.boundary({base}, CAST({self.param(kind or '')} AS text), {high})"
@@ -354,8 +359,8 @@ class _Compiler:
         first, then = self.alias("y"), f"hacs_views.element({tree}.e)"
         return (
             f"(WITH RECURSIVE {tree}(e, ord) AS ("
-            f"SELECT {first}.e, ARRAY[{first}.i] FROM jsonb_array_elements({children(scope.focus)}) "
-            f"WITH ORDINALITY AS {first}(e, i) "
+            f"SELECT {first}.e, ARRAY[{first}.i] "
+            f"FROM jsonb_array_elements({children(scope.focus)}) WITH ORDINALITY AS {first}(e, i) "
             f"UNION ALL SELECT {step}.e, {tree}.ord || {step}.i FROM {tree} CROSS JOIN LATERAL "
             f"jsonb_array_elements({children(then)}) WITH ORDINALITY AS {step}(e, i)) "
             f"SELECT e, CAST(row_number() OVER (ORDER BY ord) - 1 AS integer) AS i FROM {tree})"
@@ -386,9 +391,15 @@ class _Compiler:
             raise ViewDefinitionError(f"Column names must be unique; repeated: {duplicates}.")
         root = _Scope("hacs_views.element(r.resource)", "0")
         conditions = [f"r.resource_type = CAST({self.param(self.definition.resource)} AS text)"]
-        conditions += [
-            f"hacs_views.where_true({self.path(w.path, root)})" for w in self.definition.where
-        ]
+        for where in self.definition.where:
+            compiled = self.path(where.path, root)
+            inner = _unwrapped_bool(compiled)
+            # Known boolean (a comparison, exists(), ...): plain SQL; else checked at run time.
+            conditions.append(
+                f"coalesce({inner}, false)"
+                if inner is not None
+                else f"hacs_views.where_true({compiled})"
+            )
         if scoped:
             conditions.append("r.patient_id = ANY(CAST(:allowed AS text[]))")
         selected = [f"v.{quote(n)}" for n in names]
@@ -399,6 +410,23 @@ class _Compiler:
             f"CROSS JOIN LATERAL ({sql}) AS v WHERE {' AND '.join(conditions)}"
         )
         return CompiledView(self.definition, statement, names, self.params, self.types)
+
+
+def _unwrapped_bool(compiled: str) -> str | None:
+    """X of ``hacs_views.bool(X)`` (truth(bool(X)) is X), or None for any other expression.
+
+    Compiled SQL holds no quoted parentheses (values are bind parameters), so counting
+    parentheses finds whether the opening one closes at the very end.
+    """
+    prefix = "hacs_views.bool("
+    if not compiled.startswith(prefix) or not compiled.endswith(")"):
+        return None
+    depth = 0
+    for position, char in enumerate(compiled[len(prefix) - 1 :], start=len(prefix) - 1):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return compiled[len(prefix) : -1] if position == len(compiled) - 1 else None
+    return None
 
 
 def _json_array(values: list[Any]) -> str:

@@ -53,9 +53,9 @@ class SelectNode(BaseModel):
 
     column: list[Column] = []
     select: list[SelectNode] = []
-    unionAll: list[SelectNode] = []  # noqa: N815 (the spec's element name)
-    forEach: str | None = None  # noqa: N815
-    forEachOrNull: str | None = None  # noqa: N815
+    unionAll: list[SelectNode] = []
+    forEach: str | None = None
+    forEachOrNull: str | None = None
     repeat: list[str] | None = None
 
     @model_validator(mode="after")
