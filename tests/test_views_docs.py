@@ -75,4 +75,3 @@ async def test_blood_pressure_view_on_a_synthea_bundle(synthea: PostgreSQLAdapte
         assert row["systolic"] == pytest.approx(components["8480-6"])
         assert row["diastolic"] == pytest.approx(components["8462-4"])
     assert await create_view(synthea, _view(), actor=ADMIN) == "blood_pressure"
-
