@@ -65,6 +65,9 @@ def quote(name: str) -> str:
 class _Scope:
     focus: str  # SQL: the focus as a jsonb collection
     row_index: str  # SQL: %rowIndex (an integer)
+    # SQL of the focus as one jsonb value when it is known to be exactly one (never NULL):
+    # paths then start from it directly instead of from a one-element array.
+    item: str | None = None
 
 
 @dataclass
@@ -146,11 +149,21 @@ class _Compiler:
     def members(self, node: Member, scope: _Scope) -> str:
         steps: list[str] = []
         current: Node = node
-        while isinstance(current, Member):
-            steps.append(current.name)
-            current = current.base
-        base = self.expr(current, scope)
-        return self._step(base, *reversed(steps))
+        while True:
+            if isinstance(current, Member):
+                steps.append(current.name)
+                current = current.base
+            elif (choice := _choice_element(current)) is not None:
+                # value.ofType(Quantity) is the element valueQuantity: one more path step.
+                steps.append(choice.name)
+                current = choice.base
+            else:
+                break
+        names = list(reversed(steps))
+        if isinstance(current, This) and scope.item is not None:
+            jsonpath = "$" + "".join(f'."{name}"[*]' for name in names)
+            return f"jsonb_path_query_array({scope.item}, CAST({self.param(jsonpath)} AS jsonpath))"
+        return self._step(self.expr(current, scope), *names)
 
     def _step(self, base: str, *names: str) -> str:
         # $[*]."a"[*]."b"[*]: each step flattens lists, as FHIRPath navigation does.
@@ -189,10 +202,10 @@ class _Compiler:
             type_name = _type_argument(node, required=True)
             assert type_name is not None
             target = node.base
-            if isinstance(target, Member) and target.name not in _RESOURCE_CONTAINERS:
+            choice = _choice_element(node)
+            if choice is not None:
                 # A choice element: value.ofType(Quantity) is the JSON element valueQuantity.
-                renamed = target.name + type_name[0].upper() + type_name[1:]
-                return self.members(Member(target.base, renamed), scope)
+                return self.members(choice, scope)
             alias = self.alias("t")
             return self.elements(
                 self.expr(target, scope), _type_test(f"{alias}.e", type_name, self), alias
@@ -204,12 +217,12 @@ class _Compiler:
         if name == "where":
             _arity(node, 1)
             alias = self.alias("w")
-            inner = _Scope(f"jsonb_build_array({alias}.e)", scope.row_index)
+            inner = _Scope(f"jsonb_build_array({alias}.e)", scope.row_index, f"{alias}.e")
             return self.elements(base, self.boolean(args[0], inner), alias)
         if name in ("exists", "empty"):
             if name == "exists" and len(args) == 1:
                 alias = self.alias("w")
-                inner = _Scope(f"jsonb_build_array({alias}.e)", scope.row_index)
+                inner = _Scope(f"jsonb_build_array({alias}.e)", scope.row_index, f"{alias}.e")
                 base = self.elements(base, self.boolean(args[0], inner), alias)
             else:
                 _arity(node, 0)
@@ -297,8 +310,11 @@ class _Compiler:
 
     # -- select nodes -> LATERAL subqueries ------------------------------------------------
 
-    def node(self, node: SelectNode, element: str, row_index: str) -> tuple[str, list[str]]:
-        scope = _Scope(f"hacs_views.element({element})", row_index)
+    def node(
+        self, node: SelectNode, element: str, row_index: str, single: bool
+    ) -> tuple[str, list[str]]:
+        """A select node as a subquery; ``single``: ``element`` is never NULL."""
+        scope = _Scope(f"hacs_views.element({element})", row_index, element if single else None)
         base = self.alias("b")
         source = f"(SELECT 1) AS {base}"
         if node.forEach is not None or node.forEachOrNull is not None:
@@ -313,11 +329,12 @@ class _Compiler:
                 source = f"{source} LEFT JOIN LATERAL {elements} ON true"
             # The null row of forEachOrNull is row 0, as the spec's %rowIndex tests say.
             element, row_index = f"{each}.e", f"CAST(coalesce({each}.i - 1, 0) AS integer)"
+            single = node.forEach is not None
         elif node.repeat is not None:
             each = self.alias("f")
             source = f"{self.repeat(node.repeat, scope)} AS {each}"
-            element, row_index = f"{each}.e", f"{each}.i"
-        inner = _Scope(f"hacs_views.element({element})", row_index)
+            element, row_index, single = f"{each}.e", f"{each}.i", True
+        inner = _Scope(f"hacs_views.element({element})", row_index, element if single else None)
         selected: list[str] = []
         names: list[str] = []
         for column in node.column:
@@ -326,13 +343,13 @@ class _Compiler:
             self.types[column.name] = None if column.collection else column.type
         joins: list[str] = []
         for child in node.select:
-            sql, child_names = self.node(child, element, row_index)
+            sql, child_names = self.node(child, element, row_index, single)
             alias = self.alias("n")
             joins.append(f"CROSS JOIN LATERAL ({sql}) AS {alias}")
             selected += [f"{alias}.{quote(n)}" for n in child_names]
             names += child_names
         if node.unionAll:
-            parts = [self.node(option, element, row_index) for option in node.unionAll]
+            parts = [self.node(option, element, row_index, single) for option in node.unionAll]
             first = parts[0][1]
             for _sql, option_names in parts[1:]:
                 if option_names != first:
@@ -385,11 +402,11 @@ class _Compiler:
 
     def view(self, extra: bool, scoped: bool) -> CompiledView:
         top = SelectNode(select=list(self.definition.select))
-        sql, names = self.node(top, "r.resource", "0")
+        sql, names = self.node(top, "r.resource", "0", True)
         if len(set(names)) != len(names):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             raise ViewDefinitionError(f"Column names must be unique; repeated: {duplicates}.")
-        root = _Scope("hacs_views.element(r.resource)", "0")
+        root = _Scope("hacs_views.element(r.resource)", "0", "r.resource")
         conditions = [f"r.resource_type = CAST({self.param(self.definition.resource)} AS text)"]
         for where in self.definition.where:
             compiled = self.path(where.path, root)
@@ -410,6 +427,17 @@ class _Compiler:
             f"CROSS JOIN LATERAL ({sql}) AS v WHERE {' AND '.join(conditions)}"
         )
         return CompiledView(self.definition, statement, names, self.params, self.types)
+
+
+def _choice_element(node: Node) -> Member | None:
+    """``value.ofType(Quantity)`` as the member ``valueQuantity`` (None if not a choice)."""
+    if not (isinstance(node, Call) and node.name == "ofType" and isinstance(node.base, Member)):
+        return None
+    if node.base.name in _RESOURCE_CONTAINERS:
+        return None
+    type_name = _type_argument(node, required=True)
+    assert type_name is not None
+    return Member(node.base.base, node.base.name + type_name[0].upper() + type_name[1:])
 
 
 def _unwrapped_bool(compiled: str) -> str | None:
