@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from hacs_cli.main import app
 from hacs_models import Actor, Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.errors import PermissionDeniedError
+from hacs_persistence.errors import PermissionDeniedError, SchemaNotMigratedError
 from hacs_persistence.views import (
     ViewDefinitionError,
     compile_view,
@@ -241,3 +241,13 @@ def test_cli_create_rows_drop(world: World, tmp_path: Path) -> None:
     refused = cli("rows", str(bad))
     assert refused.exit_code == 1
     assert "Invalid ViewDefinition" in refused.output
+
+
+async def test_a_database_without_revision_0008_says_to_upgrade(world: World) -> None:
+    conn = await db_connect(world.url)
+    try:
+        await conn.execute("DROP SCHEMA hacs_views CASCADE")
+    finally:
+        await conn.close()
+    with pytest.raises(SchemaNotMigratedError, match="hacs db upgrade"):
+        await _rows(world, SYSTOLIC)

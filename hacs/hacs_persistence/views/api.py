@@ -30,7 +30,11 @@ from sqlalchemy.types import Text
 
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
-from hacs_persistence.errors import sqlstate_of, translate_database_error
+from hacs_persistence.errors import (
+    SchemaNotMigratedError,
+    sqlstate_of,
+    translate_database_error,
+)
 from hacs_persistence.views.compiler import (
     PATIENT_ID,
     RESOURCE_ID,
@@ -57,9 +61,9 @@ VIEW_ACTION = "view"
 _VIEWS_SCHEMA = "hacs_views"
 _RESERVED = frozenset({"fhir_resources"})
 DUPLICATE_TABLE = "42P07"
+UNDEFINED_TABLE = "42P01"
+INVALID_SCHEMA = "3F000"
 _DEFINITION_ERROR = re.compile(r"hacs_views: (.*)")
-
-Target = "PostgreSQLAdapter | AsyncEngine"
 
 
 def _engine(target: Any) -> tuple[AsyncEngine, PostgreSQLAdapter | None]:
@@ -72,6 +76,11 @@ def _engine(target: Any) -> tuple[AsyncEngine, PostgreSQLAdapter | None]:
 
 
 def _translated(exc: DBAPIError) -> Exception:
+    if sqlstate_of(exc) in (UNDEFINED_TABLE, INVALID_SCHEMA) and "hacs_views" in str(exc.orig):
+        return SchemaNotMigratedError(
+            "The database has no hacs_views schema (or no fhir_resources table): run "
+            "`hacs db upgrade` (revision 0008 adds them)."
+        )
     found = _DEFINITION_ERROR.search(str(exc.orig))
     if found is not None:
         message = found.group(1).splitlines()[0]
@@ -268,7 +277,7 @@ async def sync_fhir_resources(
                     rows,
                 )
     except DBAPIError as exc:
-        raise translate_database_error(exc) from None
+        raise _translated(exc) from None
     await adapter.gate.record(
         acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
     )
