@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,25 @@ async def test_a_database_without_revision_0008_says_to_upgrade(world: World) ->
         await conn.close()
     with pytest.raises(SchemaNotMigratedError, match="hacs db upgrade"):
         await _rows(world, SYSTOLIC)
+
+
+async def test_decimal_columns_keep_every_digit(world: World) -> None:
+    # Straight into the FHIR documents table: what a view reads is exact, whatever float says.
+    conn = await db_connect(world.url)
+    try:
+        await conn.execute(
+            "INSERT INTO hacs_views.fhir_resources (resource_type, id, resource) VALUES "
+            "('Observation', 'exact', $1::jsonb)",
+            '{"resourceType": "Observation", "id": "exact", "status": "final", '
+            '"valueQuantity": {"value": 0.10000000000000000000001}}',
+        )
+    finally:
+        await conn.close()
+    definition = {
+        "resource": "Observation",
+        "select": [
+            {"column": [{"name": "v", "path": "value.ofType(Quantity).value", "type": "decimal"}]}
+        ],
+        "where": [{"path": "id = 'exact'"}],
+    }
+    assert await _rows(world, definition) == [{"v": Decimal("0.10000000000000000000001")}]

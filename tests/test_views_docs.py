@@ -72,6 +72,6 @@ async def test_blood_pressure_view_on_a_synthea_bundle(synthea: PostgreSQLAdapte
             c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
             for c in panels[row["id"]]["component"]
         }
-        assert row["systolic"] == pytest.approx(components["8480-6"])
-        assert row["diastolic"] == pytest.approx(components["8462-4"])
+        assert float(row["systolic"]) == pytest.approx(components["8480-6"])
+        assert float(row["diastolic"]) == pytest.approx(components["8462-4"])
     assert await create_view(synthea, _view(), actor=ADMIN) == "blood_pressure"

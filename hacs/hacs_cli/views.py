@@ -11,6 +11,7 @@ gives a patient-scoped actor its patients' rows only.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,8 +46,10 @@ ViewFile = Annotated[
 
 
 def _json_default(value: Any) -> Any:
-    # Decimals the driver returns for numeric columns: keep them numbers in the output.
-    return float(value)
+    # decimal columns arrive as Decimal: JSON numbers (int when integral, else float).
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def _with_adapter(url: str | None, work: Any) -> Any:

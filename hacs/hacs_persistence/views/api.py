@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
@@ -173,21 +172,19 @@ async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str
     return result.mappings().all()
 
 
-def _decoded(value: Any) -> Any:
-    # jsonb columns arrive decoded (SQLAlchemy's asyncpg dialect installs the jsonb codec);
-    # numeric ones as Decimal: integral literals as int, others as float (JSON numbers).
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 async def view_rows(
     target: PostgreSQLAdapter | AsyncEngine,
     definition: ViewDefinition | Mapping[str, Any] | str,
     *,
     actor: Actor | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The rows of ``definition`` (keys: its column names), computed by one SQL SELECT."""
+    """The rows of ``definition`` (keys: its column names), computed by one SQL SELECT.
+
+    Values are as PostgreSQL gives them: ``decimal`` columns are exact ``Decimal``s, integer
+    columns ``int``, text columns (strings, codes, dates and times as written) ``str``, and
+    ``jsonb`` columns (no type, or ``"collection": true``) decoded JSON. The rows are read and
+    their audit row written before the first is yielded.
+    """
     parsed = ViewDefinition.parse(definition)
     engine, adapter = _engine(target)
     allowed: list[str] | None = None
@@ -218,7 +215,7 @@ async def view_rows(
             patient_ids=[row[PATIENT_ID] for row in rows],
         )
     for row in rows:
-        yield {n: _decoded(row[n]) for n in compiled.columns}
+        yield {n: row[n] for n in compiled.columns}
 
 
 def _patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
