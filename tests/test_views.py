@@ -274,3 +274,45 @@ async def test_decimal_columns_keep_every_digit(world: World) -> None:
         "where": [{"path": "id = 'exact'"}],
     }
     assert await _rows(world, definition) == [{"v": Decimal("0.10000000000000000000001")}]
+
+
+async def test_an_engine_is_an_operator_connection_without_the_gate(world: World) -> None:
+    rows = [row async for row in view_rows(world.adapter.engine, SYSTOLIC)]
+    assert len(rows) == 2
+    assert await create_view(world.adapter.engine, SYSTOLIC, name="by_engine") == "by_engine"
+    await drop_view(world.adapter.engine, "by_engine")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("name.trace('x')", "trace\\(\\) is not supported"),
+        ("name.given.first(1)", "takes 0 argument"),
+        ("name[given]", "indexer must be an integer"),
+        ("name.", "expected a name"),
+        ("name.where(use = 'x'", "expected '\\)'"),
+        ("%nope", "not a constant of the view"),
+    ],
+)
+def test_unsupported_or_malformed_fhirpath_is_refused_at_compile_time(
+    path: str, message: str
+) -> None:
+    definition = {"resource": "Patient", "select": [{"column": [{"name": "c", "path": path}]}]}
+    with pytest.raises(ViewDefinitionError, match=message):
+        compile_view(definition)
+
+
+def test_view_and_column_names_must_be_identifiers() -> None:
+    with pytest.raises(ViewDefinitionError, match="column name"):
+        compile_view(
+            {"resource": "Patient", "select": [{"column": [{"name": "a b", "path": "id"}]}]}
+        )
+    with pytest.raises(ViewDefinitionError, match="view name"):
+        compile_view({"resource": "Patient", "name": 'x"; drop', "select": [{"column": []}]})
+    with pytest.raises(ViewDefinitionError, match="unique"):
+        compile_view(
+            {
+                "resource": "Patient",
+                "select": [{"column": [{"name": "a", "path": "id"}, {"name": "a", "path": "id"}]}],
+            }
+        )
