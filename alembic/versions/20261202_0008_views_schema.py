@@ -35,6 +35,18 @@ CREATE TABLE hacs_views.fhir_resources (
 
 CREATE INDEX ix_fhir_resources_patient_id ON hacs_views.fhir_resources (patient_id);
 
+-- The application role (docs/operations.md) runs views, refreshes the FHIR documents and
+-- creates and drops its views; where the role does not exist (a one-role setup) nothing is
+-- granted. (To move into APP_GRANTS_SQL, Step 3, when that page is next changed.)
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'hacs_app') THEN
+        GRANT USAGE, CREATE ON SCHEMA hacs_views TO hacs_app;
+        GRANT SELECT, INSERT, DELETE ON hacs_views.fhir_resources TO hacs_app;
+    END IF;
+END
+$$;
+
 -- One element (or SQL NULL: none) as a FHIRPath collection.
 CREATE FUNCTION hacs_views.element(e jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
