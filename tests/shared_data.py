@@ -18,17 +18,21 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["FHIR_DATA", "pytest_terminal_summary", "require_fhir_data"]
+__all__ = ["FHIR_DATA", "beside_checkout", "pytest_terminal_summary", "require_fhir_data"]
 
 _REPO = Path(__file__).resolve().parents[1]
-_BESIDE = next(
-    (
-        candidate
-        for parent in _REPO.parents
-        if (candidate := parent / "shared" / "data" / "fhir").is_dir()
-    ),
-    _REPO.parent / "shared" / "data" / "fhir",
-)
+
+
+def beside_checkout(*parts: str) -> Path:
+    """``shared/data/<parts>`` beside the checkout or beside the nearest parent that has it."""
+    for parent in _REPO.parents:
+        candidate = parent.joinpath("shared", "data", *parts)
+        if candidate.is_dir():
+            return candidate
+    return _REPO.parent.joinpath("shared", "data", *parts)
+
+
+_BESIDE = beside_checkout("fhir")
 _CONFIGURED = os.environ.get("HACS_FHIR_DATA")
 FHIR_DATA = Path(_CONFIGURED).expanduser() if _CONFIGURED else _BESIDE
 _FOLDERS = ("synthea", "bulk-ndjson-10-patients", "hl7-examples")

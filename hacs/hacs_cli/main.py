@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hacs_cli.fhir",
     "hacs_cli.audit",
     "hacs_cli.tokens",
+    "hacs_cli.views",
 )
 
 app = typer.Typer(

@@ -1,0 +1,281 @@
+"""create_view / view_rows / drop_view, and the FHIR-shaped documents views read.
+
+Stored documents are hacs models (snake_case, typed fields, extras), not FHIR JSON, and a
+ViewDefinition is written against FHIR names. ``sync_fhir_resources`` writes each resource's
+``to_fhir`` JSON (the exporter's conversion) into ``hacs_views.fhir_resources``; views select
+from there. It is a snapshot: run it after imports (``hacs views sync``) until the write paths
+keep it in step.
+
+Access: given a :class:`PostgreSQLAdapter`, every call goes through its gate as the actor
+(argument, else the current one). ``view_rows`` needs read permission on the view's resource
+type, restricts a patient-scoped actor to its patients' rows in the SQL, and writes one audit
+row (action ``view``: count, resource and patient ids) before the first row is handed out.
+``create_view``/``drop_view``/``sync_fhir_resources`` are schema changes: ``admin:*``. Given a
+bare ``AsyncEngine`` (an operator's own connection), no gate applies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import Text
+
+from hacs_auth import Actor
+from hacs_models.fhir import to_fhir
+from hacs_persistence.errors import (
+    SchemaNotMigratedError,
+    sqlstate_of,
+    translate_database_error,
+)
+from hacs_persistence.views.compiler import (
+    PATIENT_ID,
+    RESOURCE_ID,
+    CompiledView,
+    compile_view,
+    quote,
+)
+from hacs_persistence.views.definition import NAME, ViewDefinition
+from hacs_persistence.views.errors import ViewDefinitionError
+
+if TYPE_CHECKING:
+    from hacs_persistence.adapters.postgres import PostgreSQLAdapter
+
+__all__ = [
+    "VIEW_ACTION",
+    "create_view",
+    "drop_view",
+    "sync_fhir_resources",
+    "view_name",
+    "view_rows",
+]
+
+VIEW_ACTION = "view"
+_VIEWS_SCHEMA = "hacs_views"
+_RESERVED = frozenset({"fhir_resources"})
+DUPLICATE_TABLE = "42P07"
+UNDEFINED_TABLE = "42P01"
+INVALID_SCHEMA = "3F000"
+_DEFINITION_ERROR = re.compile(r"hacs_views: (.*)")
+
+
+def _engine(target: Any) -> tuple[AsyncEngine, PostgreSQLAdapter | None]:
+    if isinstance(target, AsyncEngine):
+        return target, None
+    engine = getattr(target, "engine", None)
+    if not isinstance(engine, AsyncEngine) or not hasattr(target, "gate"):
+        raise TypeError("Pass a PostgreSQLAdapter or an AsyncEngine.")
+    return engine, target
+
+
+def _translated(exc: DBAPIError) -> Exception:
+    if sqlstate_of(exc) in (UNDEFINED_TABLE, INVALID_SCHEMA) and "hacs_views" in str(exc.orig):
+        return SchemaNotMigratedError(
+            "The database has no hacs_views schema (or no fhir_resources table): run "
+            "`hacs db upgrade` (revision 0008 adds them)."
+        )
+    found = _DEFINITION_ERROR.search(str(exc.orig))
+    if found is not None:
+        message = found.group(1).splitlines()[0]
+        return ViewDefinitionError(f"The view's data breaks its definition: {message}.")
+    return translate_database_error(exc)
+
+
+def view_name(definition: ViewDefinition, name: str | None = None) -> str:
+    """The view's SQL name: ``name``, else the definition's ``name``."""
+    chosen = name if name is not None else definition.name
+    if chosen is None:
+        raise ViewDefinitionError(
+            "The ViewDefinition has no name; give it a `name` or pass one explicitly."
+        )
+    if not NAME.match(chosen) or chosen in _RESERVED or len(chosen) > 63:
+        raise ViewDefinitionError(
+            f"View name {chosen!r} must start with a letter, hold only letters, digits and '_', "
+            "be at most 63 characters and not be fhir_resources."
+        )
+    return chosen
+
+
+async def _admin(adapter: PostgreSQLAdapter | None, actor: Actor | None, rt: str) -> None:
+    if adapter is not None:
+        acting = adapter.gate.actor(actor)
+        await adapter.gate.require_admin(acting, VIEW_ACTION, rt, None)
+
+
+async def create_view(
+    target: PostgreSQLAdapter | AsyncEngine,
+    definition: ViewDefinition | Mapping[str, Any] | str,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+    actor: Actor | None = None,
+) -> str:
+    """Compile ``definition`` into ``hacs_views.<name>``; returns the name. Needs ``admin:*``."""
+    parsed = ViewDefinition.parse(definition)
+    chosen = view_name(parsed, name)
+    compiled = compile_view(parsed)
+    engine, adapter = _engine(target)
+    await _admin(adapter, actor, parsed.resource)
+    verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
+    ddl = f"{verb} {quote(_VIEWS_SCHEMA)}.{quote(chosen)} AS {compiled.literal_sql()}"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(ddl))
+    except DBAPIError as exc:
+        if sqlstate_of(exc) == DUPLICATE_TABLE:
+            raise ViewDefinitionError(
+                f"The view hacs_views.{chosen} exists: drop it, or pass replace=True (`--replace`)."
+            ) from None
+        raise _translated(exc) from None
+    if adapter is not None:
+        await adapter.gate.record(
+            adapter.gate.actor(actor), VIEW_ACTION, parsed.resource, None, "success",
+            f"create view={chosen}",
+        )  # fmt: skip
+    return chosen
+
+
+async def drop_view(
+    target: PostgreSQLAdapter | AsyncEngine, name: str, *, actor: Actor | None = None
+) -> None:
+    """Drop ``hacs_views.<name>`` (an unknown name is an error). Needs ``admin:*``."""
+    if not NAME.match(name) or name in _RESERVED:
+        raise ViewDefinitionError(f"{name!r} is not a view name.")
+    engine, adapter = _engine(target)
+    await _admin(adapter, actor, "ViewDefinition")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP VIEW {quote(_VIEWS_SCHEMA)}.{quote(name)}"))
+    except DBAPIError as exc:
+        if "does not exist" in str(exc.orig):
+            raise ViewDefinitionError(
+                f"There is no view hacs_views.{name}; `hacs views create` makes one."
+            ) from None
+        raise _translated(exc) from None
+    if adapter is not None:
+        await adapter.gate.record(
+            adapter.gate.actor(actor), VIEW_ACTION, None, None, "success", f"drop view={name}"
+        )
+
+
+async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str] | None) -> Any:
+    statement = compiled.statement()
+    if allowed is not None:
+        statement = statement.bindparams(bindparam("allowed", allowed, type_=ARRAY(Text)))
+    result = await conn.execute(statement)
+    return result.mappings().all()
+
+
+async def view_rows(
+    target: PostgreSQLAdapter | AsyncEngine,
+    definition: ViewDefinition | Mapping[str, Any] | str,
+    *,
+    actor: Actor | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The rows of ``definition`` (keys: its column names), computed by one SQL SELECT.
+
+    Values are as PostgreSQL gives them: ``decimal`` columns are exact ``Decimal``s, integer
+    columns ``int``, text columns (strings, codes, dates and times as written) ``str``, and
+    ``jsonb`` columns (no type, or ``"collection": true``) decoded JSON. The rows are read and
+    their audit row written before the first is yielded.
+    """
+    parsed = ViewDefinition.parse(definition)
+    engine, adapter = _engine(target)
+    allowed: list[str] | None = None
+    acting: Actor | None = None
+    if adapter is not None:
+        acting = adapter.gate.actor(actor)
+        resource_type = parsed.resource
+        await adapter.gate.authorize(acting, "read", resource_type, None, VIEW_ACTION)
+        allowed = await adapter.gate.scope(
+            acting, adapter.mapping(resource_type), VIEW_ACTION, None
+        )
+    compiled = compile_view(parsed, audit_columns=True, scoped=allowed is not None)
+    try:
+        async with engine.connect() as conn:
+            rows = await _rows(conn, compiled, allowed)
+    except DBAPIError as exc:
+        raise _translated(exc) from None
+    if adapter is not None:
+        await adapter.gate.record(
+            acting,
+            VIEW_ACTION,
+            parsed.resource,
+            None,
+            "success",
+            f"view={parsed.name or '(unnamed)'};columns={len(compiled.columns)}",
+            count=len(rows),
+            resource_ids=[row[RESOURCE_ID] for row in rows],
+            patient_ids=[row[PATIENT_ID] for row in rows],
+        )
+    for row in rows:
+        yield {n: row[n] for n in compiled.columns}
+
+
+def _patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
+    if resource_type == "Patient":
+        value = fhir.get("id")
+        return value if isinstance(value, str) else None
+    if scope is not None:
+        return scope
+    for element in ("subject", "patient"):
+        reference = fhir.get(element)
+        if isinstance(reference, dict):
+            found = re.fullmatch(r"Patient/([^/]+)", str(reference.get("reference", "")))
+            if found:
+                return found.group(1)
+    return None
+
+
+async def sync_fhir_resources(
+    adapter: PostgreSQLAdapter, resource_type: str, *, actor: Actor | None = None
+) -> int:
+    """Rewrite ``hacs_views.fhir_resources`` for one type from the stored documents.
+
+    Reads through the exporter (read permission, audited pages) and needs ``admin:*``: the
+    rows serve every actor. One transaction: the type's rows are replaced as a whole.
+    """
+    from hacs_persistence.interchange import iter_resources
+
+    acting = adapter.gate.actor(actor)
+    await adapter.gate.require_admin(acting, VIEW_ACTION, resource_type, None)
+    mapping = adapter.mapping(resource_type)
+    rows: list[dict[str, Any]] = []
+    async for resource in iter_resources(adapter, resource_type, acting):
+        fhir = to_fhir(resource)
+        rows.append(
+            {
+                "rt": resource_type,
+                "id": resource.id,
+                "version": resource.version,
+                "patient": _patient_of(resource_type, fhir, mapping.scope_value(resource)),
+                "resource": json.dumps(fhir),
+            }
+        )
+    try:
+        async with adapter.engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt"),
+                {"rt": resource_type},
+            )
+            if rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO hacs_views.fhir_resources "
+                        "(resource_type, id, version, patient_id, resource) "
+                        "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb))"
+                    ),
+                    rows,
+                )
+    except DBAPIError as exc:
+        raise _translated(exc) from None
+    await adapter.gate.record(
+        acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
+    )
+    return len(rows)
