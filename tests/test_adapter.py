@@ -164,7 +164,7 @@ async def test_production_config_is_accepted_as_written(database_url: str) -> No
 
 
 async def test_unmigrated_database_raises_a_clear_error(empty_database_url: str) -> None:
-    with pytest.raises(SchemaNotMigratedError, match="alembic upgrade head"):
+    with pytest.raises(SchemaNotMigratedError, match="hacs db upgrade"):
         await create_postgres_adapter(empty_database_url)
 
 

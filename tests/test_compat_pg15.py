@@ -197,7 +197,7 @@ async def test_migration_status_on_pg15_is_incomplete_and_pgvector_disabled(
 
 
 async def test_adapter_on_pg15_says_the_schema_is_not_migrated(pg15_url: str) -> None:
-    with pytest.raises(SchemaNotMigratedError, match="alembic upgrade head"):
+    with pytest.raises(SchemaNotMigratedError, match="hacs db upgrade"):
         await create_postgres_adapter(pg15_url)
 
 
@@ -207,7 +207,7 @@ async def test_migrating_pg15_fails_saying_pgvector_is_missing_and_changes_nothi
     before = await snapshot(pg15)
     assert before["extensions"] == ["plpgsql"]
 
-    with caplog.at_level(logging.ERROR, logger="hacs.migrations"):
+    with caplog.at_level(logging.ERROR, logger="hacs_persistence.migrations"):
         assert await run_migration(pg15_url) is False
     assert "no 'vector' extension" in caplog.text
 

@@ -6,6 +6,8 @@ API (``migrations``) and the inspection helpers re-exported here.
 
 from __future__ import annotations
 
+import logging as _logging
+
 from hacs_persistence.access.audit import audit_context
 from hacs_persistence.adapter import (
     GranularPostgreSQLAdapter,
@@ -70,3 +72,7 @@ __all__ = [
     "session_scope",
     "verify_database_environment",
 ]
+
+# A library leaves logging to the application: without this handler, Python's last-resort
+# handler would print this package's WARNING and ERROR records on stderr.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
