@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 __all__ = ["LOGGERS", "configure_logging"]
 
 # The loggers the command shows: the hacs packages and Alembic (its migration steps).
 LOGGERS = ("hacs_models", "hacs_auth", "hacs_persistence", "hacs_tools", "hacs_cli", "alembic")
 
-_handler = logging.StreamHandler(sys.stderr)
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to ``sys.stderr`` as it is when a record comes (as ``logging.lastResort`` does):
+    a test runner swaps it for each invocation and closes the old one."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
+_handler = _StderrHandler()
 _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
 
@@ -27,8 +42,6 @@ def configure_logging(verbosity: int) -> None:
     Idempotent: one invocation after another in the same process (tests) replaces the
     previous setting instead of adding handlers.
     """
-    # The stream of this invocation (a test runner swaps sys.stderr between invocations).
-    _handler.setStream(sys.stderr)
     level = logging.DEBUG if verbosity >= 2 else logging.INFO
     for name in LOGGERS:
         logger = logging.getLogger(name)
