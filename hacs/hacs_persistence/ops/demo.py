@@ -142,7 +142,7 @@ def prepare_environment() -> None:
 
 def guide_path() -> Path:
     """The docs copy of the user guide in the source tree."""
-    return Path(__file__).resolve().parents[2] / "docs" / "connect_postgres.md"
+    return Path(__file__).resolve().parents[3] / "docs" / "connect_postgres.md"
 
 
 def main() -> int:

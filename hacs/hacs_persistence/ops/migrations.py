@@ -61,7 +61,7 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 def _script_location() -> Path:
     configured = os.environ.get("HACS_ALEMBIC_DIR")
     candidates = [Path(configured)] if configured else []
-    candidates.append(Path(__file__).resolve().parents[2] / "alembic")
+    candidates.append(Path(__file__).resolve().parents[3] / "alembic")
     for candidate in candidates:
         if (candidate / "env.py").is_file():
             return candidate
