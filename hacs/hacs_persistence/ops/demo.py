@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import io
+import logging
 import os
 import re
 import secrets
@@ -147,6 +148,9 @@ def guide_path() -> Path:
 
 def main() -> int:
     """Migrate (through the guide's own block) and run every block of the guide."""
+    # The demo is the guide's program: like one, it shows the libraries' faults (WARNING and
+    # up: e.g. why run_migration() returned False), not their expected outcomes (INFO).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     prepare_environment()
     path = guide_path()
     blocks = extract_blocks(path.read_text(encoding="utf-8"))
