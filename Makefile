@@ -50,8 +50,8 @@ format: $(STAMP) ## Format and autofix with ruff.
 	$(VENV)/bin/ruff format hacs tests alembic bench
 	$(VENV)/bin/ruff check --fix hacs tests alembic bench
 
-migrate: $(STAMP) ## alembic upgrade head on the configured database.
-	$(VENV)/bin/alembic upgrade head
+migrate: $(STAMP) ## Migrate the configured database to head (hacs db upgrade); says what it did.
+	$(VENV)/bin/hacs db upgrade
 
 stop: ## Stop the embedded PostgreSQL servers of `make demo` and `make test` (data is kept).
 	@if [ -x $(VENV)/bin/hacs ]; then \

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from logging.config import fileConfig
 from typing import Any, cast
 
 from alembic import context
@@ -23,6 +24,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 config = context.config
+# Run as the `alembic` command (it sets cmd_opts), the logging of alembic.ini applies, as in
+# Alembic's own templates: its INFO lines say what ran ("Running upgrade 0006 -> 0007").
+# Called from Python (hacs db upgrade, run_migration, test fixtures) the caller's logging stays.
+if (
+    config.cmd_opts is not None
+    and config.config_file_name is not None
+    and config.file_config.has_section("loggers")
+):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 x_args = context.get_x_argument(as_dictionary=True)
 if x_args.get("vector_dim"):
     # Picked on the first upgrade; later runs read the dimension back from the database.

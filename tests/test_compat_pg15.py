@@ -210,7 +210,7 @@ async def test_migrating_pg15_fails_saying_pgvector_is_missing_and_changes_nothi
     before = await snapshot(pg15)
     assert before["extensions"] == ["plpgsql"]
 
-    with caplog.at_level(logging.ERROR, logger="hacs.migrations"):
+    with caplog.at_level(logging.ERROR, logger="hacs_persistence.migrations"):
         assert await run_migration(pg15_url) is False
     assert "no 'vector' extension" in caplog.text
 

@@ -13,6 +13,8 @@ This is the bottom layer of HACS and imports no other HACS package. Typical use:
     token = AuthManager().create_access_token("dr_martinez", "physician", ["patient:read"])
 """
 
+import logging as _logging
+
 from hacs_auth.actor import PATIENT_FACING_ROLES, Actor, ActorRole
 from hacs_auth.context import acting_as, configure_hacs, get_current_actor
 from hacs_auth.decorators import require_permission
@@ -88,3 +90,7 @@ __all__ = [
     "set_auth_manager",
     "set_revocation_list",
 ]
+
+# A library leaves logging to the application: without this handler, Python's last-resort
+# handler would print this package's WARNING and ERROR records on stderr.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

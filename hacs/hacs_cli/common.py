@@ -8,7 +8,9 @@ is visible to every user of the machine in the process list (``ps``, ``/proc/PID
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +62,7 @@ __all__ = [
     "database_url",
     "err_console",
     "fail",
+    "output_closed",
     "preflight",
     "redact",
     "run",
@@ -85,6 +88,9 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad command line, invalid database URL or HACS_DB_* setting
     UNREACHABLE = 3  # cannot connect: server down, refused, authentication, unknown database
     INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports a process it interrupted
+    # The reader of stdout went away (`hacs ... | head`): 128 + SIGPIPE, what a shell reports
+    # for a program a closed pipe stopped. Not 0: the output was not all delivered.
+    BROKEN_PIPE = 141
 
 
 @dataclass
@@ -237,6 +243,22 @@ def source_label(source: str) -> str:
     return "--database-url option" if source == "argument" else source
 
 
+def output_closed() -> NoReturn:
+    """End the command quietly because stdout's reader closed it (``hacs ... | head -1``).
+
+    As the Python documentation recommends for ``BrokenPipeError``: point stdout at devnull, so
+    that flushing it at exit does not fail again, and exit (with ``ExitCode.BROKEN_PIPE``).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # a stdout without a file descriptor (a test runner's buffer) needs no redirect
+    finally:
+        os.close(devnull)
+    raise typer.Exit(int(ExitCode.BROKEN_PIPE))
+
+
 @contextmanager
 def cli_errors(url: str | None) -> Iterator[None]:
     """Turn any exception of a command into a one-line message and an exit code."""
@@ -244,6 +266,8 @@ def cli_errors(url: str | None) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, TyperException):
         raise
+    except BrokenPipeError:
+        output_closed()
     except ConfigurationError as exc:
         fail(str(exc), ExitCode.USAGE, url)
     except DatabaseUnreachable as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Annotated, Any
 
 import typer
@@ -111,13 +112,34 @@ def status_command(
             raise typer.Exit(int(ExitCode.FAILED))
 
 
-@app.command("upgrade")
+# A relative step (-1, +2), an id or name with an optional step (0005, 0005-1, head, base).
+_REVISION = re.compile(r"[+-]\d+|[A-Za-z0-9_][A-Za-z0-9_@.]*(?:[+-]\d+)?")
+
+
+def _revision_argument(value: str) -> str:
+    # A Click callback. `-1` reaches the argument only because the commands ignore unknown
+    # options (Click would take it for one); a misspelt option must not pass as a revision.
+    if not _REVISION.fullmatch(value):
+        raise typer.BadParameter(
+            f"{value!r} is neither an option of this command nor a revision "
+            "(head, base, a revision id such as 0005, or a relative step such as -1)."
+        )
+    return value
+
+
+# Relative revisions start with '-', which Click would parse as an unknown option.
+_RELATIVE = {"ignore_unknown_options": True}
+
+
+@app.command("upgrade", context_settings=_RELATIVE)
 def upgrade_command(
     ctx: typer.Context,
     revision: Annotated[
         str,
         typer.Argument(
-            metavar="REVISION", help="Target revision: head (default), a revision id or +N."
+            metavar="REVISION",
+            help="Target revision: head (default), a revision id or +N.",
+            callback=_revision_argument,
         ),
     ] = "head",
     database_url_option: DatabaseUrlOption = None,
@@ -131,18 +153,20 @@ def upgrade_command(
     with cli_errors(url):
         check_configuration(url)
         resolved = run(preflight(url))
+        before = _current_revision(url)
         run(upgrade(url, revision))
-        _report_revision(url, f"Upgraded {resolved.target.masked} to {revision}")
+        _report_revision(url, resolved.target.masked, "Upgraded", revision, before)
 
 
-@app.command("downgrade")
+@app.command("downgrade", context_settings=_RELATIVE)
 def downgrade_command(
     ctx: typer.Context,
     revision: Annotated[
         str,
         typer.Argument(
             metavar="REVISION",
-            help="Target revision: a revision id, -N, or base (drops everything).",
+            help="Target revision: a revision id, -N (N steps down), or base (drops everything).",
+            callback=_revision_argument,
         ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -157,31 +181,79 @@ def downgrade_command(
     with cli_errors(url):
         check_configuration(url)
         resolved = run(preflight(url))
+        before = _current_revision(url)
         if not yes:
-            what = "every hacs table" if revision == "base" else f"what came after {revision}"
-            question = f"Downgrade {resolved.target.masked} to {revision}? This drops {what}"
+            target = _downgrade_target(revision, before)
+            what = "every hacs table" if target is None else f"what came after {target}"
+            question = (
+                f"Downgrade {resolved.target.masked} from {before or 'none'} to "
+                f"{target or 'base'}? This drops {what}"
+            )
             try:
-                confirmed = typer.confirm(question + " and its data.", default=False)
+                confirmed = typer.confirm(question + ", with its data.", default=False)
             except typer.Abort:
                 confirmed = False
             if not confirmed:
                 fail("Downgrade cancelled; pass --yes to run it without a prompt.", url=url)
         run(downgrade(revision, url))
-        _report_revision(url, f"Downgraded {resolved.target.masked} to {revision}")
+        _report_revision(url, resolved.target.masked, "Downgraded", revision, before)
 
 
-def _report_revision(url: str | None, done: str) -> None:
+def _current_revision(url: str | None) -> str | None:
     status = run(get_migration_status(url))
     if "error" in status:
-        console.print(f"{done}.", markup=False, soft_wrap=True)
+        fail(status["error"], ExitCode.UNREACHABLE, url)
+    current = status["current_revision"]
+    return str(current) if current is not None else None
+
+
+def _downgrade_target(revision: str, current: str | None) -> str | None:
+    """The revision a downgrade ends at (None: base), for the confirmation question.
+
+    ``-N`` counts down from the current revision, ``ID-N`` from that id (a linear history:
+    the migration tests check there is a single head).
+    """
+    from alembic.script import ScriptDirectory
+
+    step = re.fullmatch(r"(.*?)-(\d+)", revision)
+    if revision == "base":
+        return None
+    if step is None:
+        return revision
+    script = ScriptDirectory.from_config(alembic_config())
+    start = step[1] or current
+    target = script.get_current_head() if start in ("head", "heads") else start
+    try:
+        for _ in range(int(step[2])):
+            if target is None:
+                break
+            down = script.get_revision(target).down_revision
+            target = down if isinstance(down, str) else None
+    except Exception:
+        return revision  # not a revision this version knows: Alembic's own error says so
+    return target
+
+
+def _report_revision(
+    url: str | None, where: str, done: str, revision: str, before: str | None
+) -> None:
+    """``Upgraded DB to head: revision 0007 ...``, or ``Already at head 0007: ...`` if no-op."""
+    status = run(get_migration_status(url))
+    if "error" in status:
+        console.print(f"{done} {where} to {revision}.", markup=False, soft_wrap=True)
         return
-    console.print(
-        f"{done}: revision {status['current_revision'] or 'none'} "
-        f"(head {status['head_revision']}), "
-        f"{status['total_tables']}/{status['expected_tables']} tables.",
-        markup=False,
-        soft_wrap=True,
-    )
+    current = status["current_revision"]
+    head = status["head_revision"]
+    tables = f"{status['total_tables']}/{status['expected_tables']} tables"
+    if current == before:
+        at = f"head {head}" if current == head else f"revision {current or 'base'} (head {head})"
+        line = f"Already at {at}: {where}, {tables}; nothing to do."
+    else:
+        line = (
+            f"{done} {where} from {before or 'base'} to {revision}: revision "
+            f"{current or 'base'} (head {head}), {tables}."
+        )
+    console.print(line, markup=False, soft_wrap=True)
 
 
 @app.command("check")

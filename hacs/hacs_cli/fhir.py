@@ -7,7 +7,6 @@ library functions in `hacs_persistence.interchange` take any actor.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from datetime import timedelta
@@ -42,6 +41,7 @@ from hacs_cli.common import (
     preflight,
     run,
 )
+from hacs_models.fhir.resource_types import is_known_resource_type, unknown_resource_type
 from hacs_persistence.interchange import ImportProgress, ImportSummary
 
 __all__ = [
@@ -89,9 +89,6 @@ async def _token_actor(token: str, url: str | None) -> Actor:
         fail(f"{TOKEN_ENV_VAR} cannot be checked: {exc}", ExitCode.FAILED, url)
     except AuthError as exc:
         fail(f"{TOKEN_ENV_VAR} does not hold a valid hacs access token: {exc}", ExitCode.USAGE)
-
-
-_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
 
 def register(root: typer.Typer) -> None:
@@ -216,8 +213,10 @@ def import_command(
     files still import. Running the same import again changes nothing. urn:uuid and
     conditional (Type?identifier=system|value) references are resolved to Type/id. Acts as the
     actor of the access token in HACS_TOKEN, else as the system actor `hacs-cli` with
-    `admin:*`. Exit code 0 when every file imported (or was skipped as not data, e.g. a
-    searchset), 1 when a file failed, 3 when the database cannot be reached.
+    `admin:*`. A resource of a type hacs does not know (neither FHIR R4 nor a hacs model, e.g.
+    a misspelt resourceType) fails its file. Exit code 0 when every file imported (or was
+    skipped as not data, e.g. a searchset), 1 when a file failed, 3 when the database cannot
+    be reached.
     """
     url = database_url(ctx, database_url_option)
     with cli_errors(url):
@@ -294,14 +293,15 @@ def export_command(
     to it; `--type TYPE` writes NDJSON, one resource per line. Resources are read page by page
     and written as they come. Acts as the actor of the access token in HACS_TOKEN, else as the
     system actor `hacs-cli` with `admin:*`. Exit code 0
-    on success, 1 when the patient does not exist, 2 for a usage error, 3 when the database
-    cannot be reached.
+    on success, 1 when the patient does not exist, 2 for a usage error (an unknown --type
+    names the closest known type), 3 when the database cannot be reached.
     """
     url = database_url(ctx, database_url_option)
     if (patient is None) == (resource_type is None):
         fail("Give exactly one of --patient ID or --type TYPE.", ExitCode.USAGE, url)
-    if resource_type is not None and not _TYPE_NAME.match(resource_type):
-        fail("--type must be a FHIR resource type name such as Observation.", ExitCode.USAGE)
+    if resource_type is not None and not is_known_resource_type(resource_type):
+        # A misspelt type would otherwise export nothing, successfully.
+        fail(f"--type: {unknown_resource_type(resource_type)}", ExitCode.USAGE)
     with cli_errors(url):
         check_configuration(url)
         run(preflight(url))

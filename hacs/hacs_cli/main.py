@@ -8,10 +8,12 @@ module plus its name in `COMMAND_MODULES`.
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
 
 from hacs_cli.common import CliState, DatabaseUrlOption
+from hacs_cli.logs import configure_logging
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -39,13 +41,27 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
+def main(
+    ctx: typer.Context,
+    database_url: DatabaseUrlOption = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Show the libraries' log on stderr: -v INFO, -vv DEBUG (default: none).",
+        ),
+    ] = 0,
+) -> None:
     """hacs: PostgreSQL persistence for healthcare AI agents.
 
     The database is DATABASE_URL, else HACS_DATABASE_URL (environment or .env), else the
     embedded PostgreSQL; --database-url overrides them. Exit codes: 0 ok, 1 check or operation
-    failed, 2 usage or configuration error, 3 database unreachable, 130 interrupted (Ctrl-C).
+    failed, 2 usage or configuration error, 3 database unreachable, 130 interrupted (Ctrl-C),
+    141 output closed early (e.g. piped into head).
     """
+    configure_logging(verbose)
     ctx.obj = CliState(database_url=database_url)
 
 

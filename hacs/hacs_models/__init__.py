@@ -3,6 +3,8 @@
 Every model keeps unknown elements in its extras bag, so FHIR data round-trips unchanged.
 """
 
+import logging as _logging
+
 from ._time import UtcDatetime, to_utc, utc_now
 from .agents import AgentMessage, AgentSession, MemoryBlock, MemoryType, MessageRole
 from .base import (
@@ -137,3 +139,7 @@ __all__ = [
 
 # Re-exported for convenience; hacs_auth never imports hacs_models, so there is no cycle.
 from hacs_auth.actor import Actor, ActorRole
+
+# A library leaves logging to the application: without this handler, Python's last-resort
+# handler would print this package's WARNING and ERROR records on stderr.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -11,6 +11,8 @@ the imports below fail on files that project overwrote.
 # ruff: noqa: E402 (the conflict check runs before the other imports, on purpose)
 from __future__ import annotations
 
+import logging as _logging
+
 from hacs_persistence.distributions import DistributionConflictWarning, warn_on_conflicts
 
 warn_on_conflicts()
@@ -82,3 +84,7 @@ __all__ = [
     "session_scope",
     "verify_database_environment",
 ]
+
+# A library leaves logging to the application: without this handler, Python's last-resort
+# handler would print this package's WARNING and ERROR records on stderr.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -76,7 +76,7 @@ class TransientDatabaseError(HacsPersistenceError):
 
 
 class SchemaNotMigratedError(HacsPersistenceError):
-    """The schema is missing or behind: run ``alembic upgrade head`` or ``run_migration()``."""
+    """The schema is missing or behind: run ``hacs db upgrade`` or ``run_migration()``."""
 
 
 class ResourceNotFoundError(HacsPersistenceError):
@@ -411,7 +411,7 @@ def translate_database_error(
         )
     if code in ("3F000", "42P01"):
         return SchemaNotMigratedError(
-            "The hacs schema is missing; run `alembic upgrade head` or "
+            "The hacs schema is missing; run `hacs db upgrade` or "
             "`await hacs_persistence.ops.migrations.run_migration()`."
         )
     if code.startswith("08") or code in ("57P01", "57P02", "57P03"):

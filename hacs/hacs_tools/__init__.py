@@ -16,6 +16,8 @@ The database is configuration, never a tool argument: the application calls
 :func:`configure_tools` (or sets ``DATABASE_URL``), so an agent cannot point a tool elsewhere.
 """
 
+import logging as _logging
+
 from hacs_auth import configure_hacs
 from hacs_tools.configuration import ToolConfiguration, configure_tools, tool_configuration
 from hacs_tools.domains.database import (
@@ -50,3 +52,7 @@ __all__ = [
     "tool_configuration",
     "update_resource",
 ]
+
+# A library leaves logging to the application: without this handler, Python's last-resort
+# handler would print this package's WARNING and ERROR records on stderr.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -62,6 +62,9 @@ Round trip the other way: ``from_fhir(to_fhir(x))`` equals ``x``
     left out when ``name`` gives it back, else written as the extension
     ``FULL_NAME_EXTENSION_URL``, which ``from_fhir`` removes again.
 
+Known types (``resource_types``): every FHIR R4/R4B resource type and every registered hacs model;
+the importer and ``hacs export --type`` refuse any other name.
+
 Non-FHIR hacs types (AgentMessage, MemoryBlock, ToolDefinition, ...) go through the same rules;
 their JSON has camelCase names and round-trips, but is not a FHIR resource a server accepts.
 """
@@ -74,15 +77,25 @@ from ._convert import (
     to_fhir,
 )
 from ._keys import camel_case_key, camel_case_keys, snake_case_key, snake_case_keys
+from .resource_types import (
+    FHIR_RESOURCE_TYPES,
+    is_known_resource_type,
+    known_resource_types,
+    unknown_resource_type,
+)
 
 __all__ = [
     "ABSENT_KEY",
+    "FHIR_RESOURCE_TYPES",
     "FULL_NAME_EXTENSION_URL",
     "ORIGINAL_KEY",
     "camel_case_key",
     "camel_case_keys",
     "from_fhir",
+    "is_known_resource_type",
+    "known_resource_types",
     "snake_case_key",
     "snake_case_keys",
     "to_fhir",
+    "unknown_resource_type",
 ]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import ijson  # type: ignore[import-untyped]
 
+from hacs_models.fhir.resource_types import is_known_resource_type, unknown_resource_type
 from hacs_persistence.limits import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     MAX_DOCUMENT_DEPTH,
@@ -514,6 +515,12 @@ def _plan(entry: Entry) -> None:
     if resource is None:
         entry.skip = "entry without a resource"
         return
+    if not is_known_resource_type(entry.resource_type):
+        # Stored in the JSONB fallback it would be data no FHIR server or hacs model reads:
+        # almost always a typo. The file fails, as for any invalid resource.
+        raise SourceError(
+            str(unknown_resource_type(entry.resource_type)), line=entry.line, where=entry.where
+        )
     own = resource.get("id")
     if own is not None:
         if not isinstance(own, str) or not _ID.fullmatch(own):

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from hacs_auth import Actor
 from hacs_models import BaseResource
-from hacs_models.fhir import to_fhir
+from hacs_models.fhir import is_known_resource_type, to_fhir, unknown_resource_type
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
     ResourceNotFoundError,
@@ -331,8 +331,12 @@ async def export_type_ndjson(
 ) -> int:
     """Write every live resource of a type as FHIR NDJSON (one ``to_fhir`` JSON per line).
 
-    Returns the number of lines written.
+    Returns the number of lines written. A type hacs does not know (neither FHIR R4 nor a hacs
+    model: a typo) raises ``UnknownResourceTypeError`` naming the closest one, rather than
+    exporting nothing.
     """
+    if not is_known_resource_type(resource_type):
+        raise unknown_resource_type(resource_type)
     count = 0
     async for resource in iter_resources(adapter, resource_type, actor, page_size=page_size):
         out.write(json.dumps(to_fhir(resource), ensure_ascii=False, separators=(",", ":")))

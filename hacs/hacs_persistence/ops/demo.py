@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import io
+import logging
 import os
 import re
 import secrets
@@ -182,6 +183,9 @@ def main() -> int:
     Exit code 0 when every block ran; 2 for an invalid setting and 3 when the database cannot
     be reached (one line on stderr each, as ``hacs demo``).
     """
+    # The demo is the guide's program: like one, it shows the libraries' faults (WARNING and
+    # up: e.g. why run_migration() returned False), not their expected outcomes (INFO).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         prepare_environment()
         asyncio.run(_check_connection())

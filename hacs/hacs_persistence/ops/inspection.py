@@ -100,11 +100,11 @@ async def verify_database_environment(database_url: str | None = None) -> dict[s
             )
         if row[3] is None:
             recommendations.append(
-                "pgvector is not enabled: run `alembic upgrade head` (needs pgvector 0.8 installed "
-                "on the server)."
+                "pgvector is not enabled: run `hacs db upgrade` (needs pgvector 0.8 installed on "
+                "the server)."
             )
         if len(schemas) < len(HACS_SCHEMAS):
-            recommendations.append("Some hacs schemas are missing: run `alembic upgrade head`.")
+            recommendations.append("Some hacs schemas are missing: run `hacs db upgrade`.")
         if not os.environ.get("HACS_JWT_SECRET"):
             recommendations.append(
                 "HACS_JWT_SECRET is not set: tokens cannot be issued or verified until it is."

@@ -45,7 +45,7 @@ __all__ = [
     "upgrade",
 ]
 
-logger = logging.getLogger("hacs.migrations")
+logger = logging.getLogger("hacs_persistence.migrations")
 
 VERSION_TABLE_SCHEMA = "hacs_admin"
 # pg_advisory_xact_lock key shared by every process migrating the same database ("hacsmig").

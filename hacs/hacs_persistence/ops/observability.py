@@ -1,15 +1,20 @@
 """Structured logs and optional OpenTelemetry spans and metrics for adapter operations.
 
-Every adapter operation logs one structured record on the ``hacs.operations`` logger (at DEBUG,
-or WARNING when it fails): the operation, resource type, outcome and duration, plus the request
-id and purpose of use when set. Never resource content, ids of people, or secrets. With
-``enable_opentelemetry()`` (install the ``otel`` extra) each operation is also a span, and the
-operation latency, audit volume and pool use are recorded as metrics. Off by default: the cost
-is then one clock read and a level check per call.
+Every adapter operation logs one structured record on the ``hacs_persistence.operations`` logger:
+the operation, resource type, outcome and duration, plus the request id and purpose of use when
+set. A success is logged at DEBUG; an outcome the caller expects and handles (not found, denied,
+a version or unique conflict, invalid input, a cancellation) at INFO; only a fault (the database
+is unreachable or timed out, the schema is not migrated, a stored document no longer validates,
+an unexpected exception) at WARNING. The package logs through a ``NullHandler``: nothing is
+printed unless the application configures logging. Records never hold resource content, ids of
+people, or secrets. With ``enable_opentelemetry()`` (install the ``otel`` extra) each operation
+is also a span, and the operation latency, audit volume and pool use are recorded as metrics.
+Off by default: the cost is then one clock read and a level check per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -18,11 +23,33 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from hacs_auth.errors import AuthError
+from hacs_models import UnknownResourceTypeError
 from hacs_persistence.access.audit import current_audit_context
+from hacs_persistence.errors import (
+    PermissionDeniedError,
+    ResourceNotFoundError,
+    ResourceValidationError,
+    StoredDocumentError,
+    VersionConflictError,
+)
 
-__all__ = ["enable_opentelemetry", "observed", "operations_logger"]
+__all__ = ["enable_opentelemetry", "observed", "operations_logger", "outcome_level"]
 
-operations_logger = logging.getLogger("hacs.operations")
+operations_logger = logging.getLogger("hacs_persistence.operations")
+
+# Outcomes a caller expects and handles, not faults: a miss, a refusal, a conflict (version,
+# unique key, reference), invalid input, or the caller giving up (cancellation, Ctrl-C).
+_EXPECTED: tuple[type[BaseException], ...] = (
+    ResourceNotFoundError,
+    PermissionDeniedError,
+    VersionConflictError,
+    ResourceValidationError,  # with InvalidQueryError, UniqueViolationError, ReferentialIntegrity
+    UnknownResourceTypeError,
+    AuthError,
+    asyncio.CancelledError,
+    KeyboardInterrupt,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -121,14 +148,16 @@ def observed(
                 )
                 span_cm.__enter__()
             outcome = "success"
+            level = logging.DEBUG
             try:
                 return await func(*args, **kwargs)
             except BaseException as exc:
                 outcome = type(exc).__name__
+                level = outcome_level(exc)
                 raise
             finally:
                 elapsed = (time.perf_counter() - started) * 1000
-                _record(operation, resource_type, outcome, elapsed)
+                _record(operation, resource_type, outcome, elapsed, level)
                 if span_cm is not None:
                     span_cm.__exit__(None, None, None)
 
@@ -137,8 +166,18 @@ def observed(
     return decorate
 
 
-def _record(operation: str, resource_type: str | None, outcome: str, elapsed_ms: float) -> None:
-    level = logging.DEBUG if outcome == "success" else logging.WARNING
+def outcome_level(exc: BaseException) -> int:
+    """The log level of an operation that raised ``exc``: INFO when expected, else WARNING."""
+    # A stored document that no longer validates is a ResourceValidationError, but a fault of
+    # the data at rest (changed by hand, or by a migration), not of the caller's input.
+    if isinstance(exc, _EXPECTED) and not isinstance(exc, StoredDocumentError):
+        return logging.INFO
+    return logging.WARNING
+
+
+def _record(
+    operation: str, resource_type: str | None, outcome: str, elapsed_ms: float, level: int
+) -> None:
     if operations_logger.isEnabledFor(level):
         context = current_audit_context()
         operations_logger.log(
