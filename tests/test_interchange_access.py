@@ -22,7 +22,7 @@ import pytest
 
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
-from hacs_persistence import gate as gate_module
+from hacs_persistence.access import gate as gate_module
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.errors import PermissionDeniedError, ResourceNotFoundError
 from hacs_persistence.interchange import (

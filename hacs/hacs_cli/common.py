@@ -8,6 +8,7 @@ is visible to every user of the machine in the process list (``ps``, ``/proc/PID
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -279,6 +280,9 @@ def cli_errors(url: str | None) -> Iterator[None]:
     except HacsPersistenceError as exc:
         fail(str(exc), ExitCode.FAILED, url)
     except KeyboardInterrupt:
+        # The interrupted connection attempt leaves a future whose error nobody will read;
+        # asyncio would report it on stderr at exit ("Future exception was never retrieved").
+        logging.getLogger("asyncio").disabled = True
         fail("Interrupted.", ExitCode.INTERRUPTED, url)
     except DRIVER_ERRORS as exc:
         # A driver error that no library call translated (SQL the CLI runs itself).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -291,15 +292,23 @@ class translating:
     ``during_commit``: a lost connection means the outcome is unknown (``OutcomeUnknownError``).
     ``endpoint``: where the connection goes, so connection errors name the host and the setting
     (use it around opening a connection).
+    ``specific``: a caller's more precise reading of some errors (e.g. "that view exists"); it
+    returns the error to raise instead, or ``None`` for the general translation. Its error is
+    not chained: it says all there is to say, and the driver's text may quote the statement.
     """
 
-    __slots__ = ("during_commit", "endpoint")
+    __slots__ = ("during_commit", "endpoint", "specific")
 
     def __init__(
-        self, *, during_commit: bool = False, endpoint: ServerEndpoint | None = None
+        self,
+        *,
+        during_commit: bool = False,
+        endpoint: ServerEndpoint | None = None,
+        specific: Callable[[BaseException], Exception | None] | None = None,
     ) -> None:
         self.during_commit = during_commit
         self.endpoint = endpoint
+        self.specific = specific
 
     def __enter__(self) -> translating:
         return self
@@ -311,6 +320,8 @@ class translating:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None and isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, _CALLERS_OWN):
+            if self.specific is not None and (precise := self.specific(exc)) is not None:
+                raise precise from None
             raise translate_database_error(
                 exc, during_commit=self.during_commit, endpoint=self.endpoint
             ) from exc

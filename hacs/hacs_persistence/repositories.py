@@ -1,3 +1,12 @@
-"""Compatibility import path: the code lives in ``hacs_persistence.query.repositories``."""
+"""Compatibility import path: the code lives in ``hacs_persistence.query.repositories``.
 
-from hacs_persistence.query.repositories import *  # noqa: F403
+This name is that module itself (not a copy of its names), so ``monkeypatch.setattr`` and
+module attributes behave the same through either path.
+"""
+
+import sys
+
+from hacs_persistence.query import repositories as _module
+from hacs_persistence.query.repositories import *  # noqa: F403 (what type checkers see)
+
+sys.modules[__name__] = _module

@@ -19,22 +19,32 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hacs_auth import Actor, CachedRevocationList, RevocationSnapshot, get_revocation_list
 from hacs_auth.revocation import set_revocation_list
+from hacs_persistence.access.gate import AccessGate
 from hacs_persistence.db.config import load_settings
 from hacs_persistence.db.engine import ResolvedDatabase, get_engine, one_off_connection
 from hacs_persistence.db.unit import open_unit
 from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError, translating
 from hacs_persistence.schema.admin import TokenRevocationTable
 
-if TYPE_CHECKING:
-    from hacs_persistence.adapters.postgres import PostgreSQLAdapter
+
+class Gated(Protocol):
+    """What a revocation needs of an adapter (``PostgreSQLAdapter`` is one): its engine and its
+    gate. A protocol, so this layer does not import the adapters built on it."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def gate(self) -> AccessGate: ...
+
 
 __all__ = [
     "LOAD_TIMEOUT_SECONDS",
@@ -153,7 +163,7 @@ def _checked_reason(reason: str | None) -> str | None:
     return reason
 
 
-async def _authorize(adapter: PostgreSQLAdapter, acting: Actor, resource_type: str) -> None:
+async def _authorize(adapter: Gated, acting: Actor, resource_type: str) -> None:
     gate = adapter.gate
     await gate.require_admin(acting, REVOKE_ACTION, resource_type, None)
     if acting.patient_ids is not None:
@@ -167,7 +177,7 @@ async def _authorize(adapter: PostgreSQLAdapter, acting: Actor, resource_type: s
 
 
 async def revoke_token(
-    adapter: PostgreSQLAdapter,
+    adapter: Gated,
     jti: str,
     actor: Actor | None = None,
     *,
@@ -199,7 +209,7 @@ async def revoke_token(
 
 
 async def revoke_actor(
-    adapter: PostgreSQLAdapter,
+    adapter: Gated,
     actor_id: str,
     actor: Actor | None = None,
     *,

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import Text
 
@@ -32,7 +31,7 @@ from hacs_models.fhir import to_fhir
 from hacs_persistence.errors import (
     SchemaNotMigratedError,
     sqlstate_of,
-    translate_database_error,
+    translating,
 )
 from hacs_persistence.views.compiler import (
     PATIENT_ID,
@@ -74,17 +73,42 @@ def _engine(target: Any) -> tuple[AsyncEngine, PostgreSQLAdapter | None]:
     return engine, target
 
 
-def _translated(exc: DBAPIError) -> Exception:
-    if sqlstate_of(exc) in (UNDEFINED_TABLE, INVALID_SCHEMA) and "hacs_views" in str(exc.orig):
+def _view_error(exc: BaseException) -> Exception | None:
+    """What a database error means for a view (``errors.translating(specific=...)``)."""
+    # The server's own message, not the statement SQLAlchemy appends to it.
+    server_text = str(getattr(exc, "orig", exc))
+    if sqlstate_of(exc) in (UNDEFINED_TABLE, INVALID_SCHEMA) and "hacs_views" in server_text:
         return SchemaNotMigratedError(
             "The database has no hacs_views schema (or no fhir_resources table): run "
             "`hacs db upgrade` (revision 0008 adds them)."
         )
-    found = _DEFINITION_ERROR.search(str(exc.orig))
+    found = _DEFINITION_ERROR.search(server_text)
     if found is not None:
         message = found.group(1).splitlines()[0]
         return ViewDefinitionError(f"The view's data breaks its definition: {message}.")
-    return translate_database_error(exc)
+    return None
+
+
+def _creating(name: str) -> Callable[[BaseException], Exception | None]:
+    def specific(exc: BaseException) -> Exception | None:
+        if sqlstate_of(exc) == DUPLICATE_TABLE:
+            return ViewDefinitionError(
+                f"The view hacs_views.{name} exists: drop it, or pass replace=True (`--replace`)."
+            )
+        return _view_error(exc)
+
+    return specific
+
+
+def _dropping(name: str) -> Callable[[BaseException], Exception | None]:
+    def specific(exc: BaseException) -> Exception | None:
+        if sqlstate_of(exc) == UNDEFINED_TABLE:
+            return ViewDefinitionError(
+                f"There is no view hacs_views.{name}; `hacs views create` makes one."
+            )
+        return _view_error(exc)
+
+    return specific
 
 
 def view_name(definition: ViewDefinition, name: str | None = None) -> str:
@@ -124,15 +148,8 @@ async def create_view(
     await _admin(adapter, actor, parsed.resource)
     verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
     ddl = f"{verb} {quote(_VIEWS_SCHEMA)}.{quote(chosen)} AS {compiled.literal_sql()}"
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(ddl))
-    except DBAPIError as exc:
-        if sqlstate_of(exc) == DUPLICATE_TABLE:
-            raise ViewDefinitionError(
-                f"The view hacs_views.{chosen} exists: drop it, or pass replace=True (`--replace`)."
-            ) from None
-        raise _translated(exc) from None
+    async with translating(specific=_creating(chosen)), engine.begin() as conn:
+        await conn.execute(text(ddl))
     if adapter is not None:
         await adapter.gate.record(
             adapter.gate.actor(actor), VIEW_ACTION, parsed.resource, None, "success",
@@ -149,15 +166,8 @@ async def drop_view(
         raise ViewDefinitionError(f"{name!r} is not a view name.")
     engine, adapter = _engine(target)
     await _admin(adapter, actor, "ViewDefinition")
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP VIEW {quote(_VIEWS_SCHEMA)}.{quote(name)}"))
-    except DBAPIError as exc:
-        if "does not exist" in str(exc.orig):
-            raise ViewDefinitionError(
-                f"There is no view hacs_views.{name}; `hacs views create` makes one."
-            ) from None
-        raise _translated(exc) from None
+    async with translating(specific=_dropping(name)), engine.begin() as conn:
+        await conn.execute(text(f"DROP VIEW {quote(_VIEWS_SCHEMA)}.{quote(name)}"))
     if adapter is not None:
         await adapter.gate.record(
             adapter.gate.actor(actor), VIEW_ACTION, None, None, "success", f"drop view={name}"
@@ -197,11 +207,8 @@ async def view_rows(
             acting, adapter.mapping(resource_type), VIEW_ACTION, None
         )
     compiled = compile_view(parsed, audit_columns=True, scoped=allowed is not None)
-    try:
-        async with engine.connect() as conn:
-            rows = await _rows(conn, compiled, allowed)
-    except DBAPIError as exc:
-        raise _translated(exc) from None
+    async with translating(specific=_view_error), engine.connect() as conn:
+        rows = await _rows(conn, compiled, allowed)
     if adapter is not None:
         await adapter.gate.record(
             acting,
@@ -258,23 +265,20 @@ async def sync_fhir_resources(
                 "resource": json.dumps(fhir),
             }
         )
-    try:
-        async with adapter.engine.begin() as conn:
+    async with translating(specific=_view_error), adapter.engine.begin() as conn:
+        await conn.execute(
+            text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt"),
+            {"rt": resource_type},
+        )
+        if rows:
             await conn.execute(
-                text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt"),
-                {"rt": resource_type},
+                text(
+                    "INSERT INTO hacs_views.fhir_resources "
+                    "(resource_type, id, version, patient_id, resource) "
+                    "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb))"
+                ),
+                rows,
             )
-            if rows:
-                await conn.execute(
-                    text(
-                        "INSERT INTO hacs_views.fhir_resources "
-                        "(resource_type, id, version, patient_id, resource) "
-                        "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb))"
-                    ),
-                    rows,
-                )
-    except DBAPIError as exc:
-        raise _translated(exc) from None
     await adapter.gate.record(
         acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
     )
