@@ -339,6 +339,44 @@ def test_cli_revokes_an_actor_and_its_token_is_then_refused(
     assert _cli(database_url, "import", str(ROOT / "README.md")).exit_code == ExitCode.USAGE
 
 
+def test_cli_checks_the_token_against_the_database_it_was_given(database_url: str) -> None:
+    """--database-url decides whose revocations apply: never the one DATABASE_URL names.
+
+    Was: verification first read the revocations of the configured database (here a dead one),
+    so the export failed with "HACS_TOKEN cannot be checked".
+    """
+    token = get_auth_manager().create_access_token("cli-reader", "physician", ["*:read"])
+    env = {
+        **os.environ,
+        "HACS_TOKEN": token,
+        "DATABASE_URL": "postgresql://hacs@127.0.0.1:1/hacs",  # nothing listens on port 1
+    }
+    command = "import sys\nfrom hacs_cli.main import app\nsys.exit(app())"
+    done = subprocess.run(
+        [sys.executable, "-c", command, "--database-url", database_url, "export", "--type",
+         "Patient"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stderr
+
+    revoke_jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    asyncio.run(_revoke_in(database_url, revoke_jti))
+    refused = subprocess.run(
+        [sys.executable, "-c", command, "--database-url", database_url, "export", "--type",
+         "Patient"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == ExitCode.USAGE and "revoked" in refused.stderr, refused.stderr
+
+
+async def _revoke_in(database_url: str, jti: str) -> None:
+    adapter = await create_postgres_adapter(database_url)
+    try:
+        await revoke_token(adapter, jti, actor=ADMIN)
+    finally:
+        await adapter.close()
+
+
 def test_cli_revoke_by_jti_needs_admin_in_hacs_token(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,12 +78,15 @@ def acting_actor(url: str | None) -> Actor:
 async def _token_actor(token: str, url: str | None) -> Actor:
     from hacs_auth import actor_from_claims, get_auth_manager
     from hacs_auth.errors import AuthError, RevocationUnavailableError
+    from hacs_auth.revocation import set_revocation_list
     from hacs_persistence.access.revocations import DatabaseRevocationList
 
+    # Verification consults the process-wide revocation list, by default the configured
+    # database's: this command's is the target database (--database-url), read now (staleness
+    # 0: a CLI run is one check), never another database the environment happens to name.
+    set_revocation_list(DatabaseRevocationList(url, ttl=timedelta(0)))
     try:
         claims = await get_auth_manager().verify_token_async(token)
-        # The target database's revocations, read now (staleness 0): a CLI run is one check.
-        await DatabaseRevocationList(url, ttl=timedelta(0)).check_async(claims)
         return actor_from_claims(claims)
     except RevocationUnavailableError as exc:
         fail(f"{TOKEN_ENV_VAR} cannot be checked: {exc}", ExitCode.FAILED, url)
