@@ -2,7 +2,7 @@
 
 The first tests rebuild the statements and the codecs from reversed column tuples (envelope,
 version and audit columns) and check, column by column in SQL, every row that save, update and
-save_many (COPY for new resources, pipelined statements for stored ones) write, and that reads
+save_many (COPY for new resources, one set-based statement for stored ones) write, and that reads
 load the same model back. Had a value been placed by position, reversing a tuple would put
 ``created_by`` into ``created_at`` (or fail the COPY).
 """
@@ -29,7 +29,7 @@ from hacs_persistence.errors import (
 from hacs_persistence.storage import columns
 from hacs_persistence.storage.codec import Envelopes, codec_for, stamp
 from hacs_persistence.storage.mapping import ResourceMapping, mapping_for
-from hacs_persistence.storage.statements import statements_for
+from hacs_persistence.storage.statements import batch_update_for, statements_for
 from tests.factories import make_observation, make_patient
 
 WRITER = Actor(
@@ -42,6 +42,7 @@ TUPLES = ("ENVELOPE_COLUMNS", "VERSION_COLUMNS", "AUDIT_COLUMNS")
 
 def _rebuild() -> None:
     statements_for.cache_clear()
+    batch_update_for.cache_clear()
     codec_for.cache_clear()
 
 
@@ -221,7 +222,7 @@ async def test_save_many_puts_every_value_in_its_column_by_copy_and_by_statement
         assert resource.version == 1
         await _check_stored(db, adapter, resource, "create", resource.created_at)
 
-    # Stored resources: the update statement, pipelined.
+    # Stored resources: the set-based update statement.
     created = {r.id: r.created_at for r in [*patients, *observations]}
     for patient in patients:
         patient.gender = "female"

@@ -19,6 +19,7 @@ from hacs_models import BaseResource
 from hacs_persistence.errors import ResourceValidationError
 
 __all__ = [
+    "BULK_UPDATE_CHUNK",
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "IMPORT_BATCH_BYTES",
     "IMPORT_BATCH_ENTRIES",
@@ -52,6 +53,10 @@ MAX_FILTER_VALUE_BYTES = 64 * 1024
 # or bytes of source text (whichever comes first), so memory does not grow with the file.
 IMPORT_BATCH_ENTRIES = 500
 IMPORT_BATCH_BYTES = 4 * 1024 * 1024
+
+# Rows of one set-based update statement of save_many: large enough that a round trip and its
+# planning are nothing per row, small enough that one statement's arrays stay a few MB.
+BULK_UPDATE_CHUNK = 5000
 
 # Caches (least recently used entries are dropped). A search statement and its compiled form take
 # about 22 KB per filter shape; statements per storage mapping are a few per type.

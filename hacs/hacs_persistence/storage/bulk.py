@@ -1,10 +1,11 @@
-"""The bulk path of ``save_many``: COPY for new resources, pipelined statements for updates.
+"""The bulk path of ``save_many``: COPY for new resources, one set-based statement for updates.
 
 New resources are streamed with ``COPY ... FROM STDIN (binary)`` into the versions table, their
 typed (or JSONB) table and the audit table, all inside the caller's single transaction, with the
 foreign keys deferred to commit. Records are generated lazily, so memory does not grow with the
-batch beyond the input itself. Updates reuse the single-row update statement (the same version
-check), pipelined with ``executemany``, and are then verified in one query.
+batch beyond the input itself. Updates are set-based: one statement per mapping and chunk takes
+the batch as arrays and changes, versions and audits every row (the single-row update's version
+check and patient scope), returning what each changed row is stamped with.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ from hacs_persistence.errors import (
     ResourceValidationError,
     VersionConflictError,
 )
-from hacs_persistence.limits import MAPPING_CACHE_SIZE
+from hacs_persistence.limits import BULK_UPDATE_CHUNK, MAPPING_CACHE_SIZE
 from hacs_persistence.schema import TYPED_TABLES, AuditEventTable, ResourceVersionTable
 from hacs_persistence.schema.vectors import vector_columns
 from hacs_persistence.storage.codec import codec_for, stamp, stamp_new
 from hacs_persistence.storage.mapping import ResourceMapping
-from hacs_persistence.storage.statements import stamp_columns, statements_for, stored_in_scope
+from hacs_persistence.storage.statements import (
+    batch_update_for,
+    stamp_columns,
+    statements_for,
+    stored_in_scope,
+)
 
 __all__ = ["KeyResolver", "OutOfScopeError", "bulk_insert", "bulk_update", "group_by_mapping"]
 
@@ -240,47 +246,67 @@ async def bulk_update(
     keys: KeyResolver,
     patients: Sequence[str] | None = None,
 ) -> None:
-    """Update stored resources with the single-row statement (same version check), pipelined.
+    """Update stored resources set-based: one statement per mapping and chunk of the batch.
 
-    ``patients``: a patient-scoped actor's patients. The statement only changes stored rows in
-    them; a row outside them raises ``OutOfScopeError``.
+    The statement (``batch_update_for``) has the single-row update's version check and patient
+    scope for every row, and writes the same version and audit rows. ``patients``: a
+    patient-scoped actor's patients; a row outside them raises ``OutOfScopeError``. On any
+    refused row the caller's transaction rolls the whole batch back.
     """
     scope = list(patients) if patients is not None else None
-    now: datetime = await unit.driver.fetchval("SELECT now()")
     for mapping, resources in groups.items():
-        prepared = compiled(statements_for(mapping).update)
-        expected = {r.id: r.version for r in resources}
-        if len(expected) != len(resources):
+        if len({r.id for r in resources}) != len(resources):
             raise ResourceValidationError(
                 f"The same {mapping.resource_type} appears twice in one save_many."
             )
+        batch = batch_update_for(mapping)
+        prepared = compiled(batch.statement)
         codec = codec_for(mapping)
-        arguments = []
-        for resource in resources:
-            params = codec.write_params(resource, audit, keys.values(mapping, resource))
-            params.update(p_expected=resource.version, p_patients=scope)
-            arguments.append(prepared.arguments(params))
-        await unit.driver.executemany(prepared.sql, arguments)
-        # Every row must now be at expected + 1; any other is a version conflict (or missing).
-        rows = await unit.fetch(
-            _stored_envelopes(mapping),
-            {"p_rt": mapping.resource_type, "p_ids": list(expected), "p_patients": scope},
-        )
-        stored = {row["id"]: row for row in rows}
-        for resource in resources:
-            row = stored.get(resource.id)
-            if row is not None and not row["in_scope"]:
-                raise OutOfScopeError(mapping.resource_type, resource.id, resource.version, None)
-            # updated_at is this transaction's now(): a row another writer moved on is not ours.
-            ours = row is not None and row["updated_at"] == now
-            if row is None or not ours or row["version"] != (resource.version or 0) + 1:
-                raise VersionConflictError(
-                    mapping.resource_type,
-                    resource.id,
-                    resource.version,
-                    None if row is None else row["version"],
-                )
-            stamp(resource, row)
+        fixed = {**audit, "p_rt": mapping.resource_type, "p_patients": scope}
+        for start in range(0, len(resources), BULK_UPDATE_CHUNK):
+            chunk = resources[start : start + BULK_UPDATE_CHUNK]
+            rows = []
+            for resource in chunk:
+                row = codec.row_values(resource, keys.values(mapping, resource))
+                row["p_expected"] = resource.version
+                rows.append(row)
+            params = {**fixed, **batch.arrays(rows)}
+            written = await unit.driver.fetch(prepared.sql, *prepared.arguments(params))
+            stamped = {row["id"]: row for row in written}
+            if len(stamped) != len(chunk):
+                await _refuse(unit, mapping, chunk, stamped, scope)
+            for resource in chunk:
+                stamp(resource, stamped[resource.id])
+
+
+async def _refuse(
+    unit: Unit,
+    mapping: ResourceMapping,
+    chunk: list[BaseResource],
+    written: Mapping[str, Any],
+    scope: list[str] | None,
+) -> None:
+    """Raise for the first resource of ``chunk`` the batch statement did not change.
+
+    Outside the actor's patients: ``OutOfScopeError``; else a ``VersionConflictError`` with
+    the stored version (None when there is no row).
+    """
+    refused = [r for r in chunk if r.id not in written]
+    rows = await unit.fetch(
+        _stored_envelopes(mapping),
+        {"p_rt": mapping.resource_type, "p_ids": [r.id for r in refused], "p_patients": scope},
+    )
+    stored = {row["id"]: row for row in rows}
+    resource = refused[0]
+    row = stored.get(resource.id)
+    if row is not None and not row["in_scope"]:
+        raise OutOfScopeError(mapping.resource_type, resource.id, resource.version, None)
+    raise VersionConflictError(
+        mapping.resource_type,
+        resource.id,
+        resource.version,
+        None if row is None else row["version"],
+    )
 
 
 @lru_cache(maxsize=MAPPING_CACHE_SIZE)

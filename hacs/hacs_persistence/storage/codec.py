@@ -111,6 +111,10 @@ class RowCodec:
         self.model: type[BaseResource] = model_for(mapping.resource_type)
         self.key_names = tuple(c.key for c in mapping.key_columns)
         self._key_params = tuple((c.key, key_param(c.key)) for c in mapping.key_columns)
+        # The parameters of ``write_params`` that hold a value of the resource itself (the rest
+        # are the call's: the ``a_*`` audit parameters and ``p_rt``); a batch statement binds
+        # each as an array of the same name (``statements.batch_update_for``).
+        self.row_params = ("p_id", "p_doc", *(param for _, param in self._key_params))
         # A resource's key values (a dict by key) as a tuple in the order of ``key_names``.
         self._ordered_keys = _values_of(self.key_names)
         # Array key values go to COPY as lists (a source may give a tuple).
@@ -146,12 +150,18 @@ class RowCodec:
         """
         params = dict(audit)
         params["p_rt"] = self.resource_type
-        params["p_id"] = resource.id
-        params["p_doc"] = document_json(resource)
+        params.update(self.row_values(resource, keys))
+        return params
+
+    def row_values(
+        self, resource: BaseResource, keys: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The ``row_params`` of ``resource`` by name (the per-resource part of a write)."""
         values = self.mapping.key_values(resource) if keys is None else keys
+        params = {"p_id": resource.id, "p_doc": document_json(resource)}
         for name, param in self._key_params:
             params[param] = values[name]
-        return params
+        return params  # built in the order of row_params
 
     # -- COPY records ----------------------------------------------------------------------
 

@@ -8,11 +8,12 @@ as a success. Statements carry only bound parameters; identifiers come from the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     CTE,
     ColumnElement,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    column,
     exists,
     func,
     insert,
@@ -38,16 +40,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.schema import AuditEventTable, ResourceVersionTable
+from hacs_persistence.schema.vectors import vector_columns
 from hacs_persistence.storage import columns
+from hacs_persistence.storage.codec import codec_for
 from hacs_persistence.storage.columns import AUDIT_PARAM_OF, STAMP_FIELDS, by_name, key_param
 from hacs_persistence.storage.mapping import ResourceMapping
 
 __all__ = [
+    "BatchUpdate",
     "Statements",
     "audit_insert",
+    "batch_update_for",
     "counted_audit",
     "current_documents",
     "patient_ref",
@@ -83,11 +90,18 @@ def _audit_values(resource_id: Any, outcome: Any, count: Any = None) -> dict[str
     return by_name(columns.AUDIT_COLUMNS, values, "audit row")
 
 
-def _insert_select(statement: InsertT, values: dict[str, Any], source: Any = None) -> InsertT:
-    """``INSERT ... (names) SELECT values``: each column and its value come from one dict entry."""
+def _insert_select(
+    statement: InsertT, values: dict[str, Any], source: Any = None, order: Any = None
+) -> InsertT:
+    """``INSERT ... (names) SELECT values``: each column and its value come from one dict entry.
+
+    ``order``: the order the rows are inserted in (a batch's audit rows follow its input).
+    """
     selected = select(*values.values())
     if source is not None:
         selected = selected.select_from(source)
+    if order is not None:
+        selected = selected.order_by(order)
     return statement.from_select(list(values), selected)
 
 
@@ -345,16 +359,18 @@ def _version_row(
     return by_name(columns.VERSION_COLUMNS, values, "version row")
 
 
-def _version_from(changed: CTE, operation: str, document: Any) -> Any:
+def _version_from(changed: CTE, operation: str, document: Any, order: Any = None) -> Any:
     """Append the version row for a changed resource (one from the change's RETURNING)."""
     stamped = _stamped(document, changed.c.version, changed.c.created_at, changed.c.updated_at)
     row = _version_row(changed.c.id, changed.c.version, operation, stamped, changed.c.updated_at)
-    return _insert_select(insert(VERSIONS), row, changed).cte("v")
+    return _insert_select(insert(VERSIONS), row, changed, order).cte("v")
 
 
-def _returning_with_audit(changed: CTE, outcome: str, versions: Any = None) -> Select[Any]:
+def _returning_with_audit(
+    changed: CTE, outcome: str, versions: Any = None, order: Any = None
+) -> Select[Any]:
     row = _audit_values(changed.c.id, literal(outcome))
-    audit = _insert_select(insert(AUDIT), row, changed).cte("a")
+    audit = _insert_select(insert(AUDIT), row, changed, order).cte("a")
     stmt = select(*stamp_columns(changed))
     if versions is not None:
         stmt = stmt.add_cte(versions)
@@ -483,3 +499,135 @@ def statements_for(mapping: ResourceMapping) -> Statements:
     if mapping.typed:
         return _typed_statements(mapping)
     return _document_statements(mapping)
+
+
+# -- the set-based update of save_many ---------------------------------------------------------
+
+# The driver's dialect, for the value a column type sends (``bind_processor``).
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+def _array_literal(value: Sequence[Any] | None) -> str | None:
+    """A text array as PostgreSQL's array literal, every element quoted (NULL stays NULL).
+
+    An array column cannot travel inside the batch's arrays (``unnest`` of a two-dimensional
+    array yields its elements), so each row's array is sent as one text and cast back.
+    """
+    if value is None:
+        return None
+    items = (
+        "NULL" if item is None else '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for item in value
+    )
+    return "{" + ",".join(items) + "}"
+
+
+@dataclass(frozen=True, eq=False)
+class BatchUpdate:
+    """The update of many stored rows of one mapping in one statement (``save_many``).
+
+    Each of ``row_params`` (the codec's per-resource parameters and ``p_expected``) is bound as
+    an array of the same name, element i belonging to the batch's i-th resource; the other
+    parameters (``a_*``, ``p_rt``, ``p_patients``) are the single-row update's. The statement
+    returns the stamped envelope of each row it changed; a row it did not change (another
+    version, missing, outside ``p_patients``) is simply not returned.
+    """
+
+    statement: Select[Any]
+    row_params: tuple[str, ...]
+    # Per row parameter: how a value is sent when its type cannot be an array element.
+    wire: tuple[Callable[[Any], Any] | None, ...]
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The batch's per-row parameters (one mapping per resource) as arrays by name."""
+        arrays: dict[str, list[Any]] = {}
+        for name, convert in zip(self.row_params, self.wire, strict=True):
+            if convert is None:
+                arrays[name] = [row[name] for row in rows]
+            else:
+                arrays[name] = [convert(row[name]) for row in rows]
+        return arrays
+
+
+@lru_cache(maxsize=MAPPING_CACHE_SIZE)
+def batch_update_for(mapping: ResourceMapping) -> BatchUpdate:
+    """The set-based twin of ``statements_for(mapping).update``: the same version check, patient
+    scope, version rows and audit rows, for every row of a batch in one round trip."""
+    table = mapping.table
+    by_param = {key_param(c.key): c for c in mapping.key_columns}
+    types: dict[str, Any] = {
+        "p_id": Text(),
+        "p_doc": Text(),
+        "p_expected": table.c.version.type,
+        **{param: column.type for param, column in by_param.items()},
+    }
+    vectors = set(vector_columns(table.metadata))
+    row_params = (*codec_for(mapping).row_params, "p_expected")
+    wire: list[Callable[[Any], Any] | None] = []
+    element_types: list[Any] = []
+    for name in row_params:
+        if name not in types:
+            raise RuntimeError(f"batch update: no type for parameter {name}; fix statements.py.")
+        key = by_param.get(name)
+        if key is not None and key in vectors:
+            # asyncpg has no codec for vector[]: each vector goes as its text and is cast back,
+            # to a vector of no fixed dimension: the column's own (the database's, which the
+            # metadata need not know) is checked on assignment, as for the single-row write.
+            wire.append(key.type.bind_processor(_DIALECT))
+            element_types.append(Text())
+            types[name] = Vector()
+        elif isinstance(types[name], ARRAY):
+            wire.append(_array_literal)
+            element_types.append(Text())
+        else:
+            wire.append(None)
+            element_types.append(types[name])
+    u = (
+        func.unnest(
+            *(bindparam(n, type_=ARRAY(t)) for n, t in zip(row_params, element_types, strict=True))
+        )
+        .table_valued(
+            *(column(n, t) for n, t in zip(row_params, element_types, strict=True)),
+            with_ordinality="ord",
+        )
+        .render_derived(name="u")
+    )
+
+    def value(name: str) -> Any:
+        sent = u.c[name]
+        return sent if types[name] is sent.type else cast(sent, types[name])
+
+    now = func.now()
+    where = [
+        table.c.id == u.c.p_id,
+        table.c.resource_type == _p("p_rt"),
+        table.c.version == u.c.p_expected,
+        stored_in_scope(mapping),
+    ]
+    document = cast(u.c.p_doc, JSONB)
+    if mapping.typed:
+        keys = {key.key: value(param) for param, key in by_param.items()}
+        changed = (
+            update(table)
+            .where(*where)
+            .values(**_next_version(table, now, deleted=False), **keys)
+            .returning(*stamp_columns(table), u.c.p_doc, u.c.ord)
+            .cte("t")
+        )
+        versioned: Any = cast(changed.c.p_doc, JSONB)
+    else:
+        changed = (
+            update(table)
+            .where(*where)
+            .values(
+                **_next_version(table, now, deleted=False),
+                document=_stamped(document, table.c.version + 1, table.c.created_at, now),
+            )
+            .returning(*stamp_columns(table), table.c.document, u.c.ord)
+            .cte("t")
+        )
+        versioned = changed.c.document
+    order = changed.c.ord
+    versions = _version_from(changed, "update", versioned, order)
+    statement = _returning_with_audit(changed, "success", versions, order)
+    return BatchUpdate(statement, row_params, tuple(wire))
