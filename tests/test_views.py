@@ -276,11 +276,35 @@ async def test_decimal_columns_keep_every_digit(world: World) -> None:
     assert await _rows(world, definition) == [{"v": Decimal("0.10000000000000000000001")}]
 
 
-async def test_an_engine_is_an_operator_connection_without_the_gate(world: World) -> None:
-    rows = [row async for row in view_rows(world.adapter.engine, SYSTOLIC)]
-    assert len(rows) == 2
-    assert await create_view(world.adapter.engine, SYSTOLIC, name="by_engine") == "by_engine"
-    await drop_view(world.adapter.engine, "by_engine")
+async def test_there_is_no_way_around_the_gate(world: World) -> None:
+    # Was: a bare AsyncEngine ran views, created and dropped them with no permission check
+    # and no audit row.
+    with pytest.raises(TypeError, match="access gate"):
+        [row async for row in view_rows(world.adapter.engine, SYSTOLIC)]  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="access gate"):
+        await create_view(world.adapter.engine, SYSTOLIC, name="by_engine")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="access gate"):
+        await drop_view(world.adapter.engine, "by_engine")  # type: ignore[arg-type]
+
+
+async def test_a_view_change_and_its_audit_row_commit_together(world: World) -> None:
+    assert await create_view(world.adapter, SYSTOLIC, name="audited", actor=ADMIN) == "audited"
+    with pytest.raises(ViewDefinitionError, match="exists"):
+        await create_view(world.adapter, SYSTOLIC, name="audited", actor=ADMIN)
+    await drop_view(world.adapter, "audited", actor=ADMIN)
+    conn = await db_connect(world.url)
+    try:
+        rows = await conn.fetch(
+            "SELECT detail, outcome FROM hacs_audit.audit_events "
+            "WHERE action = 'view' AND detail IN ('create view=audited', 'drop view=audited')"
+        )
+    finally:
+        await conn.close()
+    # One success row each: the refused second create left none.
+    assert sorted((r["detail"], r["outcome"]) for r in rows) == [
+        ("create view=audited", "success"),
+        ("drop view=audited", "success"),
+    ]
 
 
 @pytest.mark.parametrize(

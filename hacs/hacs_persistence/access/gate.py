@@ -170,6 +170,27 @@ class AccessGate:
         Raises (translated) if the row cannot be written: a caller must not hand out data
         whose audit row is missing.
         """
+        params = self.audit_params(
+            actor, action, resource_type, resource_id, outcome, detail, count, resource_ids,
+            patient_ids,
+        )  # fmt: skip
+        async with open_unit(self.engine, transactional=False) as unit:
+            await unit.fetchrow(audit_insert(), params)
+
+    def audit_params(
+        self,
+        actor: Actor | None,
+        action: str,
+        resource_type: str | None,
+        resource_id: str | None,
+        outcome: str,
+        detail: str | None = None,
+        count: int | None = None,
+        resource_ids: Sequence[str] | None = None,
+        patient_ids: Iterable[str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The parameters of ``statements.audit_insert()`` for one audit row, for a caller
+        that writes it in the transaction of its own change (``record`` writes it alone)."""
         ids = audited_ids(resource_ids or ())
         if len(ids) > AUDIT_ID_LIMIT:
             # Too many to list: the count and a digest that proves which ids they were.
@@ -187,5 +208,4 @@ class AccessGate:
             p_rids=ids or None,
             p_pids=audited_ids(patient_ids or ()) or None,
         )
-        async with open_unit(self.engine, transactional=False) as unit:
-            await unit.fetchrow(audit_insert(), params)
+        return params

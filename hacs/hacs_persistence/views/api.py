@@ -10,8 +10,10 @@ Access: given a :class:`PostgreSQLAdapter`, every call goes through its gate as 
 (argument, else the current one). ``view_rows`` needs read permission on the view's resource
 type, restricts a patient-scoped actor to its patients' rows in the SQL, and writes one audit
 row (action ``view``: count, resource and patient ids) before the first row is handed out.
-``create_view``/``drop_view``/``sync_fhir_resources`` are schema changes: ``admin:*``. Given a
-bare ``AsyncEngine`` (an operator's own connection), no gate applies.
+``create_view``/``drop_view``/``sync_fhir_resources`` are schema changes: ``admin:*``, and
+their audit row is written in the change's own transaction. There is no way around the gate:
+every call takes the adapter (an operator who wants SQL without it connects with psql, as
+whatever database role grants).
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
+from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
     SchemaNotMigratedError,
     sqlstate_of,
     translating,
 )
+from hacs_persistence.storage.statements import audit_insert
 from hacs_persistence.views.compiler import (
     PATIENT_ID,
     RESOURCE_ID,
@@ -42,9 +46,6 @@ from hacs_persistence.views.compiler import (
 )
 from hacs_persistence.views.definition import NAME, ViewDefinition
 from hacs_persistence.views.errors import ViewDefinitionError
-
-if TYPE_CHECKING:
-    from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 
 __all__ = [
     "VIEW_ACTION",
@@ -64,13 +65,13 @@ INVALID_SCHEMA = "3F000"
 _DEFINITION_ERROR = re.compile(r"hacs_views: (.*)")
 
 
-def _engine(target: Any) -> tuple[AsyncEngine, PostgreSQLAdapter | None]:
-    if isinstance(target, AsyncEngine):
-        return target, None
-    engine = getattr(target, "engine", None)
-    if not isinstance(engine, AsyncEngine) or not hasattr(target, "gate"):
-        raise TypeError("Pass a PostgreSQLAdapter or an AsyncEngine.")
-    return engine, target
+def _adapter(target: Any) -> PostgreSQLAdapter:
+    if not isinstance(target, PostgreSQLAdapter):
+        raise TypeError(
+            f"Pass the PostgreSQLAdapter (create_postgres_adapter()), not {type(target).__name__}:"
+            " views run through its access gate and audit."
+        )
+    return target
 
 
 def _view_error(exc: BaseException) -> Exception | None:
@@ -126,14 +127,29 @@ def view_name(definition: ViewDefinition, name: str | None = None) -> str:
     return chosen
 
 
-async def _admin(adapter: PostgreSQLAdapter | None, actor: Actor | None, rt: str) -> None:
-    if adapter is not None:
-        acting = adapter.gate.actor(actor)
-        await adapter.gate.require_admin(acting, VIEW_ACTION, rt, None)
+async def _admin(adapter: PostgreSQLAdapter, actor: Actor | None, rt: str | None) -> Actor:
+    acting = adapter.gate.actor(actor)
+    await adapter.gate.require_admin(acting, VIEW_ACTION, rt or "ViewDefinition", None)
+    return acting
+
+
+async def _change(
+    adapter: PostgreSQLAdapter,
+    acting: Actor,
+    specific: Callable[[BaseException], Exception | None],
+    statement: str,
+    resource_type: str | None,
+    detail: str,
+) -> None:
+    """Run a view's DDL and write its audit row in one transaction: both or neither."""
+    audit = adapter.gate.audit_params(acting, VIEW_ACTION, resource_type, None, "success", detail)
+    async with translating(specific=specific), adapter.engine.begin() as conn:
+        await conn.execute(text(statement))
+        await conn.execute(audit_insert(), audit)
 
 
 async def create_view(
-    target: PostgreSQLAdapter | AsyncEngine,
+    target: PostgreSQLAdapter,
     definition: ViewDefinition | Mapping[str, Any] | str,
     *,
     name: str | None = None,
@@ -141,37 +157,25 @@ async def create_view(
     actor: Actor | None = None,
 ) -> str:
     """Compile ``definition`` into ``hacs_views.<name>``; returns the name. Needs ``admin:*``."""
+    adapter = _adapter(target)
     parsed = ViewDefinition.parse(definition)
     chosen = view_name(parsed, name)
     compiled = compile_view(parsed)
-    engine, adapter = _engine(target)
-    await _admin(adapter, actor, parsed.resource)
+    acting = await _admin(adapter, actor, parsed.resource)
     verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
     ddl = f"{verb} {quote(_VIEWS_SCHEMA)}.{quote(chosen)} AS {compiled.literal_sql()}"
-    async with translating(specific=_creating(chosen)), engine.begin() as conn:
-        await conn.execute(text(ddl))
-    if adapter is not None:
-        await adapter.gate.record(
-            adapter.gate.actor(actor), VIEW_ACTION, parsed.resource, None, "success",
-            f"create view={chosen}",
-        )  # fmt: skip
+    await _change(adapter, acting, _creating(chosen), ddl, parsed.resource, f"create view={chosen}")
     return chosen
 
 
-async def drop_view(
-    target: PostgreSQLAdapter | AsyncEngine, name: str, *, actor: Actor | None = None
-) -> None:
+async def drop_view(target: PostgreSQLAdapter, name: str, *, actor: Actor | None = None) -> None:
     """Drop ``hacs_views.<name>`` (an unknown name is an error). Needs ``admin:*``."""
+    adapter = _adapter(target)
     if not NAME.match(name) or name in _RESERVED:
         raise ViewDefinitionError(f"{name!r} is not a view name.")
-    engine, adapter = _engine(target)
-    await _admin(adapter, actor, "ViewDefinition")
-    async with translating(specific=_dropping(name)), engine.begin() as conn:
-        await conn.execute(text(f"DROP VIEW {quote(_VIEWS_SCHEMA)}.{quote(name)}"))
-    if adapter is not None:
-        await adapter.gate.record(
-            adapter.gate.actor(actor), VIEW_ACTION, None, None, "success", f"drop view={name}"
-        )
+    acting = await _admin(adapter, actor, None)
+    ddl = f"DROP VIEW {quote(_VIEWS_SCHEMA)}.{quote(name)}"
+    await _change(adapter, acting, _dropping(name), ddl, None, f"drop view={name}")
 
 
 async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str] | None) -> Any:
@@ -183,7 +187,7 @@ async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str
 
 
 async def view_rows(
-    target: PostgreSQLAdapter | AsyncEngine,
+    target: PostgreSQLAdapter,
     definition: ViewDefinition | Mapping[str, Any] | str,
     *,
     actor: Actor | None = None,
@@ -195,32 +199,26 @@ async def view_rows(
     ``jsonb`` columns (no type, or ``"collection": true``) decoded JSON. The rows are read and
     their audit row written before the first is yielded.
     """
+    adapter = _adapter(target)
     parsed = ViewDefinition.parse(definition)
-    engine, adapter = _engine(target)
-    allowed: list[str] | None = None
-    acting: Actor | None = None
-    if adapter is not None:
-        acting = adapter.gate.actor(actor)
-        resource_type = parsed.resource
-        await adapter.gate.authorize(acting, "read", resource_type, None, VIEW_ACTION)
-        allowed = await adapter.gate.scope(
-            acting, adapter.mapping(resource_type), VIEW_ACTION, None
-        )
+    acting = adapter.gate.actor(actor)
+    resource_type = parsed.resource
+    await adapter.gate.authorize(acting, "read", resource_type, None, VIEW_ACTION)
+    allowed = await adapter.gate.scope(acting, adapter.mapping(resource_type), VIEW_ACTION, None)
     compiled = compile_view(parsed, audit_columns=True, scoped=allowed is not None)
-    async with translating(specific=_view_error), engine.connect() as conn:
+    async with translating(specific=_view_error), adapter.engine.connect() as conn:
         rows = await _rows(conn, compiled, allowed)
-    if adapter is not None:
-        await adapter.gate.record(
-            acting,
-            VIEW_ACTION,
-            parsed.resource,
-            None,
-            "success",
-            f"view={parsed.name or '(unnamed)'};columns={len(compiled.columns)}",
-            count=len(rows),
-            resource_ids=[row[RESOURCE_ID] for row in rows],
-            patient_ids=[row[PATIENT_ID] for row in rows],
-        )
+    await adapter.gate.record(
+        acting,
+        VIEW_ACTION,
+        parsed.resource,
+        None,
+        "success",
+        f"view={parsed.name or '(unnamed)'};columns={len(compiled.columns)}",
+        count=len(rows),
+        resource_ids=[row[RESOURCE_ID] for row in rows],
+        patient_ids=[row[PATIENT_ID] for row in rows],
+    )
     for row in rows:
         yield {n: row[n] for n in compiled.columns}
 
@@ -279,7 +277,8 @@ async def sync_fhir_resources(
                 ),
                 rows,
             )
-    await adapter.gate.record(
-        acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
-    )
+        audit = adapter.gate.audit_params(
+            acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
+        )
+        await conn.execute(audit_insert(), audit)
     return len(rows)
