@@ -5,6 +5,7 @@ converted with to_fhir, validated with the independent fhir.resources R4B models
 back with from_fhir.
 """
 
+import json
 import types
 import typing
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -37,6 +38,8 @@ from hacs_models.fhir import (
     snake_case_keys,
     to_fhir,
 )
+from hacs_models.fhir import dumps as fhir_dumps
+from hacs_models.fhir import loads as fhir_loads
 
 from .test_fhir_data import expected_back, first_difference
 
@@ -481,24 +484,57 @@ def test_partial_dates_are_kept_with_an_approximate_typed_value() -> None:
     assert to_fhir(patient)["birthDate"] == "1978-06-01"
 
 
-def test_datetimes_come_back_as_the_same_instant_in_utc() -> None:
+def test_datetimes_come_back_as_written_and_the_typed_field_holds_the_utc_instant() -> None:
     source = {
         "resourceType": "Observation",
         "id": "o1",
         "status": "final",
         "code": {"text": "x"},
         "effectiveDateTime": "2015-02-07T13:28:17-05:00",
-        "issued": "2015-02-07T13:28:17.000+01:00",
+        "issued": "2015-02-07T13:28:17.310+01:00",
+        "valuePeriod": {"start": "2015-02-07T13:28:17.000Z", "end": "2015-02-08T00:00:00Z"},
     }
     observation = from_fhir(source)
     assert isinstance(observation, Observation)
     assert observation.effective_date_time == datetime(2015, 2, 7, 18, 28, 17, tzinfo=UTC)
-    assert ORIGINAL_KEY not in (observation.model_extra or {})
+    assert observation.issued == datetime(2015, 2, 7, 12, 28, 17, 310000, tzinfo=UTC)
+    # Only what the UTC form would not give back is kept as written.
+    assert (observation.model_extra or {})[ORIGINAL_KEY] == {
+        "effective_date_time": "2015-02-07T13:28:17-05:00",
+        "issued": "2015-02-07T13:28:17.310+01:00",
+    }
+    assert observation.value_period is not None
+    assert observation.value_period.model_extra == {
+        ORIGINAL_KEY: {"start": "2015-02-07T13:28:17.000Z"}
+    }
     out = to_fhir(observation)
-    assert out["effectiveDateTime"] == "2015-02-07T18:28:17Z"
-    assert out["issued"] == "2015-02-07T12:28:17Z"
-    assert first_difference(source, out, typed=True) is None
-    assert first_difference(source, out, typed=False) is not None
+    assert out == source
+    assert first_difference(source, out) is None
+    observation.issued = datetime(2016, 1, 1, tzinfo=UTC)  # changed: the new value wins
+    assert to_fhir(observation)["issued"] == "2016-01-01T00:00:00Z"
+
+
+def test_decimals_come_back_with_their_literal_text() -> None:
+    text = (
+        '{"resourceType": "Observation", "id": "o2", "status": "final", "code": {"text": "x"},'
+        ' "valueQuantity": {"value": 1.00, "unit": "kg"}, "component": ['
+        '{"code": {"text": "a"}, "valueQuantity": {"value": -1.000000000000000000E+245}},'
+        '{"code": {"text": "b"}, "valueQuantity": {"value": 5.0}},'
+        '{"code": {"text": "c"}, "valueSampledData": {"origin": {"value": 0.0000001},'
+        ' "period": 1, "dimensions": 1, "factor": 2.50}}],'
+        ' "extension": [{"url": "u", "valueDecimal": 3.14159265358979323846264338}]}'
+    )
+    observation = from_fhir(fhir_loads(text))
+    assert observation.value_quantity is not None  # type: ignore[attr-defined]
+    assert observation.value_quantity.value == Decimal("1.00")  # type: ignore[attr-defined]
+    written = fhir_dumps(to_fhir(observation))
+    assert json.loads(written, parse_float=str) == json.loads(text, parse_float=str)
+    # Through JSON (as a stored document is) and back: still exact.
+    again = type(observation).model_validate_json(observation.model_dump_json())
+    assert fhir_dumps(to_fhir(again)) == written
+    # A changed value wins over the recorded literal.
+    again.value_quantity.value = Decimal("2.5")  # type: ignore[attr-defined]
+    assert to_fhir(again)["valueQuantity"]["value"] == 2.5
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,16 @@
 Every resource of the corpus (``HACS_FHIR_DATA``, see tests/shared_data.py: Synthea bundle
 entries, bulk NDJSON lines, HL7 example files and the resources nested in their Bundles), and of
 the small data of tests/fhir_fixtures.py (source ``fixture``, which runs anywhere), goes
-FHIR -> hacs -> FHIR and must come back
-equal by the rule of hacs_models.fhir: exact JSON, except that ``meta`` loses
-versionId/lastUpdated, and a typed dateTime may come back as the same instant in UTC and a
-decimal as the same number. Untyped resources (no hacs model) must come back exactly.
+FHIR -> hacs -> FHIR and must come back exactly: the same JSON, decimals with their literal text
+(``1.00`` is not ``1.0``, ``5.0`` not ``5``) and date-times as written (offset and fraction
+digits), except that ``meta`` loses versionId/lastUpdated. The corpus is read with
+``hacs_models.fhir.loads`` (decimals exact) and compared by literal text.
 
 The to_fhir output is also validated with the independent ``fhir.resources.R4B`` models.
 """
 
-import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -25,11 +23,13 @@ from pydantic import ValidationError
 from hacs_models import BaseResource, registered_resource_types
 from hacs_models.fhir import (
     ABSENT_KEY,
+    DecimalLiteral,
     camel_case_key,
     from_fhir,
     snake_case_key,
     to_fhir,
 )
+from hacs_models.fhir import loads as fhir_loads
 from tests.fhir_fixtures import all_resources
 from tests.shared_data import FHIR_DATA, require_fhir_data
 
@@ -69,7 +69,7 @@ def _load_corpus(source: str) -> tuple[tuple[str, dict[str, Any]], ...]:
     folder = DATA / source
     if source == "synthea":
         for path in sorted(folder.glob("*.json")):
-            bundle = json.loads(path.read_text(encoding="utf-8"))
+            bundle = fhir_loads(path.read_bytes())
             for index, entry in enumerate(bundle["entry"]):
                 found.append((f"{path.name} entry[{index}]", entry["resource"]))
     elif source == "bulk-ndjson-10-patients":
@@ -77,10 +77,10 @@ def _load_corpus(source: str) -> tuple[tuple[str, dict[str, Any]], ...]:
             with path.open(encoding="utf-8") as lines:
                 for number, line in enumerate(lines, 1):
                     if line.strip():
-                        found.append((f"{path.name}:{number}", json.loads(line)))
+                        found.append((f"{path.name}:{number}", fhir_loads(line)))
     else:
         for path in sorted(folder.glob("*.json")):
-            resource = json.loads(path.read_text(encoding="utf-8"))
+            resource = fhir_loads(path.read_bytes())
             found.append((path.name, resource))
             found.extend(_nested(resource, path.name))
     return tuple(found)
@@ -89,22 +89,16 @@ def _load_corpus(source: str) -> tuple[tuple[str, dict[str, Any]], ...]:
 # --- comparison ---------------------------------------------------------------------------------
 
 
-def _instant(text: str) -> datetime | None:
-    """A FHIR dateTime/instant with time and zone as an aware datetime, else None."""
-    if "T" not in text or not (text.endswith("Z") or text[-6:-5] in "+-"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+def _number_text(value: int | float) -> str:
+    """A JSON number as the literal it is written as (``DecimalLiteral`` keeps its own)."""
+    return value.text if isinstance(value, DecimalLiteral) else repr(value)
 
 
-def first_difference(expected: Any, actual: Any, path: str = "$", *, typed: bool) -> str | None:
-    """The first path where ``actual`` differs from ``expected`` under the round-trip rule.
+def first_difference(expected: Any, actual: Any, path: str = "$") -> str | None:
+    """The first path where ``actual`` differs from ``expected``, or None when exact.
 
-    JSON types are compared strictly (True is not 1), numbers by value (5.0 == 5); with
-    ``typed``, two strings that are the same instant (time and zone given) count as equal.
+    JSON types are compared strictly (True is not 1, 5 is not 5.0) and numbers by their literal
+    text; strings (date-times included) must be equal.
     """
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
@@ -114,7 +108,7 @@ def first_difference(expected: Any, actual: Any, path: str = "$", *, typed: bool
                 return f"{path}.{key}: missing"
             if key not in expected:
                 return f"{path}.{key}: unexpected {actual[key]!r:.80}"
-            found = first_difference(expected[key], actual[key], f"{path}.{key}", typed=typed)
+            found = first_difference(expected[key], actual[key], f"{path}.{key}")
             if found:
                 return found
         return None
@@ -122,19 +116,12 @@ def first_difference(expected: Any, actual: Any, path: str = "$", *, typed: bool
         if not isinstance(actual, list) or len(actual) != len(expected):
             return f"{path}: {actual!r:.80} instead of a list of {len(expected)}"
         for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
-            found = first_difference(left, right, f"{path}[{index}]", typed=typed)
+            found = first_difference(left, right, f"{path}[{index}]")
             if found:
                 return found
         return None
-    if isinstance(expected, bool) or isinstance(actual, bool) or expected is None:
-        same = type(expected) is type(actual) and expected == actual
-    elif isinstance(expected, int | float):
-        same = isinstance(actual, int | float) and expected == actual
-    elif isinstance(expected, str) and isinstance(actual, str):
-        same = expected == actual
-        if not same and typed:
-            before, after = _instant(expected), _instant(actual)
-            same = before is not None and before == after
+    if isinstance(expected, float) and isinstance(actual, float):
+        same = _number_text(expected) == _number_text(actual)
     else:
         same = type(expected) is type(actual) and expected == actual
     return None if same else f"{path}: {actual!r:.80} instead of {expected!r:.80}"
@@ -196,8 +183,7 @@ def test_every_resource_round_trips_losslessly(source: str) -> None:
             continue
         if resource.version is not None:
             failures.append(f"{label}: from_fhir gave a stored resource")
-        typed = expected_cls is not BaseResource
-        found = first_difference(expected_back(data), to_fhir(resource), typed=typed)
+        found = first_difference(expected_back(data), to_fhir(resource))
         if found:
             failures.append(f"{label} ({data['resourceType']}/{data.get('id')}): {found}")
     assert not failures, _report(failures, len(resources))

@@ -503,3 +503,153 @@ async def test_the_python_example_of_the_fhir_page_runs(
     assert re.search(r"^0 created, 0 updated, [1-9]\d* unchanged$", output.getvalue(), re.M)
     assert "failed:" not in output.getvalue()
     assert "178 resources in the patient's Bundle" in output.getvalue()
+
+
+# --- fidelity: what goes in comes out exactly ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiteralNumber:
+    """A JSON decimal as its literal text: ``1.00`` and ``1.0`` are different values here."""
+
+    text: str
+
+
+def literal_json(text: str | bytes) -> Any:
+    """JSON with every non-integer number kept as its literal text (the test's own reader)."""
+    return json.loads(text, parse_float=LiteralNumber)
+
+
+_TYPE_AND_ID = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
+
+
+def literal_differences(
+    source: Any, exported: Any, rewritable: set[str], path: str = "$"
+) -> str | None:
+    """The first place the export differs from its source, or None when it is exact.
+
+    Exact means: the same keys, list lengths, JSON types and literal texts (decimals as written,
+    date-times with their own offset and fraction digits). Allowed (callers remove the server's
+    ``meta`` first): a ``reference`` that the import resolves (a
+    ``fullUrl`` of an entry of the same Bundle, or a conditional ``Type?search``) becoming
+    ``Type/id``.
+    """
+    if isinstance(source, dict):
+        if not isinstance(exported, dict):
+            return f"{path}: {exported!r:.80} instead of an object"
+        for key in sorted(source.keys() | exported.keys()):
+            if key not in exported:
+                return f"{path}.{key}: missing"
+            if key not in source:
+                return f"{path}.{key}: unexpected {exported[key]!r:.80}"
+            before, after = source[key], exported[key]
+            if (
+                key == "reference"
+                and isinstance(before, str)
+                and before != after
+                and (before in rewritable or "?" in before)
+                and isinstance(after, str)
+                and _TYPE_AND_ID.fullmatch(after)
+            ):
+                continue
+            found = literal_differences(before, after, rewritable, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(source, list):
+        if not isinstance(exported, list) or len(exported) != len(source):
+            return f"{path}: {exported!r:.80} instead of a list of {len(source)}"
+        for index, (left, right) in enumerate(zip(source, exported, strict=True)):
+            found = literal_differences(left, right, rewritable, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    same = type(source) is type(exported) and source == exported
+    return None if same else f"{path}: {exported!r:.80} instead of {source!r:.80}"
+
+
+def without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource minus ``meta.versionId``/``meta.lastUpdated`` (a store writes its own)."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict) or SERVER_META.isdisjoint(meta):
+        return resource
+    kept = {k: v for k, v in meta.items() if k not in SERVER_META}
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if kept:
+        out["meta"] = kept
+    return out
+
+
+def source_copies(root: Path = DATA) -> tuple[dict[tuple[str, str], list[Any]], set[str]]:
+    """(Type, id) -> every copy of it in the files (read literally), and the entries' fullUrls.
+
+    The same selection as ``expected_ids``; a resource without an id gets its ``urn:uuid``.
+    """
+    copies: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
+    full_urls: set[str] = set()
+
+    def add(resource: dict[str, Any], full_url: str | None = None) -> None:
+        if full_url is not None:
+            full_urls.add(full_url)
+        resource_id = resource.get("id")
+        if resource_id is None:
+            assert full_url is not None and full_url.startswith("urn:uuid:"), full_url
+            resource = {**resource, "id": full_url.removeprefix("urn:uuid:")}
+        copies[(resource["resourceType"], resource["id"])].append(resource)
+
+    for path in sorted((root / SYNTHEA.name).glob("*.json")):
+        for entry in literal_json(path.read_bytes())["entry"]:
+            add(entry["resource"], entry["fullUrl"])
+    for path in sorted((root / NDJSON.name).glob("*.ndjson")):
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                add(literal_json(line))
+    for path in sorted((root / HL7.name).glob("*.json")):
+        data = literal_json(path.read_bytes())
+        kind = data.get("type") if data["resourceType"] == "Bundle" else None
+        if kind is None or kind == "document":
+            add(data)
+        elif kind in ("transaction", "batch", "collection"):
+            for entry in data.get("entry", []):
+                request = entry.get("request", {})
+                if "resource" not in entry or request.get("method") in ("GET", "DELETE"):
+                    continue
+                if "$" in request.get("url", ""):
+                    continue
+                add(entry["resource"], entry.get("fullUrl"))
+    return dict(copies), full_urls
+
+
+async def test_every_exported_resource_is_its_source_exactly(imported: Imported) -> None:
+    """Import the whole corpus, export every type, and compare each resource with its source
+    text-exactly: decimals as their literals, date-times as given (offset, fraction digits).
+
+    Only ``meta``'s versionId/lastUpdated and the references the import resolves may differ. A
+    resource that comes in several files must be exactly one of its copies.
+    """
+    copies, full_urls = source_copies()
+    exported_count = 0
+    failures: list[str] = []
+    decimal_literals = 0
+    offsets = 0
+    for resource_type in sorted({key[0] for key in copies}):
+        out = io.StringIO()
+        await export_type_ndjson(imported.adapter, resource_type, ADMIN, out, page_size=500)
+        for line in out.getvalue().splitlines():
+            exported = without_server_meta(literal_json(line))
+            exported_count += 1
+            key = (exported["resourceType"], exported["id"])
+            candidates = copies.get(key, [])
+            differences = [
+                literal_differences(without_server_meta(c), exported, full_urls) for c in candidates
+            ]
+            if not candidates or all(differences):
+                failures.append(f"{key}: {differences[0] if differences else 'not in the files'}")
+            decimal_literals += line.count(".00,") + line.count(".00}")
+            offsets += len(re.findall(r"T\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d\d:\d\d", line))
+    assert exported_count == len(copies) == 17678
+    assert not failures, f"{len(failures)} of {exported_count} changed; first:\n" + "\n".join(
+        failures[:20]
+    )
+    # The corpus does hold the values a lossy store changes (so the test can fail).
+    assert decimal_literals > 0 and offsets > 0

@@ -34,8 +34,13 @@ AdministrativeGender = Literal["male", "female", "other", "unknown"]
 
 
 def _decimal_to_json(value: Decimal) -> int | float:
-    """Emit a decimal as a JSON number: an int when integral, else a float."""
-    if value == value.to_integral_value():
+    """Emit a decimal as a JSON number: an int when written without a fraction, else a float.
+
+    ``5.0`` stays ``5.0`` (FHIR keeps a decimal's precision); digits a float cannot hold are
+    kept by ``from_fhir`` beside the number (``hacs_models.fhir.DECIMAL_KEY``).
+    """
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
         return int(value)
     return float(value)
 

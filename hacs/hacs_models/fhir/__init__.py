@@ -24,10 +24,22 @@ Storage envelope
     dropped if nothing else is left).
 
 Losslessness: ``to_fhir(from_fhir(x))`` equals ``x``
-    ... except that ``meta`` loses versionId/lastUpdated as above, a dateTime/instant held by a
-    typed field comes back as the same instant in UTC (``2015-02-07T13:28:17-05:00`` ->
-    ``2015-02-07T18:28:17Z``, ``.000`` dropped) and a decimal as the same number (``5.0`` ->
-    ``5``). Everything else is exact, by these rules:
+    ... except that ``meta`` loses versionId/lastUpdated as above. Everything else is exact,
+    decimals and date-times included:
+
+    - Decimals keep their literal text (``1.00``, ``5.0``, ``-1.000000000000000000E+245``), which
+      a Python float cannot hold. Read FHIR JSON with ``loads`` (or give ``from_fhir`` numbers
+      as ``Decimal``): a literal a float would not give back arrives as a ``DecimalLiteral`` (a
+      float that remembers its text), and ``from_fhir`` keeps its text in the extras entry
+      ``DECIMAL_KEY`` (``"fhir:decimal"``) of the object holding it; the stored number stays a
+      number. ``to_fhir`` gives it back as a ``DecimalLiteral`` while the element still holds
+      that number, and ``dumps`` writes it exactly (``json.dumps`` writes the nearest float).
+    - A dateTime/instant in a typed field holds the UTC instant (so the typed column is a
+      ``timestamptz``); when the text has another offset or more fraction digits than the UTC
+      form (``2015-02-07T13:28:17.310-05:00``), the text is kept as written under rule 2 and
+      given back.
+
+    The rules:
 
     1. A typed field takes a FHIR value only if it can hold it exactly, checked strictly before
        validation (no pydantic coercion: ``"1"`` is not an int, ``"true"`` not a bool, a
@@ -76,6 +88,7 @@ from ._convert import (
     from_fhir,
     to_fhir,
 )
+from ._json import DECIMAL_KEY, DecimalLiteral, dumps, loads
 from ._keys import camel_case_key, camel_case_keys, snake_case_key, snake_case_keys
 from .resource_types import (
     FHIR_RESOURCE_TYPES,
@@ -86,14 +99,18 @@ from .resource_types import (
 
 __all__ = [
     "ABSENT_KEY",
+    "DECIMAL_KEY",
     "FHIR_RESOURCE_TYPES",
     "FULL_NAME_EXTENSION_URL",
     "ORIGINAL_KEY",
+    "DecimalLiteral",
     "camel_case_key",
     "camel_case_keys",
+    "dumps",
     "from_fhir",
     "is_known_resource_type",
     "known_resource_types",
+    "loads",
     "snake_case_key",
     "snake_case_keys",
     "to_fhir",

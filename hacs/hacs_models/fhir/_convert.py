@@ -9,14 +9,15 @@ from pydantic import BaseModel, ValidationError
 
 from ..base import BaseResource, registered_resource_types
 from ..core import PersonResource
+from ._json import DECIMAL_KEY
 from ._keys import (
     camel_case_key,
     camel_case_keys,
     format_date,
     format_datetime,
     format_decimal,
-    snake_case_key,
     snake_case_keys,
+    with_literals,
 )
 from ._schema import (
     FieldKind,
@@ -43,7 +44,7 @@ ABSENT_KEY = "fhir:absent"
 FULL_NAME_EXTENSION_URL = "urn:hacs:fhir:extension:full-name"
 """Extension carrying ``full_name`` when it is not derivable from ``name`` (hacs-only field)."""
 
-_RESERVED_EXTRAS = (ORIGINAL_KEY, ABSENT_KEY)
+_RESERVED_EXTRAS = (ORIGINAL_KEY, ABSENT_KEY, DECIMAL_KEY)
 _MISSING: Any = object()
 _MAX_REPAIRS = 20
 # FHIR's own element order for the common resource elements, so output reads naturally.
@@ -124,6 +125,9 @@ def _emit_model(
         if (key in _RESERVED_EXTRAS and isinstance(value, dict)) or key in skip:
             continue
         out[_fhir_key(resource_type, key)] = camel_case_keys(value)
+    literals = extras.get(DECIMAL_KEY)
+    if isinstance(literals, dict):
+        with_literals(out, literals, lambda name: names.get(name) or _fhir_key(resource_type, name))
     return out
 
 
@@ -209,12 +213,13 @@ def from_fhir(data: Mapping[str, Any]) -> BaseResource:
     cls = registered_resource_types().get(resource_type, BaseResource)
     plan = plan_for(cls)
     renames = _ENCOUNTER_FROM_FHIR if resource_type == "Encounter" else _TOP_LEVEL_FROM_FHIR
-    source: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "resourceType":
-            continue
-        renamed = renames.get(key)
-        source[renamed if renamed is not None else snake_case_key(key)] = snake_case_keys(value)
+    # The renamed FHIR names (version, class) are their own snake_case, so renaming after the
+    # conversion is the same; the decimal literals recorded at the top level follow the renames.
+    converted = snake_case_keys({k: v for k, v in data.items() if k != "resourceType"})
+    source: dict[str, Any] = {renames.get(k, k): v for k, v in converted.items()}
+    literals = source.get(DECIMAL_KEY)
+    if isinstance(literals, dict):
+        source[DECIMAL_KEY] = {renames.get(k, k): v for k, v in literals.items()}
     colliding = {key: source.pop(key) for key in plan.reserved if key in source}
     meta = source.get("meta")
     if isinstance(meta, dict) and not _SERVER_META.isdisjoint(meta):

@@ -12,12 +12,14 @@ key that already has snake_case shape (``fhir_comments``, from DSTU2 JSON) comes
 Both functions are cached: FHIR data uses a few hundred distinct names, so each is converted once.
 """
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from .._time import to_utc
+from ._json import DECIMAL_KEY, DecimalLiteral, float_keeps, same_number
 
 __all__ = [
     "camel_case_key",
@@ -25,8 +27,10 @@ __all__ = [
     "format_date",
     "format_datetime",
     "format_decimal",
+    "number_and_text",
     "snake_case_key",
     "snake_case_keys",
+    "with_literals",
 ]
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -87,25 +91,47 @@ def format_date(value: date) -> str:
 
 
 def format_decimal(value: Decimal) -> int | float:
-    """A decimal as a JSON number: an int when integral, else a float (as JsonDecimal dumps)."""
-    if value == value.to_integral_value():
+    """A decimal as a JSON number: an int when written without a fraction (``5``), else a float
+    (``5.0`` stays ``5.0``; a literal a float cannot give back is kept in ``DECIMAL_KEY``)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
         return int(value)
     return float(value)
 
 
+def number_and_text(value: Any) -> tuple[Any, str | None]:
+    """A source number as the JSON number hacs keeps, and its literal text if a float loses it."""
+    if type(value) is DecimalLiteral:
+        return float(value), value.text
+    if isinstance(value, Decimal) and value.is_finite():  # ijson reads non-integers so
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent >= 0 and "E" not in str(value):
+            return int(value), None
+        text = str(value)
+        number = float(text)
+        return number, None if float_keeps(text, number) else text
+    return value, None
+
+
 def snake_case_keys(value: Any) -> Any:
-    """Copy of a JSON value with every object key converted by ``snake_case_key``."""
+    """Copy of a JSON value with every object key converted by ``snake_case_key``.
+
+    Decimals (``DecimalLiteral`` from ``loads``, or ``Decimal``) become plain floats; where a
+    float would not give the literal text back, the text is kept in the object's ``DECIMAL_KEY``
+    entry (element name -> text, or a list of texts for an array of numbers).
+    """
     if isinstance(value, dict):
         return _snake_dict(value)
     if isinstance(value, list):
-        return _snake_list(value)
-    return value
+        return _snake_list(value)[0]
+    return number_and_text(value)[0]
 
 
 def _snake_dict(data: dict[str, Any]) -> dict[str, Any]:
     # Hot path of bulk imports: plain loops and a dict lookup per key, no per-key function call.
     out: dict[str, Any] = {}
     names = _SNAKE_NAMES
+    literals: dict[str, Any] | None = None
     for key, value in data.items():
         name = names.get(key)
         if name is None:
@@ -117,21 +143,67 @@ def _snake_dict(data: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, dict):
             out[name] = _snake_dict(value)
         elif isinstance(value, list):
-            out[name] = _snake_list(value)
+            items, texts = _snake_list(value)
+            out[name] = items
+            if texts is not None:
+                if literals is None:
+                    literals = {}
+                literals[name] = texts
+        elif isinstance(value, float | Decimal):
+            number, text = number_and_text(value)
+            out[name] = number
+            if text is not None:
+                if literals is None:
+                    literals = {}
+                literals[name] = text
         else:
             out[name] = value
+    if literals is not None:
+        out[DECIMAL_KEY] = literals
     return out
 
 
-def _snake_list(items: list[Any]) -> list[Any]:
+def _snake_list(items: list[Any]) -> tuple[list[Any], list[str | None] | None]:
     out: list[Any] = []
-    for value in items:
+    texts: list[str | None] | None = None
+    for position, value in enumerate(items):
         if isinstance(value, dict):
             out.append(_snake_dict(value))
         elif isinstance(value, list):
-            out.append(_snake_list(value))
+            out.append(_snake_list(value)[0])
+        elif isinstance(value, float | Decimal):
+            number, text = number_and_text(value)
+            out.append(number)
+            if text is not None:
+                if texts is None:
+                    texts = [None] * len(items)
+                texts[position] = text
         else:
             out.append(value)
+    return out, texts
+
+
+def with_literals(
+    out: dict[str, Any], literals: Any, key_of: Callable[[str], str] = camel_case_key
+) -> dict[str, Any]:
+    """``out`` (FHIR JSON of one object) with its recorded decimal literals put back.
+
+    ``literals`` is a ``DECIMAL_KEY`` entry with snake_case element names; a literal is used only
+    while the element still holds the number it denotes (a changed value wins).
+    """
+    if not isinstance(literals, dict):
+        return out
+    for name, text in literals.items():
+        key = key_of(name)
+        current = out.get(key)
+        if isinstance(text, str):
+            if same_number(current, text):
+                out[key] = DecimalLiteral(text)
+        elif isinstance(text, list) and isinstance(current, list) and len(current) == len(text):
+            out[key] = [
+                DecimalLiteral(t) if isinstance(t, str) and same_number(item, t) else item
+                for item, t in zip(current, text, strict=True)
+            ]
     return out
 
 
@@ -144,7 +216,9 @@ def camel_case_keys(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return {camel_case_key(k): camel_case_keys(v) for k, v in value.items()}
+        out = {camel_case_key(k): camel_case_keys(v) for k, v in value.items() if k != DECIMAL_KEY}
+        literals = value.get(DECIMAL_KEY)
+        return out if literals is None else with_literals(out, literals)
     if isinstance(value, list):
         return [camel_case_keys(item) for item in value]
     if isinstance(value, datetime):
@@ -152,5 +226,6 @@ def camel_case_keys(value: Any) -> Any:
     if isinstance(value, date):
         return format_date(value)
     if isinstance(value, Decimal) and value.is_finite():
-        return format_decimal(value)
+        number, text = number_and_text(value)
+        return number if text is None else DecimalLiteral(text)
     return value

@@ -19,9 +19,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from .._time import to_utc
 from ..base import BaseResource
 from ..core import PersonResource
-from ._keys import camel_case_key
+from ._keys import camel_case_key, format_datetime
 
 __all__ = [
     "ANY",
@@ -272,7 +273,12 @@ def conform(kind: FieldKind, value: Any, original_key: str) -> Any:
             return _UNFIT
         parsed = _parse_exact_datetime(value)
         if parsed is not None:
-            return parsed
+            instant = to_utc(parsed)
+            if format_datetime(instant) == value:
+                return instant
+            # Another offset or more fraction digits than the UTC form keeps: the typed field
+            # holds the instant, the text as written is kept to be given back (FHIR: as given).
+            return Unfit(instant)
         return Unfit(_approximate_datetime(value))
     if tag == "date":
         if not isinstance(value, str):

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import ijson  # type: ignore[import-untyped]
 
+from hacs_models import fhir as fhir_json
 from hacs_models.fhir.resource_types import is_known_resource_type, unknown_resource_type
 from hacs_persistence.limits import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -297,7 +298,7 @@ def _entry_items(stream: BinaryIO) -> Iterator[Any]:
     in_entry = False
     stack: list[Any] = []  # the item being built, outermost first
     keys: list[Any] = []
-    for event, value in ijson.basic_parse(stream, use_float=True):
+    for event, value in ijson.basic_parse(stream):
         if stack:
             if event == "map_key":
                 keys[-1] = value
@@ -382,9 +383,7 @@ def _bundle_entries(path: Path, *, fast: bool = False) -> Iterator[Entry]:
     """
     index = -1
     with _binary(path) as stream:
-        items: Iterator[Any] = (
-            ijson.items(stream, "entry.item", use_float=True) if fast else _entry_items(stream)
-        )
+        items: Iterator[Any] = ijson.items(stream, "entry.item") if fast else _entry_items(stream)
         position = stream.tell()
         while True:
             try:
@@ -442,7 +441,7 @@ def _ndjson_entries(path: Path, max_bytes: int) -> Iterator[Entry]:
 
 def _loads(text: str, line: int | None) -> Any:
     try:
-        return json.loads(text)
+        return fhir_json.loads(text)
     except json.JSONDecodeError as exc:
         raise SourceError(
             f"invalid JSON: {exc.msg} (column {exc.colno})",
@@ -556,7 +555,7 @@ def _derived_id(entry: Entry) -> str:
         parts = full_url.rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] == resource_type and _ID.fullmatch(parts[-1]):
             return parts[-1]
-    canonical = json.dumps(entry.resource, sort_keys=True, separators=(",", ":"))
+    canonical = fhir_json.dumps(entry.resource, sort_keys=True, separators=(",", ":"))
     return str(uuid.uuid5(_CONTENT_NAMESPACE, canonical))
 
 

@@ -11,7 +11,6 @@ holds one page at a time when writing to a file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 
 from hacs_auth import Actor
 from hacs_models import BaseResource
+from hacs_models import fhir as fhir_json
 from hacs_models.fhir import is_known_resource_type, to_fhir, unknown_resource_type
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
@@ -309,13 +309,13 @@ async def write_patient_bundle(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> int:
     """Write the Bundle of ``export_patient_bundle`` to ``out`` as it is read; entries written."""
-    head = json.dumps(_bundle_head(), ensure_ascii=False)
+    head = fhir_json.dumps(_bundle_head(), ensure_ascii=False)
     count = 0
     async for resource in iter_patient_compartment(adapter, patient_id, actor, page_size=page_size):
         # The head is written with the first entry, after the patient was found: a missing
         # patient leaves ``out`` untouched.
         out.write(f'{head[:-1]}, "entry": [\n' if count == 0 else ",\n")
-        out.write(json.dumps(_entry(resource, base_url), ensure_ascii=False))
+        out.write(fhir_json.dumps(_entry(resource, base_url), ensure_ascii=False))
         count += 1
     out.write("\n]}\n")
     return count
@@ -339,7 +339,7 @@ async def export_type_ndjson(
         raise unknown_resource_type(resource_type)
     count = 0
     async for resource in iter_resources(adapter, resource_type, actor, page_size=page_size):
-        out.write(json.dumps(to_fhir(resource), ensure_ascii=False, separators=(",", ":")))
+        out.write(fhir_json.dumps(to_fhir(resource), ensure_ascii=False, separators=(",", ":")))
         out.write("\n")
         count += 1
     return count

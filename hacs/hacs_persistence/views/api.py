@@ -18,7 +18,6 @@ whatever database role grants).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
 from hacs_auth import Actor
+from hacs_models import fhir as fhir_json
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import (
@@ -260,7 +260,7 @@ async def sync_fhir_resources(
                 "id": resource.id,
                 "version": resource.version,
                 "patient": _patient_of(resource_type, fhir, mapping.scope_value(resource)),
-                "resource": json.dumps(fhir),
+                "resource": fhir_json.dumps(fhir),
             }
         )
     async with translating(specific=_view_error), adapter.engine.begin() as conn:
