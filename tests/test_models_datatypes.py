@@ -98,10 +98,11 @@ def test_codeable_concept_from_plain_dicts() -> None:
 
 @pytest.mark.parametrize(
     ("value", "json_value"),
-    [(118, 118), (Decimal("118.0"), 118), (Decimal("98.6"), 98.6), (0.5, 0.5), ("7.25", 7.25)],
+    [(118, 118), (Decimal("118.0"), 118.0), (Decimal("98.6"), 98.6), (0.5, 0.5), ("7.25", 7.25)],
 )
 def test_quantity_value_is_decimal_and_json_number(value: object, json_value: object) -> None:
-    """Quantity.value is stored as Decimal and written as a JSON number, int when integral."""
+    """Quantity.value is stored as Decimal and written as a JSON number: an int only when it is
+    written without a fraction (``118.0`` keeps its precision)."""
     quantity = Quantity.model_validate({"value": value, "unit": "mmHg"})
     assert isinstance(quantity.value, Decimal)
     dumped = quantity.model_dump(mode="json")["value"]
