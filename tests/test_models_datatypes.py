@@ -157,3 +157,16 @@ def test_nested_validation_error_names_the_path() -> None:
     with pytest.raises(ValidationError) as info:
         Patient.model_validate({"telecom": [{"rank": 0}]})
     assert info.value.errors()[0]["loc"] == ("telecom", 0, "rank")
+
+
+@pytest.mark.parametrize("text", ["1.00", "5.0", "0.0000001", "1E-7", "-1.000000000000000000E+245"])
+def test_quantity_value_keeps_its_digits_through_json(text: str) -> None:
+    """A stored document is JSON: the value comes back with every digit and its exponent."""
+    quantity = Quantity(value=Decimal(text), unit="kg")
+    back = Quantity.model_validate_json(quantity.model_dump_json())
+    assert back.value is not None
+    assert back.value.as_tuple() == Decimal(text).as_tuple()
+    assert back.model_dump_json() == quantity.model_dump_json()
+    back.value = Decimal("2.5")  # a new value: its own digits, the old text no longer applies
+    again = Quantity.model_validate_json(back.model_dump_json())
+    assert again.value == Decimal("2.5")

@@ -4,9 +4,18 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from ._config import MODEL_CONFIG
+from ._decimals import DECIMAL_KEY, float_keeps, same_number
 from ._time import UtcDatetime
 
 __all__ = [
@@ -104,13 +113,64 @@ class CodeableConcept(Element):
 
 
 class Quantity(Element):
-    """A measured amount with its unit; the value is an exact decimal."""
+    """A measured amount with its unit; the value is an exact decimal.
+
+    JSON (a stored document) carries the value as a number, which cannot hold every decimal's
+    digits (``1.00``, ``5.0``): where a float would not give the value's text back, the JSON
+    also carries the text in ``DECIMAL_KEY``, and reading it restores the exact ``Decimal``.
+    """
 
     value: JsonDecimal | None = None
     comparator: Literal["<", "<=", ">=", ">"] | None = None
     unit: str | None = None
     system: str | None = None
     code: str | None = None
+
+    @model_validator(mode="after")
+    def _exact_value(self) -> Self:
+        """Take the value's digits from the kept text while it is still the same number."""
+        text = self._kept_text()
+        if text is not None and self.value is not None and same_number(self.value, text):
+            exact = Decimal(text)
+            if exact.as_tuple() != self.value.as_tuple():
+                # Not through validation: the same number, only its digits restored.
+                self.__dict__["value"] = exact
+            if str(exact) == text:
+                # The Decimal now says it all; the text is kept only for a form it cannot
+                # tell (``0.0000001`` vs ``1E-7``). A model read back equals the one written.
+                self._drop_kept_text()
+        return self
+
+    def _drop_kept_text(self) -> None:
+        extras = self.__pydantic_extra__
+        assert extras is not None
+        kept = {k: v for k, v in extras[DECIMAL_KEY].items() if k != "value"}
+        if kept:
+            extras[DECIMAL_KEY] = kept
+        else:
+            del extras[DECIMAL_KEY]
+
+    @model_serializer(mode="wrap")
+    def _keep_text(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """In JSON, keep the value's text beside the number when a float would lose it."""
+        data = handler(self)
+        value = self.value
+        if not info.mode_is_json() or value is None or not isinstance(data, dict):
+            return data
+        text = str(value)
+        if ("." not in text and "E" not in text) or float_keeps(text, float(text)):
+            return data
+        kept_text = self._kept_text()
+        if kept_text is not None and Decimal(kept_text).as_tuple() == value.as_tuple():
+            return data  # the text it came with (``0.0000001`` stays so, not ``1E-7``)
+        kept = data.get(DECIMAL_KEY)
+        data[DECIMAL_KEY] = {**(kept if isinstance(kept, dict) else {}), "value": text}
+        return data
+
+    def _kept_text(self) -> str | None:
+        kept = (self.__pydantic_extra__ or {}).get(DECIMAL_KEY)
+        text = kept.get("value") if isinstance(kept, dict) else None
+        return text if isinstance(text, str) else None
 
 
 class Reference(Element):

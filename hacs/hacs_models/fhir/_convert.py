@@ -9,13 +9,13 @@ from pydantic import BaseModel, ValidationError
 
 from ..base import BaseResource, registered_resource_types
 from ..core import PersonResource
-from ._json import DECIMAL_KEY
+from ._json import DECIMAL_KEY, DecimalLiteral
 from ._keys import (
     camel_case_key,
     camel_case_keys,
     format_date,
     format_datetime,
-    format_decimal,
+    number_and_text,
     snake_case_keys,
     with_literals,
 )
@@ -161,7 +161,8 @@ def _emit_value(kind: FieldKind, value: Any) -> Any:
     if isinstance(value, date):
         return format_date(value)
     if isinstance(value, Decimal):
-        return format_decimal(value)
+        number, text = number_and_text(value)
+        return number if text is None else DecimalLiteral(text)
     converted = camel_case_keys(value)
     return _MISSING if converted == {} or converted == [] else converted
 

@@ -26,7 +26,6 @@ __all__ = [
     "camel_case_keys",
     "format_date",
     "format_datetime",
-    "format_decimal",
     "number_and_text",
     "snake_case_key",
     "snake_case_keys",
@@ -88,15 +87,6 @@ def format_datetime(value: datetime) -> str:
 def format_date(value: date) -> str:
     """A FHIR date: ``2001-02-03``."""
     return value.isoformat()
-
-
-def format_decimal(value: Decimal) -> int | float:
-    """A decimal as a JSON number: an int when written without a fraction (``5``), else a float
-    (``5.0`` stays ``5.0``; a literal a float cannot give back is kept in ``DECIMAL_KEY``)."""
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= 0:
-        return int(value)
-    return float(value)
 
 
 def number_and_text(value: Any) -> tuple[Any, str | None]:
