@@ -31,6 +31,7 @@ from sqlalchemy.types import Text
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
+from hacs_persistence.db.roles import ANALYST_ROLE
 from hacs_persistence.errors import (
     SchemaNotMigratedError,
     sqlstate_of,
@@ -140,11 +141,24 @@ async def _change(
     statement: str,
     resource_type: str | None,
     detail: str,
+    *,
+    analyst_grant: str | None = None,
 ) -> None:
-    """Run a view's DDL and write its audit row in one transaction: both or neither."""
+    """Run a view's DDL and write its audit row in one transaction: both or neither.
+
+    ``analyst_grant``: the view whose ``SELECT`` goes to ``hacs_analyst`` (when the role exists),
+    in the same transaction, so a created view is never readable by the wrong role or missing
+    its grant.
+    """
     audit = adapter.gate.audit_params(acting, VIEW_ACTION, resource_type, None, "success", detail)
     async with translating(specific=specific), adapter.engine.begin() as conn:
         await conn.execute(text(statement))
+        if analyst_grant is not None:
+            exists = await conn.scalar(
+                text("SELECT to_regrole(:role) IS NOT NULL"), {"role": ANALYST_ROLE}
+            )
+            if exists:
+                await conn.execute(text(f"GRANT SELECT ON {analyst_grant} TO {ANALYST_ROLE}"))
         await conn.execute(audit_insert(), audit)
 
 
@@ -163,8 +177,20 @@ async def create_view(
     compiled = compile_view(parsed)
     acting = await _admin(adapter, actor, parsed.resource)
     verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
-    ddl = f"{verb} {quote(_VIEWS_SCHEMA)}.{quote(chosen)} AS {compiled.literal_sql()}"
-    await _change(adapter, acting, _creating(chosen), ddl, parsed.resource, f"create view={chosen}")
+    qualified = f"{quote(_VIEWS_SCHEMA)}.{quote(chosen)}"
+    # security_barrier: a reader's own WHERE conditions (and the errors they raise) run only on
+    # the view's rows, never on the other documents of fhir_resources the view reads as its
+    # owner (docs/operations.md, Step 4).
+    ddl = f"{verb} {qualified} WITH (security_barrier = true) AS {compiled.literal_sql()}"
+    await _change(
+        adapter,
+        acting,
+        _creating(chosen),
+        ddl,
+        parsed.resource,
+        f"create view={chosen}",
+        analyst_grant=qualified,
+    )
     return chosen
 
 
