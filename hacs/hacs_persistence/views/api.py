@@ -3,8 +3,8 @@
 Stored documents are hacs models (snake_case, typed fields, extras), not FHIR JSON, and a
 ViewDefinition is written against FHIR names. ``sync_fhir_resources`` writes each resource's
 ``to_fhir`` JSON (the exporter's conversion) into ``hacs_views.fhir_resources``; views select
-from there. It is a snapshot: run it after imports (``hacs views sync``) until the write paths
-keep it in step.
+from there. The adapter's writes keep it in step (``adapters.fhir_snapshot``); a sync rebuilds a
+type's rows as a whole, for data written before that (or by SQL outside the adapter).
 
 Access: given a :class:`PostgreSQLAdapter`, every call goes through its gate as the actor
 (argument, else the current one). ``view_rows`` needs read permission on the view's resource
@@ -30,6 +30,7 @@ from sqlalchemy.types import Text
 
 from hacs_auth import Actor
 from hacs_models.fhir import to_fhir
+from hacs_persistence.adapters.fhir_snapshot import patient_of
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.db.roles import ANALYST_ROLE
 from hacs_persistence.errors import (
@@ -249,21 +250,6 @@ async def view_rows(
         yield {n: row[n] for n in compiled.columns}
 
 
-def _patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
-    if resource_type == "Patient":
-        value = fhir.get("id")
-        return value if isinstance(value, str) else None
-    if scope is not None:
-        return scope
-    for element in ("subject", "patient"):
-        reference = fhir.get(element)
-        if isinstance(reference, dict):
-            found = re.fullmatch(r"Patient/([^/]+)", str(reference.get("reference", "")))
-            if found:
-                return found.group(1)
-    return None
-
-
 async def sync_fhir_resources(
     adapter: PostgreSQLAdapter, resource_type: str, *, actor: Actor | None = None
 ) -> int:
@@ -285,7 +271,7 @@ async def sync_fhir_resources(
                 "rt": resource_type,
                 "id": resource.id,
                 "version": resource.version,
-                "patient": _patient_of(resource_type, fhir, mapping.scope_value(resource)),
+                "patient": patient_of(resource_type, fhir, mapping.scope_value(resource)),
                 "resource": json.dumps(fhir),
             }
         )
