@@ -17,7 +17,7 @@ from hacs_models import Actor
 from hacs_persistence.adapter import create_postgres_adapter
 from hacs_persistence.db.roles import ANALYST_GRANTS_SQL, analyst_grant_statements
 from hacs_persistence.schema.base import Base
-from hacs_persistence.views import create_view, sync_fhir_resources
+from hacs_persistence.views import create_view
 from tests.factories import make_observation, make_patient
 from tests.test_roles import Deployment, deployment, roles_server  # noqa: F401 (fixtures)
 from tests.test_views import SYSTOLIC
@@ -63,8 +63,8 @@ async def with_view(deployment: Deployment) -> Deployment:  # noqa: F811
     adapter = await create_postgres_adapter(deployment.url("hacs_app"))
     try:
         patient = await adapter.save(make_patient(), ADMIN)
+        # No sync: the save, as hacs_app, writes the FHIR JSON the view reads.
         await adapter.save(make_observation(patient.id), ADMIN)
-        await sync_fhir_resources(adapter, "Observation", actor=ADMIN)
         await create_view(adapter, SYSTOLIC, actor=ADMIN)
     finally:
         await adapter.close()

@@ -52,9 +52,10 @@ GRANT SELECT, INSERT ON hacs_admin.token_revocations TO hacs_app;
 GRANT EXECUTE ON FUNCTION hacs_admin.purge_patient(text, jsonb) TO hacs_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA hacs_core, hacs_clinical, hacs_registry, hacs_agents,
     hacs_audit TO hacs_app;
--- SQL on FHIR views (docs/views.md): the FHIR documents they read, and the views themselves.
+-- SQL on FHIR views (docs/views.md): the FHIR documents they read (every write keeps them in
+-- step: an upsert, so UPDATE too), and the views themselves.
 GRANT USAGE, CREATE ON SCHEMA hacs_views TO hacs_app;
-GRANT SELECT, INSERT, DELETE ON hacs_views.fhir_resources TO hacs_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON hacs_views.fhir_resources TO hacs_app;
 -- Tables and sequences that later migrations create get the same privileges.
 ALTER DEFAULT PRIVILEGES FOR ROLE hacs_owner IN SCHEMA hacs_core, hacs_clinical, hacs_registry,
     hacs_agents GRANT SELECT, INSERT, UPDATE ON TABLES TO hacs_app;
