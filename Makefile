@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install constraints demo test test-fast bench bench-smoke docs lint format migrate stop clean
+.PHONY: help install constraints demo test test-fast bench bench-views bench-smoke docs lint format migrate stop clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test-fast: $(STAMP) ## Only the tests that need no PostgreSQL (not marked db): u
 
 bench: $(STAMP) ## Benchmarks vs raw asyncpg (a few minutes); writes bench/results/latest.json.
 	$(PY) -m bench
+
+bench-views: $(STAMP) ## Only the SQL on FHIR view target (200k observations, limit 1.5x typed SQL).
+	$(PY) -m bench --only views
 
 bench-smoke: $(STAMP) ## The benchmarks at a tiny size, to keep the harness working (CI).
 	$(PY) -m bench --smoke

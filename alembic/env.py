@@ -38,7 +38,7 @@ if x_args.get("vector_dim"):
     # Picked on the first upgrade; later runs read the dimension back from the database.
     os.environ["HACS_VECTOR_DIM"] = x_args["vector_dim"]
 
-from hacs_persistence.db.roles import apply_app_grants  # noqa: E402
+from hacs_persistence.db.roles import apply_analyst_grants, apply_app_grants  # noqa: E402
 from hacs_persistence.migrations import (  # noqa: E402
     MIGRATION_LOCK_KEY,
     VERSION_TABLE_SCHEMA,
@@ -89,8 +89,10 @@ def do_run_migrations(connection: Connection) -> None:
         context.run_migrations()
         if config.attributes.get("embedded") and _at_head():
             # The embedded default has production's roles: hacs_app gets docs/operations.md's
-            # Step 3 grants, in the migration's transaction (idempotent, so on every upgrade).
+            # Step 3 grants and hacs_analyst its Step 4 grants, in the migration's transaction
+            # (idempotent, so on every upgrade).
             apply_app_grants(connection)
+            apply_analyst_grants(connection)
 
 
 def _at_head() -> bool:

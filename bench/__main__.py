@@ -542,6 +542,83 @@ async def bench_import(adapter: PostgreSQLAdapter, sizes: Sizes) -> list[Result]
     return results
 
 
+# Target 10: a SQL on FHIR view over the observations vs hand-written SQL on the typed table.
+BENCH_VIEW: dict[str, Any] = {
+    "resourceType": "ViewDefinition",
+    "name": "bench_observations",
+    "resource": "Observation",
+    "select": [
+        {
+            "column": [
+                {"name": "id", "path": "getResourceKey()", "type": "id"},
+                {"name": "patient_id", "path": "subject.getReferenceKey(Patient)", "type": "id"},
+                {"name": "code", "path": "code.coding.code.first()", "type": "code"},
+                {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"},
+                {"name": "unit", "path": "value.ofType(Quantity).unit", "type": "string"},
+                {"name": "effective", "path": "effective.ofType(dateTime)", "type": "dateTime"},
+            ]
+        }
+    ],
+}
+# (title, over the view, the same answer from the typed columns)
+VIEW_QUERIES = [
+    (
+        "all rows",
+        "SELECT id, patient_id, code, value, unit, effective FROM hacs_views.bench_observations",
+        "SELECT id, patient_id, code, value_numeric, value_unit, effective_at "
+        "FROM hacs_core.observations WHERE deleted_at IS NULL",
+    ),
+    (
+        "systolic mean per patient",
+        "SELECT patient_id, count(*), avg(value) FROM hacs_views.bench_observations "
+        "WHERE code = '8480-6' GROUP BY patient_id",
+        "SELECT patient_id, count(*), avg(value_numeric) FROM hacs_core.observations "
+        "WHERE code = '8480-6' AND deleted_at IS NULL GROUP BY patient_id",
+    ),
+]
+
+
+async def bench_views(
+    adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
+) -> list[Result]:
+    """Target 10: a view over ``analytics_observations`` observations vs the typed table."""
+    from hacs_persistence.views import create_view
+
+    patients = data.patients(sizes.analytics_patients, rng)
+    await adapter.save_many(patients, ACTOR)
+    ids = [p.id for p in patients]
+    step = 50_000
+    for start in range(0, sizes.analytics_observations, step):
+        count = min(step, sizes.analytics_observations - start)
+        # save_many writes the FHIR JSON the view reads in the same transaction: no sync.
+        await adapter.save_many(data.observations(count, ids, rng), ACTOR)
+    await create_view(adapter, BENCH_VIEW, replace=True, actor=ACTOR)
+    async with pool.acquire() as conn:
+        await conn.execute("VACUUM ANALYZE")
+
+    async def timed(sql: str) -> float:
+        async with pool.acquire() as conn:
+            start = time.perf_counter()
+            await conn.fetch(sql)
+            return (time.perf_counter() - start) * 1e3
+
+    results = []
+    for index, (title, view_sql, typed_sql) in enumerate(VIEW_QUERIES, start=1):
+        async with pool.acquire() as conn:
+            # Both must give the same answer, or the comparison means nothing.
+            view_rows = sorted(tuple(map(str, r)) for r in await conn.fetch(view_sql))
+            typed_rows = sorted(tuple(map(str, r)) for r in await conn.fetch(typed_sql))
+        if len(view_rows) != len(typed_rows):
+            raise AssertionError(f"view and typed SQL disagree on {title!r}")
+        mine, theirs = await _interleaved(
+            sizes.reps, functools.partial(timed, view_sql), functools.partial(timed, typed_sql)
+        )
+        results.append(
+            _ratio(f"10.{index} view: {title}", mine, theirs, "ms", 1.5, "view vs typed SQL")
+        )
+    return results
+
+
 async def prepare_database(server_url: str) -> str:
     """A fresh benchmark database, migrated with 384-dim embeddings."""
     from hacs_persistence.migrations import upgrade
@@ -595,6 +672,7 @@ async def run(sizes: Sizes, only: set[str] | None) -> list[Result]:
         ("vectors", lambda: bench_vectors(adapter, pool, sizes, rng)),
         ("memory", lambda: bench_memory(adapter, sizes, rng)),
         ("import", lambda: bench_import(adapter, sizes)),
+        ("views", lambda: bench_views(adapter, pool, sizes, rng)),
     ]
     try:
         for name, step in steps:
@@ -631,7 +709,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI keeps it working)")
     parser.add_argument(
-        "--only", nargs="*", help="single bulk concurrency analytics vectors memory import"
+        "--only", nargs="*", help="single bulk concurrency analytics vectors memory import views"
     )
     for name, value in asdict(Sizes()).items():
         parser.add_argument(

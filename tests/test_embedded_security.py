@@ -187,7 +187,7 @@ def test_connection_without_or_with_a_wrong_password_is_refused(dirs: Dirs) -> N
     data_dir = dirs.new()
     _start_in_subprocess(data_dir)
     passwords = _passwords(data_dir)
-    for role in ("postgres", "hacs_owner", "hacs_app"):
+    for role in ("postgres", "hacs_owner", "hacs_app", "hacs_analyst"):
         database = "postgres" if role == "postgres" else "hacs"
         for password in (None, "wrong-password"):
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
@@ -226,6 +226,7 @@ def test_server_listens_only_on_a_private_socket_in_its_data_dir(dirs: Dirs) -> 
     folder = data_dir / "hacs-passwords"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert sorted(p.name for p in folder.iterdir()) == [
+        "hacs_analyst",
         "hacs_app",
         "hacs_owner",
         "pgpass",
@@ -234,7 +235,7 @@ def test_server_listens_only_on_a_private_socket_in_its_data_dir(dirs: Dirs) -> 
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert path.stat().st_uid == data_dir.stat().st_uid
-    assert len(set(passwords.values())) == 3
+    assert len(set(passwords.values())) == 4
     assert all(len(p) >= 32 for p in passwords.values())
 
 
@@ -440,6 +441,18 @@ def test_docs_step3_block_and_the_grants_constant_are_identical() -> None:
     ]
     assert len(steps) == 1
     assert APP_GRANTS_SQL.strip() == steps[0].sql.strip()
+
+
+def test_docs_step4_block_and_the_analyst_grants_constant_are_identical() -> None:
+    from hacs_persistence.db.roles import ANALYST_GRANTS_SQL
+
+    steps = [
+        b
+        for b in sql_blocks(OPERATIONS.read_text(encoding="utf-8"))
+        if b.title.startswith("Step 4")
+    ]
+    assert len(steps) == 1
+    assert ANALYST_GRANTS_SQL.strip() == steps[0].sql.strip()
 
 
 def test_embedded_default_migrates_as_owner_and_the_app_connects_as_hacs_app(

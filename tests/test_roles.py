@@ -32,7 +32,7 @@ pytestmark = pytest.mark.db
 DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 ADMIN = Actor(name="roles-test", role="admin", permissions=["admin:*"])
 _WHERE = re.compile(
-    r"\(as (?P<role>a superuser|hacs_owner|hacs_app), in the (?P<db>\w+) database\)"
+    r"\(as (?P<role>a superuser|hacs_owner|hacs_app|hacs_analyst), in the (?P<db>\w+) database\)"
 )
 AUDIT = "hacs_audit.audit_events"
 NOT_ALLOWED = r"^(permission denied|must be owner)"
@@ -128,10 +128,11 @@ async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
 
 def test_the_page_has_the_documented_steps_in_order() -> None:
     titles = [step.block.title for step in doc_steps()]
-    assert [t.split(" (")[0] for t in titles] == ["Step 1", "Step 2", "Step 3", "Check"]
+    assert [t.split(" (")[0] for t in titles] == ["Step 1", "Step 2", "Step 3", "Step 4", "Check"]
     assert [(s.role, s.database) for s in doc_steps()] == [
         ("postgres", "postgres"),
         ("postgres", "hacs"),
+        ("hacs_owner", "hacs"),
         ("hacs_owner", "hacs"),
         ("hacs_owner", "hacs"),
     ]

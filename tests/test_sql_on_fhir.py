@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from hacs_models import Actor
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapters.fhir_snapshot import patient_of
 from hacs_persistence.views import (
     ViewDefinitionError,
     compile_view,
@@ -31,7 +32,6 @@ from hacs_persistence.views import (
     drop_view,
     view_rows,
 )
-from hacs_persistence.views.api import _patient_of
 from tests.conftest import TEMPLATE, _fresh_database
 from tests.shared_data import beside_checkout
 
@@ -85,7 +85,7 @@ async def _load(adapter: PostgreSQLAdapter, resources: list[dict[str, Any]]) -> 
             "rt": r["resourceType"],
             # A fixture without an id still needs a key (its view never reads one).
             "id": r.get("id", f"fixture-{position}"),
-            "patient": _patient_of(r["resourceType"], r, None),
+            "patient": patient_of(r["resourceType"], r, None),
             "resource": json.dumps(r),
         }
         for position, r in enumerate(resources)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import re
 from collections.abc import AsyncIterator
@@ -13,8 +16,8 @@ import pytest
 from hacs_models import Actor
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.interchange import import_paths
-from hacs_persistence.views import compile_view, create_view, sync_fhir_resources, view_rows
-from tests.docs_blocks import sql_blocks
+from hacs_persistence.views import compile_view, create_view, view_rows
+from tests.docs_blocks import _fenced, sql_blocks
 from tests.shared_data import FHIR_DATA, require_fhir_data
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "views.md"
@@ -48,7 +51,7 @@ async def synthea(database_url: str) -> AsyncIterator[PostgreSQLAdapter]:
     try:
         summary = await import_paths([FHIR_DATA / "synthea" / BUNDLE], adapter, ADMIN)
         assert summary.ok
-        await sync_fhir_resources(adapter, "Observation", actor=ADMIN)
+        # No sync: the import itself wrote the FHIR JSON the view reads.
         yield adapter
     finally:
         await adapter.close()
@@ -75,3 +78,53 @@ async def test_blood_pressure_view_on_a_synthea_bundle(synthea: PostgreSQLAdapte
         assert float(row["systolic"]) == pytest.approx(components["8480-6"])
         assert float(row["diastolic"]) == pytest.approx(components["8462-4"])
     assert await create_view(synthea, _view(), actor=ADMIN) == "blood_pressure"
+
+
+def _blocks(lang: str) -> list[str]:
+    return [body for kind, body, _line in _fenced(PAGE.read_text(encoding="utf-8")) if kind == lang]
+
+
+def _panels_in_the_bundles() -> tuple[int, int]:
+    """Blood pressure panels (LOINC 55284-4) and their patients, counted in the bundles' JSON."""
+    panels, patients = 0, set()
+    for path in sorted((FHIR_DATA / "synthea").glob("*.json")):
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        for entry in bundle.get("entry", []):
+            resource = entry["resource"]
+            codings = resource.get("code", {}).get("coding", [])
+            if resource["resourceType"] == "Observation" and any(
+                c.get("system") == "http://loinc.org" and c.get("code") == "55284-4"
+                for c in codings
+            ):
+                panels += 1
+                patients.add(resource["subject"]["reference"])
+    return panels, len(patients)
+
+
+async def test_the_python_example_runs_on_the_synthea_bundles(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fhir_data()
+    [code] = _blocks("python")
+    (tmp_path / "blood_pressure.json").write_text(json.dumps(_view()), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("HACS_FHIR_DATA", str(FHIR_DATA))
+    output = io.StringIO()
+
+    def run() -> None:
+        # The example calls asyncio.run, so it gets a thread (and an event loop) of its own.
+        with contextlib.redirect_stdout(output):
+            exec(compile(code, str(PAGE), "exec"), {"__name__": "__main__"})
+
+    await asyncio.to_thread(run)
+    lines = output.getvalue().splitlines()
+    panels, patients = _panels_in_the_bundles()
+    assert panels > 0
+    assert lines[:3] == [
+        "imported: ok",
+        "view: blood_pressure",
+        f"{panels} blood pressure panels of {patients} patients",
+    ]
+    shown = [b for b in _blocks("text") if b.startswith("imported:")]
+    assert shown == ["\n".join(lines)], "the page shows what the example prints"

@@ -35,6 +35,11 @@ from hacs_auth import Actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.access.audit import AuditContext
 from hacs_persistence.access.gate import AccessGate
+from hacs_persistence.adapters.fhir_snapshot import (
+    forget_patient,
+    forget_resource,
+    write_snapshot,
+)
 from hacs_persistence.db.engine import (
     ResolvedDatabase,
     release_engine,
@@ -352,8 +357,10 @@ class PostgreSQLAdapter:
         await self.gate.check_new_row(acting, mapping, resource, "create", allowed)
 
         async def work() -> None:
-            async with self._unit() as unit:
+            # One transaction: the document and its FHIR JSON for the views (fhir_snapshot).
+            async with self._unit(transactional=True) as unit:
                 await self._insert(unit, mapping, resource, acting, allowed)
+                await write_snapshot(unit, [(mapping, resource)])
 
         # A failed save leaves the object as it was (a colliding generated id may be redrawn).
         with Envelopes([resource]):
@@ -425,8 +432,9 @@ class PostgreSQLAdapter:
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
 
         async def work() -> None:
-            async with self._unit() as unit:
+            async with self._unit(transactional=True) as unit:
                 await self._update(unit, mapping, resource, acting, expected, allowed)
+                await write_snapshot(unit, [(mapping, resource)])
 
         await self._retrying(work)
         return resource
@@ -473,9 +481,10 @@ class PostgreSQLAdapter:
         params.update(p_rt=mapping.resource_type, p_id=resource_id, p_patients=allowed)
 
         async def work() -> tuple[Any, Any]:
-            async with self._unit() as unit:
+            async with self._unit(transactional=True) as unit:
                 row = await self._write(unit, statements.delete, params)
                 if row is not None:
+                    await forget_resource(unit, mapping.resource_type, resource_id)
                     return row, None
                 return None, await unit.fetchrow(statements.current_version, params)
 
@@ -554,6 +563,8 @@ class PostgreSQLAdapter:
                             await bulk_update(
                                 unit, stored, {**audit, "a_action": "update"}, resolver, allowed
                             )
+                        # The views' FHIR JSON of every saved resource, in the same transaction.
+                        await write_snapshot(unit, [(self._mapping_of(r), r) for r in items])
                     except OutOfScopeError as exc:
                         # Audited as denied; the caller sees what a missing row gives.
                         await self.gate.record(
@@ -595,6 +606,7 @@ class PostgreSQLAdapter:
         audit = self.gate.params(acting, "purge")
         async with self._unit(transactional=True) as unit, translating():
             report = await purge_compartment(unit, patient_id, audit)
+            await forget_patient(unit, patient_id)
         if not report.total:
             raise ResourceNotFoundError("Patient", patient_id)
         return report

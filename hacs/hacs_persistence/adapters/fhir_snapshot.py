@@ -1,0 +1,88 @@
+"""``hacs_views.fhir_resources`` kept in step with the stored documents, in the write's transaction.
+
+Stored documents are hacs-shaped (snake_case, typed fields); SQL on FHIR views evaluate FHIRPath
+against FHIR JSON. The FHIR JSON is ``to_fhir`` of the model, which only Python has, so every
+adapter write (save, update, delete, save_many and so import, purge) also writes, replaces or
+removes the resource's row here, in the same transaction as the document: a view never shows
+a version the documents do not hold, and a rolled back write leaves both unchanged.
+``hacs views sync`` rebuilds a type's rows as a whole (data written before this existed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import text
+
+from hacs_models import BaseResource
+from hacs_models.fhir import dumps, to_fhir
+from hacs_persistence.db.unit import Unit
+from hacs_persistence.storage.mapping import ResourceMapping
+
+__all__ = ["forget_patient", "forget_resource", "patient_of", "snapshot_rows", "write_snapshot"]
+
+# One statement for any number of rows: arrays unnested, an existing row replaced.
+_UPSERT = text(
+    "INSERT INTO hacs_views.fhir_resources (resource_type, id, version, patient_id, resource) "
+    "SELECT r.rt, r.id, r.version, r.patient, CAST(r.resource AS jsonb) "
+    "FROM unnest(CAST(:rt AS text[]), CAST(:id AS text[]), CAST(:version AS integer[]), "
+    "CAST(:patient AS text[]), CAST(:resource AS text[])) AS r(rt, id, version, patient, resource) "
+    "ON CONFLICT (resource_type, id) DO UPDATE SET version = EXCLUDED.version, "
+    "patient_id = EXCLUDED.patient_id, resource = EXCLUDED.resource, synced_at = now()"
+)
+_FORGET = text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt AND id = :id")
+_FORGET_PATIENT = text(
+    "DELETE FROM hacs_views.fhir_resources "
+    "WHERE patient_id = :patient OR (resource_type = 'Patient' AND id = :patient)"
+)
+
+
+def patient_of(resource_type: str, fhir: Mapping[str, Any], scope: str | None) -> str | None:
+    """The patient a resource belongs to: its scope column's value, else its subject/patient."""
+    if resource_type == "Patient":
+        value = fhir.get("id")
+        return value if isinstance(value, str) else None
+    if scope is not None:
+        return scope
+    for element in ("subject", "patient"):
+        reference = fhir.get(element)
+        if isinstance(reference, dict):
+            found = re.fullmatch(r"Patient/([^/]+)", str(reference.get("reference", "")))
+            if found:
+                return found.group(1)
+    return None
+
+
+def snapshot_rows(
+    pairs: Sequence[tuple[ResourceMapping, BaseResource]],
+) -> dict[str, list[Any]]:
+    """The upsert's array parameters for stored resources (their version set)."""
+    params: dict[str, list[Any]] = {k: [] for k in ("rt", "id", "version", "patient", "resource")}
+    for mapping, resource in pairs:
+        fhir = to_fhir(resource)
+        params["rt"].append(mapping.resource_type)
+        params["id"].append(resource.id)
+        params["version"].append(resource.version)
+        params["patient"].append(
+            patient_of(mapping.resource_type, fhir, mapping.scope_value(resource))
+        )
+        params["resource"].append(dumps(fhir))  # decimals exact
+    return params
+
+
+async def write_snapshot(unit: Unit, pairs: Sequence[tuple[ResourceMapping, BaseResource]]) -> None:
+    """Write (or replace) the FHIR JSON of just-stored resources, in ``unit``'s transaction."""
+    if pairs:
+        await unit.execute(_UPSERT, snapshot_rows(pairs))
+
+
+async def forget_resource(unit: Unit, resource_type: str, resource_id: str) -> None:
+    """Remove a deleted resource's row: a view shows current resources only."""
+    await unit.execute(_FORGET, {"rt": resource_type, "id": resource_id})
+
+
+async def forget_patient(unit: Unit, patient_id: str) -> None:
+    """Remove an erased patient's rows (the patient and what belongs to it)."""
+    await unit.execute(_FORGET_PATIENT, {"patient": patient_id})
