@@ -104,8 +104,9 @@ async def test_a_filtered_similarity_search_returns_k_items_when_k_match(
 ) -> None:
     store = HacsStore(store_adapter, AGENT)
     ns = ("memories",)
-    # 300 items close to the query and 8 rare ones far from it: the index's first candidates
-    # are all common ones, so only an iterative scan finds the rare ones the filter asks for.
+    # 300 items close to the query and 8 rare ones far from it: the nearest candidates are all
+    # common ones, and the filter must still bring back 5 rare ones. (At this size PostgreSQL
+    # may plan an exact scan; on large tables the adapter's iterative HNSW scan does the same.)
     for i in range(300):
         await store.aput(ns, f"c{i}", {"kind": "common", "text": f"weather today sunny {i}"})
     for i in range(8):
