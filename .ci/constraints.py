@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PYPROJECT = "pyproject.toml"
-EXTRAS = ("dev", "otel")
+EXTRAS = ("dev", "otel", "langgraph")
 
 
 def declared() -> list[str]:

@@ -17,7 +17,18 @@ import hacs_persistence
 
 PACKAGE = Path(hacs_persistence.__file__).parent
 # docs/architecture.md, "Layers": each may import the ones before it (db and schema: neither).
-LAYERS = ["db", "schema", "storage", "access", "query", "ops", "adapters", "interchange", "views"]
+LAYERS = [
+    "db",
+    "schema",
+    "storage",
+    "access",
+    "query",
+    "ops",
+    "adapters",
+    "interchange",
+    "views",
+    "langgraph",
+]
 FOUNDATION = {"errors", "limits", "ids"}
 INDEPENDENT = {("db", "schema"), ("schema", "db")}
 COMPATIBILITY = {

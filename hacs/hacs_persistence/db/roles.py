@@ -56,6 +56,9 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA hacs_core, hacs_clinical, hacs_registry, 
 -- step: an upsert, so UPDATE too), and the views themselves.
 GRANT USAGE, CREATE ON SCHEMA hacs_views TO hacs_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON hacs_views.fhir_resources TO hacs_app;
+-- LangGraph checkpoints (docs/agents.md): retention and delete_thread remove rows.
+GRANT DELETE ON hacs_agents.langgraph_checkpoints, hacs_agents.langgraph_blobs,
+    hacs_agents.langgraph_writes TO hacs_app;
 -- Tables and sequences that later migrations create get the same privileges.
 ALTER DEFAULT PRIVILEGES FOR ROLE hacs_owner IN SCHEMA hacs_core, hacs_clinical, hacs_registry,
     hacs_agents GRANT SELECT, INSERT, UPDATE ON TABLES TO hacs_app;
