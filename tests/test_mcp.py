@@ -9,6 +9,8 @@ token (missing, bad, expired, revoked).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import socket
@@ -18,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -33,8 +36,10 @@ from hacs_mcp import TOOL_NAMES
 from hacs_persistence.access.revocations import revoke_token
 from hacs_persistence.adapter import create_postgres_adapter
 from tests.conftest import db_connect
+from tests.docs_blocks import _fenced as fenced_blocks
 from tests.factories import make_patient
 
+AGENTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
 CLI = "import sys\nfrom hacs_cli.main import app\nsys.exit(app())"
 ADMIN = Actor(id="mcp-admin", name="admin", role="admin", permissions=["admin:*"])
 
@@ -327,3 +332,28 @@ async def test_http_refuses_missing_bad_expired_and_revoked_tokens(
         assert response.status_code == 401, (token, response.text)
         assert response.headers["www-authenticate"].lower().startswith("bearer")
     assert await _audited(database_url, "dr-gone", "search") == 0
+
+
+# -- the documentation ---------------------------------------------------------------------
+
+
+async def test_the_python_example_of_the_agents_page_runs(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [code] = [body for lang, body, _ in fenced_blocks(AGENTS_DOC.read_text()) if lang == "python"]
+    await _store_patients(database_url, "doc-patient-1")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    # The page starts `hacs`: the executable of this environment.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    output = io.StringIO()
+
+    def run() -> None:
+        # The example calls asyncio.run, so it gets a thread (and an event loop) of its own.
+        with contextlib.redirect_stdout(output):
+            exec(compile(code, str(AGENTS_DOC), "exec"), {"__name__": "__main__"})
+
+    await asyncio.to_thread(run)
+    lines = output.getvalue().splitlines()
+    assert lines[0] == str(sorted(TOOL_NAMES))
+    assert lines[1] == "Found 1 Patient resource(s) as agent-7"
+    assert await _audited(database_url, "agent-7", "search") == 1
