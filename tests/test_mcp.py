@@ -33,6 +33,7 @@ from mcp.shared.exceptions import MCPError
 from hacs_auth import Actor, get_auth_manager
 from hacs_cli.common import ExitCode
 from hacs_mcp import TOOL_NAMES
+from hacs_models import MemoryBlock
 from hacs_persistence.access.revocations import revoke_token
 from hacs_persistence.adapter import create_postgres_adapter
 from tests.conftest import db_connect
@@ -44,9 +45,15 @@ CLI = "import sys\nfrom hacs_cli.main import app\nsys.exit(app())"
 ADMIN = Actor(id="mcp-admin", name="admin", role="admin", permissions=["admin:*"])
 
 
-def _token(user: str, *, patients: list[str] | None = None, **options: Any) -> str:
+def _token(
+    user: str,
+    *,
+    patients: list[str] | None = None,
+    permissions: tuple[str, ...] = ("patient:read", "patient:write"),
+    **options: Any,
+) -> str:
     return get_auth_manager().create_access_token(
-        user, "physician", ["patient:read", "patient:write"], patient_ids=patients, **options
+        user, "physician", permissions, patient_ids=patients, **options
     )
 
 
@@ -179,6 +186,31 @@ async def test_a_patient_scoped_token_cannot_read_another_patient(database_url: 
         "AND resource_id = 'theirs-1' AND outcome = 'denied'",
     )
     assert denied == 2
+
+
+async def test_similarity_search_returns_the_nearest_memories_first(database_url: str) -> None:
+    adapter = await create_postgres_adapter(database_url)
+    try:
+        dim = adapter.vector_dim
+        for index in range(3):
+            vector = [0.0] * dim
+            vector[index] = 1.0
+            await adapter.save(
+                MemoryBlock(id=f"memory-{index}", content="m", embedding=vector), ADMIN
+            )
+    finally:
+        await adapter.close()
+    query = [0.0] * dim
+    query[1], query[2] = 1.0, 0.5
+    token = _token("dr-memory", permissions=("memoryblock:read",))
+    async with _stdio(database_url, token) as session:
+        found = await session.call_tool(
+            "search_similar_resources", {"resource_type": "MemoryBlock", "vector": query, "k": 2}
+        )
+    results = _payload(found)["data"]["results"]
+    assert [r["resource"]["id"] for r in results] == ["memory-1", "memory-2"]
+    assert results[0]["distance"] < results[1]["distance"]
+    assert await _audited(database_url, "dr-memory", "search_similar") == 1
 
 
 def _start_stdio(url: str, token: str | None) -> subprocess.CompletedProcess[str]:
