@@ -192,6 +192,7 @@ async def test_similarity_search_returns_the_nearest_memories_first(database_url
     adapter = await create_postgres_adapter(database_url)
     try:
         dim = adapter.vector_dim
+        assert dim is not None  # the migrated schema has the embedding column
         for index in range(3):
             vector = [0.0] * dim
             vector[index] = 1.0
