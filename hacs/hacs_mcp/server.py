@@ -200,10 +200,11 @@ def build_server(
     configure_tools(database_url)
     # Tokens are checked against the revocations of the database the tools act on.
     set_revocation_list(DatabaseRevocationList(database_url, ttl=revocation_ttl))
-    identity = _Identity(
-        transport,
-        (os.environ.get(TOKEN_ENV_VAR, "") if stdio_token is None else stdio_token).strip(),
-    )
+    if transport == "stdio":
+        token = os.environ.get(TOKEN_ENV_VAR, "") if stdio_token is None else stdio_token
+        identity = _Identity(transport, token.strip())
+    else:
+        identity = _Identity(transport)  # each request brings its own token
     options: dict[str, Any] = {}
     if transport == "http":
         # Resource-server mode only: hacs issues its tokens itself (`AuthManager`), so there is
