@@ -1,5 +1,5 @@
 """Print constraints.txt: the exact versions, installed in the running environment, of the
-dependencies pyproject.toml declares (with the dev and otel extras) and of theirs, transitively.
+dependencies pyproject.toml declares (with the dev, mcp and otel extras) and of theirs, transitively.
 `make constraints` runs it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PYPROJECT = "pyproject.toml"
-EXTRAS = ("dev", "otel", "langgraph")
+EXTRAS = ("dev", "langgraph", "mcp", "otel")
 
 
 def declared() -> list[str]:

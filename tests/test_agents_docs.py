@@ -19,7 +19,10 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
 
 def _example() -> tuple[str, str]:
     blocks = fenced_blocks(PAGE.read_text(encoding="utf-8"))
-    [code] = [body for lang, body, _line in blocks if lang == "python"]
+    # The LangGraph section's example (the MCP section's is run by tests/test_mcp.py).
+    [code] = [
+        body for lang, body, _line in blocks if lang == "python" and "HacsCheckpointSaver" in body
+    ]
     [printed] = [body for lang, body, _line in blocks if lang == "text"]
     return code, printed
 

@@ -1,5 +1,6 @@
 """The `hacs` command line: `hacs db ...`, `hacs doctor`, `hacs demo`, `hacs docs ...`,
-`hacs import`, `hacs export`, `hacs audit ...`, `hacs token revoke`, `hacs embedded ...`.
+`hacs import`, `hacs export`, `hacs audit ...`, `hacs token revoke`, `hacs embedded ...`,
+`hacs mcp`.
 
 Each command group lives in its own module exposing `register(app)`; adding a command is one new
 module plus its name in `COMMAND_MODULES`.
@@ -27,6 +28,7 @@ COMMAND_MODULES = (
     "hacs_cli.audit",
     "hacs_cli.tokens",
     "hacs_cli.views",
+    "hacs_cli.mcp",
 )
 
 app = typer.Typer(

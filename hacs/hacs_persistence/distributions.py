@@ -36,7 +36,7 @@ __all__ = [
 
 # Our distribution's name (pyproject.toml) and the import packages it ships.
 DISTRIBUTION = "hacs"
-PACKAGES = ("hacs_models", "hacs_auth", "hacs_persistence", "hacs_tools", "hacs_cli")
+PACKAGES = ("hacs_models", "hacs_auth", "hacs_persistence", "hacs_tools", "hacs_mcp", "hacs_cli")
 # The other project's distributions, which ship packages of the same names.
 CONFLICTING_NAMES = ("hacs-persistence", "hacs-auth", "hacs-models", "hacs-tools", "hacs-core")
 

@@ -1,4 +1,5 @@
-"""Database tools for agents: save, read, update, delete and search resources as the current actor.
+"""Database tools for agents: save, read, update, delete, search (by filter or similarity) and
+list the history of resources, as the current actor.
 
 Each tool returns a :class:`~hacs_tools.results.HACSResult` and never raises (except
 ``KeyboardInterrupt``, ``SystemExit`` and task cancellation, which must reach the caller).
@@ -17,7 +18,7 @@ an agent puts in a tool call cannot send it to another server, database or role.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from hacs_auth import Actor
@@ -43,13 +44,17 @@ from hacs_tools.runner import run_sync
 __all__ = [
     "adelete_resource",
     "aread_resource",
+    "aresource_history",
     "asave_resource",
     "asearch_resources",
+    "asearch_similar_resources",
     "aupdate_resource",
     "delete_resource",
     "read_resource",
+    "resource_history",
     "save_resource",
     "search_resources",
+    "search_similar_resources",
     "update_resource",
 ]
 
@@ -365,3 +370,105 @@ def search_resources(
 ) -> HACSResult:
     """Synchronous :func:`asearch_resources`; also works in a running loop (blocking it)."""
     return run_sync(asearch_resources(resource_type, filters, order_by, limit, cursor, actor_id))
+
+
+# -- similarity search ---------------------------------------------------------------------
+
+
+async def asearch_similar_resources(
+    resource_type: str,
+    vector: Sequence[float] | str,
+    k: int = 10,
+    filters: Mapping[str, Any] | None = None,
+    actor_id: str | None = None,
+) -> HACSResult:
+    """The ``k`` resources of a type nearest to ``vector`` (cosine distance), nearest first.
+
+    Args:
+        resource_type: A type with embeddings, e.g. ``"MemoryBlock"``.
+        vector: The query embedding; text only when the tools' adapter has an embedder.
+        k: How many to return (pgvector's iterative scan returns ``k`` when ``k`` match).
+        filters: The ``search_resources`` filter grammar, applied in the same query.
+        actor_id: Optional check that the current actor is who the caller thinks it is.
+
+    Returns:
+        On success ``data={"results": [{"resource": {...}, "distance": d}], "count": n}``.
+    """
+
+    async def call(actor: Actor) -> HACSResult:
+        cls = _model_class(resource_type)
+        async with await _open_adapter() as adapter:
+            found = await adapter.search_similar(cls, vector, actor, k, filters=filters)
+        return success(
+            f"Found {len(found)} similar {cls.type_name()} resource(s)",
+            {
+                "results": [
+                    {"resource": _dump(item), "distance": distance} for item, distance in found
+                ],
+                "count": len(found),
+            },
+            actor_id=actor.id,
+        )
+
+    return await _guarded("search_similar_resources", actor_id, call)
+
+
+def search_similar_resources(
+    resource_type: str,
+    vector: Sequence[float] | str,
+    k: int = 10,
+    filters: Mapping[str, Any] | None = None,
+    actor_id: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`asearch_similar_resources`; also works in a running loop (blocking it)."""
+    return run_sync(asearch_similar_resources(resource_type, vector, k, filters, actor_id))
+
+
+# -- history -------------------------------------------------------------------------------
+
+
+async def aresource_history(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+) -> HACSResult:
+    """Every stored version of a resource, newest first (a delete is ``operation="delete"``).
+
+    A patient-scoped actor sees only the versions that belonged to its patients.
+
+    Returns:
+        On success ``data={"versions": [{"version", "operation", "changed_at", "changed_by",
+        "resource"}], "count": n}``.
+    """
+
+    async def call(actor: Actor) -> HACSResult:
+        cls = _model_class(resource_type)
+        _check_id(resource_id)
+        async with await _open_adapter() as adapter:
+            entries = await adapter.history(cls, resource_id, actor)
+        versions = [
+            {
+                "version": entry.version,
+                "operation": entry.operation,
+                "changed_at": entry.changed_at.isoformat(),
+                "changed_by": entry.changed_by,
+                "resource": _dump(entry.resource),
+            }
+            for entry in entries
+        ]
+        return success(
+            f"{cls.type_name()} {resource_id}: {len(versions)} version(s)",
+            {"versions": versions, "count": len(versions)},
+            actor_id=actor.id,
+        )
+
+    return await _guarded("resource_history", actor_id, call)
+
+
+def resource_history(
+    resource_id: str,
+    resource_type: str,
+    actor_id: str | None = None,
+) -> HACSResult:
+    """Synchronous :func:`aresource_history`; also works in a running loop (blocking it)."""
+    return run_sync(aresource_history(resource_id, resource_type, actor_id))
