@@ -35,6 +35,9 @@ GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA hacs_core, hacs_clinical, h
 GRANT SELECT, INSERT, UPDATE ON public.hacs_resources TO hacs_app;
 -- Versions are history: append and read, never change (erasure runs in the owner's function).
 REVOKE UPDATE, DELETE, TRUNCATE ON hacs_core.resource_versions FROM hacs_app;
+-- Derived rows (components, codings, identifiers): written by the versions' triggers only.
+REVOKE INSERT, UPDATE ON hacs_core.observation_components, hacs_core.codings,
+    hacs_core.identifiers FROM hacs_app;
 -- The audit trail: append and read, never change.
 GRANT SELECT, INSERT ON hacs_audit.audit_events TO hacs_app;
 -- The adapter checks the schema revision before it starts.
