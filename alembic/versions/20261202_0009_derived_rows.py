@@ -44,71 +44,96 @@ depends_on: str | Sequence[str] | None = None
 
 # The functions and triggers, one statement each (asyncpg prepares statements one at a time).
 _FUNCTIONS = [
+    # The helpers are PL/pgSQL, not SQL: a SQL function that cannot be inlined is planned again
+    # in every statement that calls it, and the trigger runs them in every write.
     # The id of a reference to a `target` resource, as sources.parse_reference reads it.
     r"""
 CREATE FUNCTION hacs_core.derived_reference_id(r jsonb, target text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT CASE WHEN c.p[c.n - 1] = target THEN c.p[c.n] END
-FROM (SELECT b.p, CASE WHEN cardinality(b.p) >= 4 AND b.p[cardinality(b.p) - 1] = '_history'
-                       THEN cardinality(b.p) - 2 ELSE cardinality(b.p) END AS n
-      FROM (SELECT string_to_array(rtrim(split_part(a.ref, '?', 1), '/'), '/') AS p
-            FROM (SELECT CASE jsonb_typeof(r)
-                             WHEN 'string' THEN r #>> '{}'
-                             WHEN 'object' THEN CASE WHEN jsonb_typeof(r -> 'reference') = 'string'
-                                                     THEN r ->> 'reference' END
-                         END AS ref) AS a
-            WHERE a.ref <> '' AND NOT starts_with(a.ref, '#')
-                  AND NOT starts_with(a.ref, 'urn:')) AS b) AS c
-WHERE c.n >= 2
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+    ref text;
+    p text[];
+    n integer;
+BEGIN
+    ref := CASE jsonb_typeof(r)
+        WHEN 'string' THEN r #>> '{}'
+        WHEN 'object' THEN CASE WHEN jsonb_typeof(r -> 'reference') = 'string'
+                                THEN r ->> 'reference' END
+    END;
+    IF ref IS NULL OR ref = '' OR starts_with(ref, '#') OR starts_with(ref, 'urn:') THEN
+        RETURN NULL;
+    END IF;
+    p := string_to_array(rtrim(split_part(ref, '?', 1), '/'), '/');
+    n := cardinality(p);
+    IF n >= 4 AND p[n - 1] = '_history' THEN
+        n := n - 2;
+    END IF;
+    IF n < 2 OR p[n - 1] IS DISTINCT FROM target THEN
+        RETURN NULL;
+    END IF;
+    RETURN p[n];
+END
 $fn$
 """,
     # A FHIR date or dateTime string as an instant (a partial date: its first moment); else NULL.
     r"""
 CREATE FUNCTION hacs_core.derived_instant(v jsonb) RETURNS timestamptz
-LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
-SELECT CASE
-    WHEN jsonb_typeof(v) IS DISTINCT FROM 'string' THEN NULL
-    WHEN v #>> '{}' ~ '^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$'
-        THEN CAST(v #>> '{}' AS timestamptz)
-    WHEN v #>> '{}' ~ '^\d{4}-\d{2}$' THEN CAST((v #>> '{}') || '-01' AS timestamptz)
-    WHEN v #>> '{}' ~ '^\d{4}$' THEN CAST((v #>> '{}') || '-01-01' AS timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $fn$
+BEGIN
+    RETURN CASE
+        WHEN jsonb_typeof(v) IS DISTINCT FROM 'string' THEN NULL
+        WHEN v #>> '{}' ~ '^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$'
+            THEN CAST(v #>> '{}' AS timestamptz)
+        WHEN v #>> '{}' ~ '^\d{4}-\d{2}$' THEN CAST((v #>> '{}') || '-01' AS timestamptz)
+        WHEN v #>> '{}' ~ '^\d{4}$' THEN CAST((v #>> '{}') || '-01-01' AS timestamptz)
+    END;
 END
 $fn$
 """,
     # A JSON number (or a decimal literal kept as a string) as numeric; else NULL.
     r"""
 CREATE FUNCTION hacs_core.derived_number(v jsonb) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT CASE jsonb_typeof(v)
-    WHEN 'number' THEN CAST(v #>> '{}' AS numeric)
-    WHEN 'string' THEN CASE WHEN v #>> '{}' ~ '^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$'
-                            THEN CAST(v #>> '{}' AS numeric) END
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+BEGIN
+    RETURN CASE jsonb_typeof(v)
+        WHEN 'number' THEN CAST(v #>> '{}' AS numeric)
+        WHEN 'string' THEN CASE WHEN v #>> '{}' ~ '^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$'
+                                THEN CAST(v #>> '{}' AS numeric) END
+    END;
 END
 $fn$
 """,
     # A part (system, code, display) of a concept: the first coding that has it (sources.coding).
     r"""
 CREATE FUNCTION hacs_core.derived_coding(concept jsonb, part text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT c.item ->> part
-FROM jsonb_array_elements(
-         CASE WHEN jsonb_typeof(CASE WHEN jsonb_typeof(concept) = 'array' THEN concept -> 0
-                                     ELSE concept END -> 'coding') = 'array'
-              THEN CASE WHEN jsonb_typeof(concept) = 'array' THEN concept -> 0
-                        ELSE concept END -> 'coding' END) WITH ORDINALITY AS c(item, n)
-WHERE jsonb_typeof(c.item) = 'object' AND c.item ->> part IS NOT NULL
-ORDER BY c.n
-LIMIT 1
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+    x jsonb := CASE WHEN jsonb_typeof(concept) = 'array' THEN concept -> 0 ELSE concept END;
+    item jsonb;
+BEGIN
+    IF jsonb_typeof(x -> 'coding') IS DISTINCT FROM 'array' THEN
+        RETURN NULL;
+    END IF;
+    FOR item IN SELECT jsonb_array_elements(x -> 'coding') LOOP
+        IF jsonb_typeof(item) = 'object' AND item ->> part IS NOT NULL THEN
+            RETURN item ->> part;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
 $fn$
 """,
     # A concept's text, else its first display (sources.text_of).
     r"""
 CREATE FUNCTION hacs_core.derived_text(concept jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT CASE jsonb_typeof(concept)
-    WHEN 'string' THEN concept #>> '{}'
-    WHEN 'object' THEN coalesce(concept ->> 'text', hacs_core.derived_coding(concept, 'display'))
-    ELSE hacs_core.derived_coding(concept, 'display')
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+BEGIN
+    RETURN CASE jsonb_typeof(concept)
+        WHEN 'string' THEN concept #>> '{}'
+        WHEN 'object' THEN coalesce(concept ->> 'text',
+                                    hacs_core.derived_coding(concept, 'display'))
+        ELSE hacs_core.derived_coding(concept, 'display')
+    END;
 END
 $fn$
 """,
@@ -127,9 +152,12 @@ WHERE v.operation <> 'delete'
 $fn$
 """,
     # Rebuild the derived rows of the resources (rts[i], ids[i]) from their current versions.
+    # Generic plans: the statements' plans do not depend on the keys (index lookups per key),
+    # and planning the recursive walk anew on every write cost five times its execution.
     r"""
 CREATE FUNCTION hacs_core.rebuild_derived_rows(rts text[], ids text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
+SET plan_cache_mode = force_generic_plan AS $fn$
 BEGIN
     DELETE FROM hacs_core.observation_components d
     USING unnest(rts, ids) AS k(rt, id)
@@ -213,7 +241,8 @@ $fn$
     # The trigger: the resources the statement touched (both sides of an update).
     r"""
 CREATE FUNCTION hacs_core.sync_derived_rows() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     rts text[];
     ids text[];
