@@ -7,8 +7,9 @@ picks the wrong "latest" row fails.
 
 from __future__ import annotations
 
+import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,10 +33,12 @@ from hacs_models import (
     Period,
 )
 from hacs_persistence import create_postgres_adapter
+from hacs_persistence.interchange import import_paths
 from hacs_persistence.query.repositories import PatientRepository, session_scope
 from hacs_persistence.schema import TYPED_TABLES, metadata
 from hacs_persistence.schema.base import TypedResourceTable
 from tests.docs_blocks import MarkdownTable, section, sql_blocks, tables
+from tests.shared_data import FHIR_DATA, require_fhir_data
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "analytics.md"
 ACTOR = Actor(name="analyst-seed", role="system", permissions=["admin:*"])
@@ -505,7 +508,7 @@ async def test_every_sql_block_runs_and_returns_the_expected_rows(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     data = await store(database_url)
-    blocks = sql_blocks(markdown())
+    blocks = [b for b in sql_blocks(markdown()) if not b.title.startswith(SYNTHEA)]
     titles = [b.title for b in blocks]
     assert sorted(titles) == sorted(CHECKS), "each sql block needs an expectation here"
     for block in blocks:
@@ -646,3 +649,188 @@ def test_every_typed_table_is_documented() -> None:
 @pytest.mark.parametrize("needle", ["deleted_at IS NULL", "_current", "```sql"])
 def test_the_page_covers(needle: str) -> None:
     assert needle in markdown()
+
+
+# -- the worked queries on the Synthea bundles ------------------------------------------------
+#
+# The bundles are imported through the importer; what each query must return is computed here
+# from the bundles' JSON (decimals read as Decimal, so values compare exactly), not from SQL.
+
+SYNTHEA = "Synthea: "
+
+
+@dataclass
+class Synthea:
+    """The resources of the Synthea bundles by type, as FHIR JSON."""
+
+    by_type: dict[str, list[dict[str, Any]]]
+
+    def of(self, resource_type: str) -> list[dict[str, Any]]:
+        return self.by_type.get(resource_type, [])
+
+
+def read_synthea() -> Synthea:
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted((FHIR_DATA / "synthea").glob("*.json")):
+        bundle = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+        for entry in bundle.get("entry", ()):
+            resource = entry["resource"]
+            by_type[resource["resourceType"]].append(resource)
+    return Synthea(dict(by_type))
+
+
+def _patient_of(resource: dict[str, Any]) -> str:
+    # Synthea references its patient as urn:uuid:<id>; the import stores Patient/<id>.
+    reference: str = (resource.get("subject") or resource["patient"])["reference"]
+    return reference.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _codes(concept: dict[str, Any] | None) -> list[tuple[str | None, str | None]]:
+    return [(c.get("system"), c.get("code")) for c in (concept or {}).get("coding", ())]
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _usable(resource: dict[str, Any]) -> bool:
+    return resource.get("status") not in VOID
+
+
+def check_synthea_blood_pressure(rows: list[asyncpg.Record], data: Synthea) -> None:
+    latest: dict[str, tuple[datetime, str, dict[str, Any]]] = {}
+    for o in data.of("Observation"):
+        if (LOINC, "55284-4") not in _codes(o["code"]) or not _usable(o):
+            continue
+        key = (_instant(o["effectiveDateTime"]), o["id"], o)
+        patient = _patient_of(o)
+        if patient not in latest or key[:2] > latest[patient][:2]:
+            latest[patient] = key
+    expected = []
+    for patient, (at, _, o) in sorted(latest.items()):
+        values = {
+            code: c["valueQuantity"]
+            for c in o["component"]
+            for system, code in _codes(c["code"])
+            if system == LOINC
+        }
+        expected.append(
+            (
+                patient,
+                at,
+                values["8480-6"]["value"],
+                values["8462-4"]["value"],
+                values["8480-6"]["unit"],
+            )
+        )
+    got = [
+        (r["patient_id"], r["effective_at"], r["systolic"], r["diastolic"], r["unit"]) for r in rows
+    ]
+    assert len(expected) > 30
+    assert got == expected
+
+
+def _one_decimal(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def check_synthea_hba1c(rows: list[asyncpg.Record], data: Synthea) -> None:
+    series: dict[str, list[tuple[datetime, str, Decimal]]] = defaultdict(list)
+    for o in data.of("Observation"):
+        if (LOINC, "4548-4") in _codes(o["code"]) and _usable(o):
+            at = _instant(o["effectiveDateTime"])
+            series[_patient_of(o)].append((at, o["id"], o["valueQuantity"]["value"]))
+    expected: list[tuple[str, datetime, Decimal, Decimal | None]] = []
+    for patient in sorted(series):
+        previous: Decimal | None = None
+        for at, _, value in sorted(series[patient]):
+            change = None if previous is None else _one_decimal(value - previous)
+            expected.append((patient, at, _one_decimal(value), change))
+            previous = value
+    got = [(r["patient_id"], r["effective_at"], r["hba1c_percent"], r["change"]) for r in rows]
+    assert len(expected) == 60
+    assert got == expected
+
+
+def _first(concept: dict[str, Any] | None, part: str) -> str | None:
+    return next((c[part] for c in (concept or {}).get("coding", ()) if part in c), None)
+
+
+def check_synthea_active_conditions(rows: list[asyncpg.Record], data: Synthea) -> None:
+    active: dict[str, list[str]] = defaultdict(list)
+    for c in data.of("Condition"):
+        clinical = _first(c.get("clinicalStatus"), "code")
+        verification = _first(c.get("verificationStatus"), "code")
+        if clinical in ACTIVE and verification not in DISCARDED:
+            text = c["code"].get("text") or _first(c["code"], "display")
+            active[_patient_of(c)].append(str(text))
+    expected = sorted(
+        ((p, len(names), "; ".join(sorted(names))) for p, names in active.items()),
+        key=lambda row: (-row[1], row[0]),
+    )
+    got = [(r["patient_id"], r["active_conditions"], r["conditions"]) for r in rows]
+    assert len(expected) > 10
+    assert got == expected
+
+
+def check_synthea_medications(rows: list[asyncpg.Record], data: Synthea) -> None:
+    requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in data.of("MedicationRequest"):
+        requests[_patient_of(m)].append(m)
+    expected = [
+        (
+            patient,
+            len(found),
+            len({_first(m.get("medicationCodeableConcept"), "code") for m in found} - {None}),
+            sum(m["status"] == "active" for m in found),
+        )
+        for patient, found in sorted(requests.items())
+    ]
+    got = [
+        (r["patient_id"], r["requests"], r["distinct_medications"], r["active_requests"])
+        for r in rows
+    ]
+    assert sum(row[1] for row in expected) == 196
+    assert got == expected
+
+
+def check_synthea_encounters(rows: list[asyncpg.Record], data: Synthea) -> None:
+    per_year: Counter[int] = Counter()
+    patients: dict[int, set[str]] = defaultdict(set)
+    for e in data.of("Encounter"):
+        if not _usable(e):
+            continue
+        year = _instant(e["period"]["start"]).year
+        per_year[year] += 1
+        patients[year].add(_patient_of(e))
+    expected = [(year, per_year[year], len(patients[year])) for year in sorted(per_year)]
+    got = [(r["year"], r["encounters"], r["patients"]) for r in rows]
+    assert sum(per_year.values()) > 500
+    assert got == expected
+
+
+SYNTHEA_CHECKS: dict[str, Callable[[list[asyncpg.Record], Synthea], None]] = {
+    "Synthea: latest blood pressure per patient": check_synthea_blood_pressure,
+    "Synthea: HbA1c trend per patient": check_synthea_hba1c,
+    "Synthea: active conditions per patient": check_synthea_active_conditions,
+    "Synthea: medications per patient": check_synthea_medications,
+    "Synthea: encounters per year": check_synthea_encounters,
+}
+
+
+async def test_the_synthea_queries_return_what_the_bundles_hold(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    require_fhir_data()
+    adapter = await create_postgres_adapter(database_url)
+    try:
+        summary = await import_paths([FHIR_DATA / "synthea"], adapter, ACTOR)
+    finally:
+        await adapter.close()
+    assert not [f for f in summary.files if f.status == "failed"]
+    data = read_synthea()
+    blocks = [b for b in sql_blocks(markdown()) if b.title.startswith(SYNTHEA)]
+    assert sorted(b.title for b in blocks) == sorted(SYNTHEA_CHECKS)
+    for block in blocks:
+        rows = await db.fetch(block.sql)
+        SYNTHEA_CHECKS[block.title](rows, data)

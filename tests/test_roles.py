@@ -443,3 +443,50 @@ async def test_only_the_owner_seals_and_verifies(deployment: Deployment) -> None
     assert sealed.seals == 1 and sealed.head
     report = await verify_audit(deployment.url("hacs_owner"), expect_head=sealed.head)
     assert report.ok, report.findings
+
+
+async def test_app_role_writes_reach_the_derived_rows_through_the_triggers_only(
+    deployment: Deployment,
+) -> None:
+    # Step 3 leaves hacs_app SELECT on the derived tables; its saves fill them through the
+    # versions table's triggers (run with the owner's rights), a direct write is refused.
+    adapter = await create_postgres_adapter(deployment.url("hacs_app"))
+    try:
+        patient = await adapter.save(
+            Patient(full_name="Cy Coded", identifier=[{"system": "urn:mrn", "value": "7"}]), ADMIN
+        )
+        obs = await adapter.save(
+            Observation(
+                status="final",
+                code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                subject=f"Patient/{patient.id}",
+                component=[
+                    {
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                        "value_quantity": {"value": 121, "unit": "mm[Hg]"},
+                    }
+                ],
+            ),
+            ADMIN,
+        )
+    finally:
+        await adapter.close()
+    conn = await deployment.connect("hacs_app")
+    try:
+        component = await conn.fetchrow(
+            "SELECT patient_id, code, value_numeric FROM hacs_core.observation_components"
+            " WHERE observation_id = $1",
+            obs.id,
+        )
+        identifier = await conn.fetchval(
+            "SELECT value FROM hacs_core.identifiers WHERE resource_id = $1", patient.id
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "INSERT INTO hacs_core.codings (resource_type, resource_id, element, position)"
+                " VALUES ('Observation', 'x', 'code', 0)"
+            )
+    finally:
+        await conn.close()
+    assert tuple(component) == (patient.id, "8480-6", 121)
+    assert identifier == "7"

@@ -31,13 +31,21 @@ DOCUMENTS = ("hacs_core.resource_versions", "public.hacs_resources", "hacs_views
 DENIED = r"permission denied"
 
 
+# Tables of the typed schemas that are not typed columns: an agent's serialized working state.
+NOT_FOR_ANALYSTS = {
+    "hacs_agents.langgraph_checkpoints",
+    "hacs_agents.langgraph_blobs",
+    "hacs_agents.langgraph_writes",
+}
+
+
 def typed_tables() -> set[str]:
-    """Every table of the typed schemas except the versions table (documents)."""
+    """Every table of the typed schemas except the versions table (documents) and LangGraph's."""
     return {
         t.fullname
         for t in Base.metadata.tables.values()
         if t.schema in TYPED_SCHEMAS and t.name != "resource_versions"
-    }
+    } - NOT_FOR_ANALYSTS
 
 
 def granted_tables() -> set[str]:

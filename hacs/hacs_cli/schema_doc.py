@@ -334,6 +334,31 @@ page is out of date: run `hacs docs schema --write` after changing a table.
 - The migration also creates what the metadata does not describe: one `<table>_current` view per
   typed table, the audit trail's append-only triggers, the `hacs_admin.alembic_version` table and
   the `vector` and `pg_trgm` extensions.
+
+## Derived rows
+
+`hacs_core.observation_components`, `hacs_core.codings` and `hacs_core.identifiers` (revision
+0009) hold values that live inside documents as rows: each component of an Observation (its code
+and value, with the observation's patient and time), every coding of every CodeableConcept of
+every resource, at any depth (`element` is its path in the stored document: `code`,
+`category[0]`, `component[1].code`, `value_codeable_concept`; `position` the coding's index), and
+every `identifier` of every resource. Statement-level triggers on `hacs_core.resource_versions`,
+the table every write path appends to (save, update, delete, restore, `save_many`'s COPY and
+batch update, the import, a purge, an owner's SQL), rebuild the rows of the resources a statement
+touched from their current version: none for a deleted or purged resource. Their values follow
+the typed columns' rules (first coding with a system, code or display; the patient of a
+`Patient/<id>` subject reference). The application role may read them, never write them.
+
+Codings are a table, not a `text[]` column with a GIN index, after measuring both on the 44
+Synthea patients (35,765 codings of 9,743 resources, embedded PostgreSQL, median of 30 runs):
+HbA1c observations per patient by `(system, code)` 0.25 ms through the table's
+`(system, code)` index, 0.27 ms through a GIN `@>` on `system|code` arrays; patients with one of
+five SNOMED diabetes codes 0.23 ms (join to a value list) against 0.22 ms (`&&`). Equal speed, so
+the table wins on what the array cannot say: which element a code sits in, its position and
+display, and an ordinary join to a value-set table. It is larger (12 MB against 3.9 MB).
+Keeping the three tables in step is paid on writes (same machine, triggers on against off, in
+alternation): a single Patient save 4.8 ms against 3.3 ms (median of 4 rounds of 200), the import
+of those bundles 19 to 21 s against 14 s (two runs each).
 """
 
 

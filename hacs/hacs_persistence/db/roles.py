@@ -42,6 +42,9 @@ GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA hacs_core, hacs_clinical, h
 GRANT SELECT, INSERT, UPDATE ON public.hacs_resources TO hacs_app;
 -- Versions are history: append and read, never change (erasure runs in the owner's function).
 REVOKE UPDATE, DELETE, TRUNCATE ON hacs_core.resource_versions FROM hacs_app;
+-- Derived rows (components, codings, identifiers): written by the versions' triggers only.
+REVOKE INSERT, UPDATE ON hacs_core.observation_components, hacs_core.codings,
+    hacs_core.identifiers FROM hacs_app;
 -- The audit trail: append and read, never change.
 GRANT SELECT, INSERT ON hacs_audit.audit_events TO hacs_app;
 -- The adapter checks the schema revision before it starts.
@@ -78,6 +81,9 @@ GRANT USAGE ON SCHEMA hacs_core, hacs_clinical, hacs_registry, hacs_agents, hacs
 -- hacs_views.fhir_resources) and the <table>_current views that join them are not granted.
 GRANT SELECT ON hacs_core.encounters, hacs_core.observations, hacs_core.organizations,
     hacs_core.patients, hacs_core.practitioners TO hacs_analyst;
+-- The derived rows: components, every coding, identifiers (docs/schema.md, "Derived rows").
+GRANT SELECT ON hacs_core.observation_components, hacs_core.codings, hacs_core.identifiers
+    TO hacs_analyst;
 GRANT SELECT ON hacs_clinical.activity_definitions, hacs_clinical.allergy_intolerances,
     hacs_clinical.appointments, hacs_clinical.care_plans, hacs_clinical.care_teams,
     hacs_clinical.conditions, hacs_clinical.diagnostic_reports,
@@ -94,6 +100,9 @@ GRANT SELECT ON hacs_agents.agent_messages, hacs_agents.agent_sessions,
 -- Nothing else, even if granted before: the documents and the audit trail.
 REVOKE ALL ON hacs_core.resource_versions, public.hacs_resources, hacs_views.fhir_resources
     FROM hacs_analyst;
+-- LangGraph's checkpoints are an agent's working state (serialized, may quote anything it read).
+REVOKE ALL ON hacs_agents.langgraph_checkpoints, hacs_agents.langgraph_blobs,
+    hacs_agents.langgraph_writes FROM hacs_analyst;
 REVOKE ALL ON ALL TABLES IN SCHEMA hacs_audit, hacs_admin FROM hacs_analyst;
 """
 

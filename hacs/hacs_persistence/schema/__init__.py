@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData, Table
 
-from hacs_persistence.schema import admin, agents, audit, clinical, core, fallback, registry
+from hacs_persistence.schema import (
+    admin,
+    agents,
+    audit,
+    clinical,
+    core,
+    derived,
+    fallback,
+    registry,
+)
 from hacs_persistence.schema.admin import ALEMBIC_VERSION_TABLE, SystemConfigurationTable
 from hacs_persistence.schema.audit import AuditEventTable
 from hacs_persistence.schema.base import SCHEMAS, Base, TypedResourceTable
@@ -55,4 +64,4 @@ def current_view_name(table: Table) -> str:
 
 
 # Keep module references used only for registration visible to linters.
-_ = (admin, audit, fallback)
+_ = (admin, audit, derived, fallback)
