@@ -15,16 +15,19 @@ import pytest
 from tests.docs_blocks import _fenced as fenced_blocks
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
+MARKER = "Retention(keep_last=3"  # the LangGraph section's example, not the worked example's
 
 
 def _example() -> tuple[str, str]:
     blocks = fenced_blocks(PAGE.read_text(encoding="utf-8"))
     # The LangGraph section's example (the MCP section's is run by tests/test_mcp.py).
-    [code] = [
-        body for lang, body, _line in blocks if lang == "python" and "HacsCheckpointSaver" in body
+    [index] = [
+        i for i, (lang, body, _line) in enumerate(blocks) if lang == "python" and MARKER in body
     ]
-    [printed] = [body for lang, body, _line in blocks if lang == "text"]
-    return code, printed
+    # What it prints is the text block right after it (the page has other examples' output).
+    lang, printed, _line = blocks[index + 1]
+    assert lang == "text"
+    return blocks[index][1], printed
 
 
 async def test_the_checkpointer_example_prints_what_the_page_shows(

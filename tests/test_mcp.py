@@ -380,7 +380,7 @@ async def test_the_python_example_of_the_agents_page_runs(
     [code] = [
         body
         for lang, body, _ in fenced_blocks(AGENTS_DOC.read_text())
-        if lang == "python" and "ClientSession" in body
+        if lang == "python" and 'create_access_token("agent-7"' in body
     ]
     await _store_patients(database_url, "doc-patient-1")
     monkeypatch.setenv("DATABASE_URL", database_url)
