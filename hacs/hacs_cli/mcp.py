@@ -55,7 +55,11 @@ def mcp_command(
     url = database_url(ctx, local_url)
     try:
         from hacs_mcp.server import StartupTokenError, build_server, startup_actor
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        # Only the missing SDK means "install the extra"; a broken import of hacs_mcp itself
+        # must surface as what it is.
+        if (exc.name or "").partition(".")[0] != "mcp":
+            raise
         fail(
             "`hacs mcp` needs the MCP SDK: pip install 'hacs[mcp]'.",
             ExitCode.USAGE,
