@@ -142,6 +142,14 @@ TOOLS: dict[str, tuple[Callable[[World], Awaitable[Any]], str]] = {
         lambda w: tools.asearch_resources("Observation", {"patient_id": w.b}),
         "search",
     ),
+    "asearch_similar_resources": (
+        lambda w: tools.asearch_similar_resources("MemoryBlock", w.vector(), k=5),
+        "search_similar",
+    ),
+    "aresource_history": (
+        lambda w: tools.aresource_history(w.obs_b, "Observation"),
+        "history",
+    ),
 }
 
 
