@@ -13,6 +13,7 @@ import time
 from collections import Counter, defaultdict
 
 import asyncpg
+import pytest
 
 from hacs_models import Actor, Patient
 from hacs_persistence.adapter import create_postgres_adapter
@@ -123,3 +124,44 @@ async def test_mixed_workload_under_50_concurrent_tasks(
     assert audit[("search", "success")] == operations["search"]
     assert sum(audit.values()) == total + SHARED
     assert operations["conflict"] > 0  # the workload really made writers race
+
+
+async def test_a_refused_write_is_audited_after_its_transaction_ends(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """With one pooled connection, a refused write still audits and raises its own error.
+
+    A refused update may hold the row's lock (READ COMMITTED locks the newest version before
+    rechecking the expected one); auditing on a second connection before the transaction ended
+    made racing writers starve the pool and wait on each other's locks until statement_timeout.
+    """
+    adapter = await create_postgres_adapter(
+        database_url, connection_pool_size=1, max_overflow=0, pool_timeout=2
+    )
+    try:
+        stored = await adapter.save(make_patient(), ACTOR)
+        stale = stored.model_copy()
+        await adapter.update(stored, ACTOR)
+        with pytest.raises(VersionConflictError):
+            await adapter.update(stale, ACTOR, expected_version=1)
+        with pytest.raises(VersionConflictError):
+            await adapter.save(make_patient(id=stored.id), ACTOR)  # a taken id
+        with pytest.raises(VersionConflictError):
+            await adapter.save_many([stale], ACTOR)
+    finally:
+        await adapter.close()
+    audit = {
+        (r["action"], r["outcome"]): r["n"]
+        for r in await db.fetch(
+            "SELECT action, outcome, count(*) AS n FROM hacs_audit.audit_events "
+            "WHERE resource_id = $1 GROUP BY action, outcome",
+            stored.id,
+        )
+    }
+    assert audit == {
+        ("create", "success"): 1,
+        ("update", "success"): 1,
+        ("update", "conflict"): 1,
+        ("create", "conflict"): 1,
+        ("save_many", "conflict"): 1,
+    }

@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NoReturn, TypeVar
 from typing import cast as typing_cast
 
 from sqlalchemy import Integer, Text, bindparam, cast, select
@@ -94,6 +94,14 @@ TRANSIENT_ATTEMPTS = 3
 VERSIONS = ResourceVersionTable.__table__
 # An auto-generated id that collides with a stored one is regenerated this many times.
 _ID_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A write the database refused: its audit outcome and the error the caller gets."""
+
+    outcome: str
+    error: Exception
 
 
 class SavedBatch(list[R]):
@@ -356,15 +364,19 @@ class PostgreSQLAdapter:
         allowed = await self.gate.scope(acting, mapping, "create", resource.id)
         await self.gate.check_new_row(acting, mapping, resource, "create", allowed)
 
-        async def work() -> None:
+        async def work() -> _Refusal | None:
             # One transaction: the document and its FHIR JSON for the views (fhir_snapshot).
             async with self._unit(transactional=True) as unit:
-                await self._insert(unit, mapping, resource, acting, allowed)
-                await write_snapshot(unit, [(mapping, resource)])
+                refused = await self._insert(unit, mapping, resource, acting, allowed)
+                if refused is None:
+                    await write_snapshot(unit, [(mapping, resource)])
+                return refused
 
         # A failed save leaves the object as it was (a colliding generated id may be redrawn).
         with Envelopes([resource]):
-            await self._retrying(work)
+            refused = await self._retrying(work)
+            if refused is not None:
+                await self._refuse(acting, "create", mapping, resource.id, refused)
         return resource
 
     async def _insert(
@@ -374,7 +386,8 @@ class PostgreSQLAdapter:
         resource: BaseResource,
         actor: Actor,
         allowed: list[str] | None,
-    ) -> None:
+    ) -> _Refusal | None:
+        """Insert the resource; a taken id is returned as a refusal for the caller to audit."""
         statements = statements_for(mapping)
         await _check_references(unit, mapping, resource, allowed)
         generated = "id" not in resource.model_fields_set
@@ -384,21 +397,20 @@ class PostgreSQLAdapter:
             row = await self._write(unit, statements.insert, params)
             if row is not None:
                 stamp(resource, row)
-                return
+                return None
             stored = await unit.fetchrow(statements.current_version, params)
             if not generated:
                 # Ids are unique, so a taken id cannot be hidden; another patient's row at
                 # least never tells a scoped actor its version.
                 visible = stored is not None and stored["in_scope"]
-                await self.gate.record(
-                    actor,
-                    "create",
-                    mapping.resource_type,
-                    resource.id,
+                return _Refusal(
                     "conflict" if visible or stored is None else "denied",
-                )
-                raise VersionConflictError(
-                    mapping.resource_type, resource.id, None, stored["version"] if visible else None
+                    VersionConflictError(
+                        mapping.resource_type,
+                        resource.id,
+                        None,
+                        stored["version"] if visible else None,
+                    ),
                 )
             # A collision of a generated id: draw a new one and try again.
             resource.__dict__["id"] = new_resource_id(mapping.resource_type)
@@ -431,13 +443,35 @@ class PostgreSQLAdapter:
             await self.gate.record(acting, "update", mapping.resource_type, resource.id, "conflict")
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
 
-        async def work() -> None:
+        async def work() -> _Refusal | None:
             async with self._unit(transactional=True) as unit:
-                await self._update(unit, mapping, resource, acting, expected, allowed)
-                await write_snapshot(unit, [(mapping, resource)])
+                refused = await self._update(unit, mapping, resource, acting, expected, allowed)
+                if refused is None:
+                    await write_snapshot(unit, [(mapping, resource)])
+                return refused
 
-        await self._retrying(work)
+        refused = await self._retrying(work)
+        if refused is not None:
+            await self._refuse(acting, "update", mapping, resource.id, refused)
         return resource
+
+    async def _refuse(
+        self,
+        actor: Actor,
+        action: str,
+        mapping: ResourceMapping,
+        resource_id: str | None,
+        refused: _Refusal,
+    ) -> NoReturn:
+        """Audit a refused write, then raise its error: only once its transaction has ended.
+
+        A refused update may still hold the row's lock (READ COMMITTED locks the newest
+        version before it rechecks the expected one) and its pool connection; writing the
+        audit row on a second connection while holding both let 50 racing writers starve the
+        pool and queue behind each other's locks until statement_timeout.
+        """
+        await self.gate.record(actor, action, mapping.resource_type, resource_id, refused.outcome)
+        raise refused.error
 
     async def _update(
         self,
@@ -447,7 +481,8 @@ class PostgreSQLAdapter:
         actor: Actor,
         expected: int,
         allowed: list[str] | None,
-    ) -> None:
+    ) -> _Refusal | None:
+        """Write the new version; a missing, hidden or stale row is returned as a refusal."""
         statements = statements_for(mapping)
         await _check_references(unit, mapping, resource, allowed)
         params = codec_for(mapping).write_params(resource, self.gate.params(actor, "update"))
@@ -455,15 +490,18 @@ class PostgreSQLAdapter:
         row = await self._write(unit, statements.update, params)
         if row is not None:
             stamp(resource, row)
-            return
+            return None
         stored = await unit.fetchrow(statements.current_version, params)
         if stored is None or not stored["in_scope"]:
             # Another patient's row is reported exactly as a missing one.
-            outcome = "not_found" if stored is None else "denied"
-            await self.gate.record(actor, "update", mapping.resource_type, resource.id, outcome)
-            raise ResourceNotFoundError(mapping.resource_type, resource.id)
-        await self.gate.record(actor, "update", mapping.resource_type, resource.id, "conflict")
-        raise VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"])
+            return _Refusal(
+                "not_found" if stored is None else "denied",
+                ResourceNotFoundError(mapping.resource_type, resource.id),
+            )
+        return _Refusal(
+            "conflict",
+            VersionConflictError(mapping.resource_type, resource.id, expected, stored["version"]),
+        )
 
     @observed("delete")
     async def delete(
@@ -550,9 +588,10 @@ class PostgreSQLAdapter:
         async def work() -> None:
             resolver.dangling.clear()
             try:
-                # The driver's errors (COPY, deferred checks) leave translated.
-                async with self._unit(transactional=True) as unit, translating():
-                    try:
+                # Refusals are audited once the transaction has ended (see _refuse).
+                try:
+                    # The driver's errors (COPY, deferred checks) leave translated.
+                    async with self._unit(transactional=True) as unit, translating():
                         # Foreign keys are checked at commit: an observation may come before
                         # its patient.
                         await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
@@ -565,19 +604,19 @@ class PostgreSQLAdapter:
                             )
                         # The views' FHIR JSON of every saved resource, in the same transaction.
                         await write_snapshot(unit, [(self._mapping_of(r), r) for r in items])
-                    except OutOfScopeError as exc:
-                        # Audited as denied; the caller sees what a missing row gives.
-                        await self.gate.record(
-                            acting, "save_many", exc.resource_type, exc.resource_id, "denied"
-                        )
-                        raise VersionConflictError(
-                            exc.resource_type, exc.resource_id, exc.expected, None
-                        ) from None
-                    except VersionConflictError as exc:
-                        await self.gate.record(
-                            acting, "save_many", exc.resource_type, exc.resource_id, "conflict"
-                        )
-                        raise
+                except OutOfScopeError as exc:
+                    # Audited as denied; the caller sees what a missing row gives.
+                    await self.gate.record(
+                        acting, "save_many", exc.resource_type, exc.resource_id, "denied"
+                    )
+                    raise VersionConflictError(
+                        exc.resource_type, exc.resource_id, exc.expected, None
+                    ) from None
+                except VersionConflictError as exc:
+                    await self.gate.record(
+                        acting, "save_many", exc.resource_type, exc.resource_id, "conflict"
+                    )
+                    raise
             except BaseException:
                 # Nothing was stored, so the objects must not look stored either.
                 snapshot.restore()
