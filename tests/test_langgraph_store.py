@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
+from langgraph.store.base import PutOp
 
 from hacs_models import Actor
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
-from hacs_persistence.errors import PermissionDeniedError
+from hacs_persistence.errors import PermissionDeniedError, ResourceValidationError
 from hacs_persistence.langgraph import HacsStore
+from hacs_persistence.limits import MAX_DOCUMENT_DEPTH
 
 AGENT = Actor(name="memory-agent", role="agent", permissions=["memoryblock:*"])
 READER = Actor(name="memory-reader", role="agent", permissions=["memoryblock:read"])
@@ -147,3 +149,38 @@ async def test_a_reader_cannot_put(store_adapter: PostgreSQLAdapter) -> None:
     with pytest.raises(PermissionDeniedError):
         await store.aput(("x",), "k", {"v": 1})
     assert await HacsStore(store_adapter, AGENT).aget(("x",), "k") is None
+
+
+async def test_a_batch_of_puts_is_one_transaction(
+    store_adapter: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    store = HacsStore(store_adapter, AGENT)
+    ns = ("batch",)
+    await store.aput(ns, "restored", {"v": 0})
+    await store.adelete(ns, "restored")
+    too_deep: dict[str, object] = {}
+    node = too_deep
+    for _ in range(MAX_DOCUMENT_DEPTH + 1):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    with pytest.raises(ResourceValidationError):
+        await store.abatch(
+            [
+                PutOp(ns, "first", {"v": 1}),
+                # An id that exists deleted: the restore path runs inside the transaction.
+                PutOp(ns, "restored", {"v": 2}),
+                PutOp(ns, "bad", too_deep),
+            ]
+        )
+    # Nothing of the failed batch is stored: not the put before it, not the restore.
+    assert await store.aget(ns, "first") is None
+    assert await store.aget(ns, "restored") is None
+    stored = await db.fetchval(
+        "SELECT count(*) FROM hacs_core.resource_versions WHERE resource_type = 'MemoryBlock'"
+    )
+    assert stored == 2  # the first put and its delete
+    # The same batch without the bad item commits every put, the restore included.
+    await store.abatch([PutOp(ns, "first", {"v": 1}), PutOp(ns, "restored", {"v": 2})])
+    restored = await store.aget(ns, "restored")
+    assert restored is not None and restored.value == {"v": 2}
+    assert (await store.aget(ns, "first")) is not None

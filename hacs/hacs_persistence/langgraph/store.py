@@ -49,6 +49,7 @@ __all__ = ["STORE_TAG", "HacsStore"]
 # Every block the store writes carries this tag; other memory blocks are not store items.
 STORE_TAG = "langgraph-store"
 _MAX_FETCH = 1000
+_SAVEPOINT = "hacs_store_write"
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": lambda a, b: a == b,
     "$ne": lambda a, b: a != b,
@@ -203,13 +204,20 @@ class HacsStore(BaseStore):
         if current is not None:
             fields["version"] = current.version
             return await self.adapter.update(MemoryBlock(**fields), self.actor)
-        try:
-            return await self.adapter.save(MemoryBlock(**fields), self.actor)
-        except (UniqueViolationError, VersionConflictError):
-            # The id exists (possibly deleted): a new version of it, restoring a deleted one.
-            history = await self.adapter.history(MemoryBlock, fields["id"], self.actor)
-            fields["version"] = max(entry.version for entry in history)
-            return await self.adapter.update(MemoryBlock(**fields), self.actor)
+        # A savepoint: inside a batch's transaction a failed INSERT would abort the whole
+        # transaction, and the fallback below has to run in it.
+        async with self.adapter.transaction() as conn:
+            await conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                saved = await self.adapter.save(MemoryBlock(**fields), self.actor)
+            except (UniqueViolationError, VersionConflictError):
+                await conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                # The id exists (deleted): a new version of it, restoring the deleted one.
+                history = await self.adapter.history(MemoryBlock, fields["id"], self.actor)
+                fields["version"] = max(entry.version for entry in history)
+                return await self.adapter.update(MemoryBlock(**fields), self.actor)
+            await conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            return saved
 
     async def _put(self, op: PutOp) -> None:
         block_id = _block_id(op.namespace, op.key)
@@ -300,8 +308,15 @@ class HacsStore(BaseStore):
     # -- BaseStore ---------------------------------------------------------------------------
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run ``ops`` in order (puts of one batch are separate audited writes)."""
+        """Run ``ops`` in order; a batch that writes is one transaction (all puts or none)."""
         self._loop = self._loop or asyncio.get_running_loop()
+        ops = list(ops)
+        if not any(isinstance(op, PutOp) for op in ops):
+            return await self._run(ops)
+        async with self.adapter.transaction():
+            return await self._run(ops)
+
+    async def _run(self, ops: list[Op]) -> list[Result]:
         results: list[Result] = []
         for op in ops:
             if isinstance(op, GetOp):
