@@ -324,7 +324,7 @@ def _table_blockers(table: Table, place: Placement) -> list[Blocker]:
 
 
 def _fk_blockers(
-    fk: ForeignKeyConstraint, source: Placement, target: Placement | None, plan: Plan
+    fk: ForeignKeyConstraint, source: Placement, target: Placement | None
 ) -> list[Blocker]:
     table = fk.parent
     assert isinstance(table, Table)
@@ -455,7 +455,7 @@ def check_plan(metadata: MetaData, plan: Plan) -> list[Blocker]:
             blockers += _table_blockers(table, place)
         for fk in table.foreign_key_constraints:
             target = plan.tables.get(fk.referred_table.fullname)
-            blockers += _fk_blockers(fk, place, target, plan)
+            blockers += _fk_blockers(fk, place, target)
     blockers += _colocation_blockers(metadata, plan)
     return sorted(blockers)
 
@@ -533,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(markdown_table(BLOCKER_HEADER, blocker_rows(blockers)))
     print()
+    for rule in Rule:
+        count = sum(1 for b in blockers if b.rule is rule)
+        if count:
+            print(f"{rule}: {count}")
     print(f"{len(blockers)} blockers on {len({b.table for b in blockers})} tables")
     return 0
 
