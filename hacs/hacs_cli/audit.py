@@ -20,9 +20,12 @@ from hacs_cli.common import (
     preflight,
     run,
 )
-from hacs_persistence.ops.audit_seal import DEFAULT_WAIT_SECONDS, seal_audit, verify_audit
 
-__all__ = ["app", "register"]
+__all__ = ["SEAL_WAIT_SECONDS", "app", "register"]
+
+# The default of `--wait`, which --help shows without importing the library: the one of
+# hacs_persistence.ops.audit_seal.DEFAULT_WAIT_SECONDS (tests/test_cli_startup.py compares them).
+SEAL_WAIT_SECONDS = 300.0
 
 app, register = command_group(
     "audit",
@@ -45,7 +48,7 @@ def seal_command(
             min=0,
             help="How long to wait for transactions writing audit rows when the seal starts.",
         ),
-    ] = DEFAULT_WAIT_SECONDS,
+    ] = SEAL_WAIT_SECONDS,
     as_json: JsonOption = False,
     database_url_option: DatabaseUrlOption = None,
 ) -> None:
@@ -55,6 +58,8 @@ def seal_command(
     `hacs audit verify --expect-head HEAD` then proves the trail up to that seal unchanged.
     Exit code 0 when sealed (or nothing new), 1 on failure, 3 when unreachable.
     """
+    from hacs_persistence.ops.audit_seal import seal_audit
+
     url = database_url(ctx, database_url_option)
     with cli_errors(url):
         check_configuration(url)
@@ -92,6 +97,8 @@ def verify_command(
     Rows removed by audit retention are not findings. Exit code 0 when nothing is found, 1 when
     something is (or on failure), 3 when the database cannot be reached.
     """
+    from hacs_persistence.ops.audit_seal import verify_audit
+
     url = database_url(ctx, database_url_option)
     with cli_errors(url):
         check_configuration(url)

@@ -3,11 +3,13 @@
 Errors end a command with one line on stderr (never a traceback, never a password) and one of the
 exit codes of :class:`ExitCode`. ``--database-url`` refuses a URL with a password: a command line
 is visible to every user of the machine in the process list (``ps``, ``/proc/PID/cmdline``).
+
+The persistence library (SQLAlchemy, asyncpg, Alembic, the models) is imported by the functions
+that use it, when a command runs: ``hacs --help`` and a usage error start without it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -16,37 +18,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy import text
 from typer.exceptions import TyperException
 
-from hacs_persistence.db.config import (
-    build_connection_target,
-    load_settings,
-    mask_url,
-    resolve_database_url,
-    url_has_password,
-)
-from hacs_persistence.db.config import redact as redact_urls
-from hacs_persistence.db.engine import (
-    ResolvedDatabase,
-    describe_failure,
-    one_off_connection,
-    resolve_database,
-)
-from hacs_persistence.errors import (
-    DRIVER_ERRORS,
-    ConfigurationError,
-    DatabaseUnavailableError,
-    HacsPersistenceError,
-    OutcomeUnknownError,
-    translate_database_error,
-)
-from hacs_persistence.schema.vectors import configured_vector_dim
+if TYPE_CHECKING:
+    from hacs_persistence.db.engine import ResolvedDatabase
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
@@ -101,6 +81,8 @@ class CliState:
     database_url: str | None = None
 
     def __repr__(self) -> str:
+        from hacs_persistence.db.config import mask_url
+
         return f"CliState(database_url={mask_url(self.database_url)!r})"
 
 
@@ -119,12 +101,16 @@ EMPTY_URL = (
 
 
 def _refuse_password(value: str | None) -> str | None:
-    # A Click callback: it runs while the command line is parsed, before anything connects.
+    # A Click callback: it runs while the command line is parsed, before anything connects
+    # (also without the option, with None: that case must not import the library).
     if value is not None and not value.strip():
         # `--database-url "$UNSET_VARIABLE"`: never fall back silently to the embedded server.
         raise typer.BadParameter(EMPTY_URL)
-    if value and url_has_password(value):
-        raise typer.BadParameter(PASSWORD_IN_ARGV)
+    if value:
+        from hacs_persistence.db.config import url_has_password
+
+        if url_has_password(value):
+            raise typer.BadParameter(PASSWORD_IN_ARGV)
     return value
 
 
@@ -177,6 +163,10 @@ def redact(message: str, url: str | None = None) -> str:
     Masking works on the parsed URL (``hacs_persistence.db.config.redact``), never by replacing
     the password's text.
     """
+    from hacs_persistence.db.config import redact as redact_urls
+    from hacs_persistence.db.config import resolve_database_url
+    from hacs_persistence.errors import ConfigurationError
+
     if not url:
         try:
             url = resolve_database_url(None)[0]
@@ -203,11 +193,20 @@ class DatabaseUnreachable(Exception):
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run one async library call to completion on a fresh event loop."""
+    import asyncio
+
     return asyncio.run(coroutine)
 
 
 def check_configuration(url: str | None) -> None:
     """Validate settings and URL without connecting; raises ``ConfigurationError``."""
+    from hacs_persistence.db.config import (
+        build_connection_target,
+        load_settings,
+        resolve_database_url,
+    )
+    from hacs_persistence.schema.vectors import configured_vector_dim
+
     settings = load_settings()
     configured_vector_dim()
     resolved_url, _source = resolve_database_url(url)
@@ -217,6 +216,12 @@ def check_configuration(url: str | None) -> None:
 
 async def preflight(url: str | None) -> ResolvedDatabase:
     """Resolve the database (starting the embedded one if needed) and open one connection."""
+    from sqlalchemy import text
+
+    from hacs_persistence.db.config import mask_url
+    from hacs_persistence.db.engine import describe_failure, one_off_connection, resolve_database
+    from hacs_persistence.errors import ConfigurationError
+
     resolved: ResolvedDatabase | None = None
     try:
         resolved = await resolve_database(url)
@@ -263,6 +268,15 @@ def output_closed() -> NoReturn:
 @contextmanager
 def cli_errors(url: str | None) -> Iterator[None]:
     """Turn any exception of a command into a one-line message and an exit code."""
+    from hacs_persistence.errors import (
+        DRIVER_ERRORS,
+        ConfigurationError,
+        DatabaseUnavailableError,
+        HacsPersistenceError,
+        OutcomeUnknownError,
+        translate_database_error,
+    )
+
     try:
         yield
     except (typer.Exit, typer.Abort, TyperException):

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from hacs_cli.common import ExitCode, cli_errors, command_group, console, fail
-from hacs_cli.schema_doc import default_schema_doc_path, hacs_schema_markdown
 
 __all__ = ["app", "register", "schema_command"]
 
@@ -43,6 +42,8 @@ def schema_command(
     Prints the Markdown by default; `--write` updates the file, `--check` compares it. Needs
     no database: the page comes from the SQLAlchemy metadata.
     """
+    from hacs_cli.schema_doc import default_schema_doc_path, hacs_schema_markdown
+
     with cli_errors(None):
         page = hacs_schema_markdown()
         path = output or default_schema_doc_path()

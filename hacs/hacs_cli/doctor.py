@@ -22,14 +22,6 @@ from hacs_cli.common import (
     run,
     source_label,
 )
-from hacs_persistence.distributions import (
-    conflict_advice,
-    conflicting_distributions,
-    overwritten_files,
-)
-from hacs_persistence.errors import ConfigurationError
-from hacs_persistence.migrations import get_migration_status
-from hacs_persistence.ops.inspection import verify_database_environment
 
 __all__ = ["diagnose", "doctor", "register"]
 
@@ -41,6 +33,9 @@ def register(root: typer.Typer) -> None:
 
 async def diagnose(url: str | None) -> dict[str, Any]:
     """`verify_database_environment` plus the migration status when the server answers."""
+    from hacs_persistence.migrations import get_migration_status
+    from hacs_persistence.ops.inspection import verify_database_environment
+
     report = await verify_database_environment(url)
     if report["connection_test"].get("success"):
         report["migration_status"] = await get_migration_status(url)
@@ -51,6 +46,12 @@ async def diagnose(url: str | None) -> dict[str, Any]:
 def distribution_check() -> dict[str, Any]:
     """Other installed distributions that ship hacs's packages, hacs's files they overwrote
     (those that differ from hacs's RECORD), and the fix."""
+    from hacs_persistence.distributions import (
+        conflict_advice,
+        conflicting_distributions,
+        overwritten_files,
+    )
+
     conflicts = conflicting_distributions()
     changed = overwritten_files()
     advice = conflict_advice(conflicts) if conflicts else None
@@ -76,6 +77,8 @@ def _exit_code(report: dict[str, Any], url: str | None) -> ExitCode:
 
 
 def _database_exit_code(report: dict[str, Any], url: str | None) -> ExitCode:
+    from hacs_persistence.errors import ConfigurationError
+
     if not report["connection_test"].get("success"):
         try:
             check_configuration(url)

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hacs_cli.common import ExitCode, JsonOption, cli_errors, command_group, console, fail
-from hacs_persistence.db.config import mask_url
-from hacs_persistence.db.embedded import (
-    EmbeddedStatus,
-    embedded_data_dir,
-    embedded_status,
-    ensure_embedded_server,
-    keep_running,
-    stop_embedded,
-)
+
+if TYPE_CHECKING:
+    from hacs_persistence.db.embedded import EmbeddedStatus
 
 __all__ = ["app", "register", "start_command", "status_command", "stop_command"]
 
@@ -44,6 +38,8 @@ DataDirOption = Annotated[
 
 
 def _target(data_dir: Path | None) -> Path:
+    from hacs_persistence.db.embedded import embedded_data_dir
+
     return (data_dir or embedded_data_dir()).expanduser().resolve()
 
 
@@ -86,6 +82,8 @@ def status_command(data_dir: DataDirOption = None, as_json: JsonOption = False) 
     Exit code 0 when it runs from existing programs, 1 when it is stopped, not created yet or
     runs from deleted programs.
     """
+    from hacs_persistence.db.embedded import embedded_status
+
     with cli_errors(None):
         status = embedded_status(_target(data_dir))
         if as_json:
@@ -104,6 +102,9 @@ def start_command(data_dir: DataDirOption = None) -> None:
     from the current ones. A server started this way keeps running when a test session that
     used it ends.
     """
+    from hacs_persistence.db.config import mask_url
+    from hacs_persistence.db.embedded import ensure_embedded_server, keep_running
+
     with cli_errors(None):
         server = ensure_embedded_server(_target(data_dir), announce=False)
         keep_running(server.data_dir)
@@ -126,6 +127,8 @@ def stop_command(
 
     Refused (exit 1) while a test session holds it, unless --force.
     """
+    from hacs_persistence.db.embedded import embedded_status, stop_embedded
+
     with cli_errors(None):
         target = _target(data_dir)
         if not force and embedded_status(target).in_use_by_leases:

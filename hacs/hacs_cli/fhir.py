@@ -10,8 +10,9 @@ import os
 import sys
 import tempfile
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich import box
@@ -28,7 +29,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from hacs_auth import Actor
 from hacs_cli.common import (
     DatabaseUrlOption,
     ExitCode,
@@ -41,8 +41,10 @@ from hacs_cli.common import (
     preflight,
     run,
 )
-from hacs_models.fhir.resource_types import is_known_resource_type, unknown_resource_type
-from hacs_persistence.interchange import ImportProgress, ImportSummary
+
+if TYPE_CHECKING:
+    from hacs_auth import Actor
+    from hacs_persistence.interchange import ImportProgress, ImportSummary
 
 __all__ = [
     "CLI_ACTOR",
@@ -54,10 +56,26 @@ __all__ = [
     "render_summary",
 ]
 
-CLI_ACTOR = Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["admin:*"])
-"""Who the commands act as without a token: recorded in the audit trail and as created_by."""
-
 TOKEN_ENV_VAR = "HACS_TOKEN"
+
+CLI_ACTOR: Actor
+"""Who the commands act as without a token: recorded in the audit trail and as created_by.
+
+Built on first use (module ``__getattr__``), so that ``hacs --help`` does not import the models.
+"""
+
+
+@cache
+def _cli_actor() -> Actor:
+    from hacs_auth import Actor
+
+    return Actor(id="hacs-cli", name="hacs-cli", role="system", permissions=["admin:*"])
+
+
+def __getattr__(name: str) -> Actor:
+    if name == "CLI_ACTOR":
+        return _cli_actor()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def acting_actor(url: str | None) -> Actor:
@@ -71,7 +89,7 @@ def acting_actor(url: str | None) -> Actor:
     """
     token = os.environ.get(TOKEN_ENV_VAR, "").strip()
     if not token:
-        return CLI_ACTOR
+        return _cli_actor()
     return run(_token_actor(token, url))
 
 
@@ -299,6 +317,8 @@ def export_command(
     on success, 1 when the patient does not exist, 2 for a usage error (an unknown --type
     names the closest known type), 3 when the database cannot be reached.
     """
+    from hacs_models.fhir.resource_types import is_known_resource_type, unknown_resource_type
+
     url = database_url(ctx, database_url_option)
     if (patient is None) == (resource_type is None):
         fail("Give exactly one of --patient ID or --type TYPE.", ExitCode.USAGE, url)

@@ -8,11 +8,10 @@ Acts as the actor of `HACS_TOKEN` (which needs `admin:*`), else as the operator'
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hacs_auth import Actor
 from hacs_cli.common import (
     DatabaseUrlOption,
     ExitCode,
@@ -26,6 +25,9 @@ from hacs_cli.common import (
     run,
 )
 from hacs_cli.fhir import acting_actor
+
+if TYPE_CHECKING:
+    from hacs_auth import Actor
 
 __all__ = ["app", "register", "revoke_command"]
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hacs_auth import Actor
 from hacs_cli.common import (
     DatabaseUrlOption,
     check_configuration,
@@ -29,6 +28,9 @@ from hacs_cli.common import (
     run,
 )
 from hacs_cli.fhir import acting_actor
+
+if TYPE_CHECKING:
+    from hacs_auth import Actor
 
 __all__ = ["app", "create_command", "drop_command", "register", "rows_command", "sync_command"]
 
