@@ -56,4 +56,9 @@ def same_number(value: Any, text: str) -> bool:
     if isinstance(value, float):
         return value == float(text)
     # A Decimal, or an int: PostgreSQL's jsonb gives ``-1e+245`` back as its 246 digits.
-    return Decimal(value) == Decimal(text)
+    if Decimal(value) == Decimal(text):
+        return True
+    # Or exactly the float the text reads as: a JSON number is a float on its way into a
+    # typed field (``66.899999999999991`` arrives as ``66.89999999999999``), and the kept text
+    # must give the field its digits back, or the typed columns hold the float's.
+    return isinstance(value, Decimal) and value == Decimal(repr(float(text)))
