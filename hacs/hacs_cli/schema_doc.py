@@ -11,6 +11,7 @@ import inspect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Column, Identity, Index, MetaData, Table, UniqueConstraint
 from sqlalchemy.dialects import postgresql
@@ -115,7 +116,12 @@ def _references(column: Column[object]) -> str:
 
 
 def _index_line(index: Index) -> str:
-    options = {k: v for k, v in index.dialect_options["postgresql"].items() if v}
+    # `is not None` first: a partial index's `where` is a SQL clause, which has no truth value.
+    options: dict[str, Any] = {
+        k: v
+        for k, v in index.dialect_options["postgresql"].items()
+        if v is not None and (not isinstance(v, dict | list | tuple | str | bool) or v)
+    }
     columns = ", ".join(_code(c.name) for c in index.columns)
     parts = [f"{_code(str(index.name))} on ({columns})"]
     if options.get("using"):
@@ -124,6 +130,8 @@ def _index_line(index: Index) -> str:
         parts.append("(" + ", ".join(str(v) for v in options["ops"].values()) + ")")
     if options.get("with"):
         parts.append("with " + ", ".join(f"{k}={v}" for k, v in options["with"].items()))
+    if options.get("where") is not None:
+        parts.append(f"where {_code(str(options['where']))}")
     if index.unique:
         parts.append("unique")
     return " ".join(parts)

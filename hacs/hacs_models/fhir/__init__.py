@@ -85,6 +85,7 @@ from ._convert import (
     ABSENT_KEY,
     FULL_NAME_EXTENSION_URL,
     ORIGINAL_KEY,
+    fhir_element,
     from_fhir,
     to_fhir,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "camel_case_key",
     "camel_case_keys",
     "dumps",
+    "fhir_element",
     "from_fhir",
     "is_known_resource_type",
     "known_resource_types",

@@ -31,6 +31,7 @@ __all__ = [
     "ABSENT_KEY",
     "FULL_NAME_EXTENSION_URL",
     "ORIGINAL_KEY",
+    "fhir_element",
     "from_fhir",
     "to_fhir",
 ]
@@ -106,14 +107,7 @@ def _emit_model(
     out: dict[str, Any] = {}
     names = plan.fhir_names
     for name, kind in plan.fields.items():
-        emitted = _emit_value(kind, values.get(name))
-        if absent and name in absent and emitted == absent[name]:
-            emitted = _MISSING  # still the default the model filled in: not a source element
-        if originals is not None and name in originals:
-            original = originals[name]
-            if emitted is _MISSING or emitted == _standin_json(kind, original):
-                emitted = camel_case_keys(original)
-            # else the field was changed after import: the new value wins over the original
+        emitted = _emit_field(kind, name, values.get(name), absent, originals)
         if emitted is not _MISSING:
             out[names[name]] = emitted
     if originals is not None:
@@ -129,6 +123,45 @@ def _emit_model(
     if isinstance(literals, dict):
         with_literals(out, literals, lambda name: names.get(name) or _fhir_key(resource_type, name))
     return out
+
+
+def _emit_field(
+    kind: FieldKind,
+    name: str,
+    value: Any,
+    absent: Mapping[str, Any],
+    originals: Mapping[str, Any] | None,
+) -> Any:
+    """FHIR JSON of one typed field: its value, or the original it was imported as."""
+    emitted = _emit_value(kind, value)
+    if absent and name in absent and emitted == absent[name]:
+        emitted = _MISSING  # still the default the model filled in: not a source element
+    if originals is not None and name in originals:
+        original = originals[name]
+        if emitted is _MISSING or emitted == _standin_json(kind, original):
+            emitted = camel_case_keys(original)
+        # else the field was changed after import: the new value wins over the original
+    return emitted
+
+
+def fhir_element(resource: BaseResource, name: str) -> Any:
+    """The FHIR JSON ``to_fhir`` gives a top-level typed field of ``resource`` (None: absent).
+
+    For the typed columns that hold an element exactly as FHIR has it (a dateTime's text with
+    its offset and digits), without converting the whole resource.
+    """
+    kind = plan_for(type(resource)).fields[name]
+    extras = resource.__pydantic_extra__ or {}
+    absent = extras.get(ABSENT_KEY)
+    originals = extras.get(ORIGINAL_KEY)
+    emitted = _emit_field(
+        kind,
+        name,
+        resource.__dict__.get(name),
+        absent if isinstance(absent, dict) else {},
+        originals if isinstance(originals, dict) else None,
+    )
+    return None if emitted is _MISSING else emitted
 
 
 def _fhir_key(resource_type: str | None, key: str) -> str:

@@ -24,13 +24,17 @@ from hacs_persistence.storage.mapping import ResourceMapping
 __all__ = ["forget_patient", "forget_resource", "patient_of", "snapshot_rows", "write_snapshot"]
 
 # One statement for any number of rows: arrays unnested, an existing row replaced.
+# stored_typed: the resource is in its typed table, so compiled views read its typed columns.
 _UPSERT = text(
-    "INSERT INTO hacs_views.fhir_resources (resource_type, id, version, patient_id, resource) "
-    "SELECT r.rt, r.id, r.version, r.patient, CAST(r.resource AS jsonb) "
+    "INSERT INTO hacs_views.fhir_resources "
+    "(resource_type, id, version, patient_id, resource, stored_typed) "
+    "SELECT r.rt, r.id, r.version, r.patient, CAST(r.resource AS jsonb), r.typed "
     "FROM unnest(CAST(:rt AS text[]), CAST(:id AS text[]), CAST(:version AS integer[]), "
-    "CAST(:patient AS text[]), CAST(:resource AS text[])) AS r(rt, id, version, patient, resource) "
+    "CAST(:patient AS text[]), CAST(:resource AS text[]), CAST(:typed AS boolean[])) "
+    "AS r(rt, id, version, patient, resource, typed) "
     "ON CONFLICT (resource_type, id) DO UPDATE SET version = EXCLUDED.version, "
-    "patient_id = EXCLUDED.patient_id, resource = EXCLUDED.resource, synced_at = now()"
+    "patient_id = EXCLUDED.patient_id, resource = EXCLUDED.resource, "
+    "stored_typed = EXCLUDED.stored_typed, synced_at = now()"
 )
 _FORGET = text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt AND id = :id")
 _FORGET_PATIENT = text(
@@ -59,7 +63,8 @@ def snapshot_rows(
     pairs: Sequence[tuple[ResourceMapping, BaseResource]],
 ) -> dict[str, list[Any]]:
     """The upsert's array parameters for stored resources (their version set)."""
-    params: dict[str, list[Any]] = {k: [] for k in ("rt", "id", "version", "patient", "resource")}
+    keys = ("rt", "id", "version", "patient", "resource", "typed")
+    params: dict[str, list[Any]] = {k: [] for k in keys}
     for mapping, resource in pairs:
         fhir = to_fhir(resource)
         params["rt"].append(mapping.resource_type)
@@ -69,6 +74,7 @@ def snapshot_rows(
             patient_of(mapping.resource_type, fhir, mapping.scope_value(resource))
         )
         params["resource"].append(dumps(fhir))  # decimals exact
+        params["typed"].append(mapping.typed)
     return params
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, func
+from sqlalchemy import CheckConstraint, Index, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hacs_persistence.schema.base import Base, TypedResourceTable, key_column, typed_table_args
@@ -20,6 +20,7 @@ from hacs_persistence.schema.sources import (
     attr,
     coalesce,
     coding,
+    fhir_text,
     present,
     primary_name,
     ref_id,
@@ -27,6 +28,7 @@ from hacs_persistence.schema.sources import (
 )
 
 __all__ = [
+    "OBSERVATION_VIEW_FALLBACK",
     "EncounterTable",
     "ObservationTable",
     "OrganizationTable",
@@ -128,6 +130,18 @@ class EncounterTable(PatientLinkMixin, StatusMixin, TypedResourceTable):
     )
 
 
+# For each typed column a SQL on FHIR view reads instead of the FHIR JSON, the rows where it is
+# not the view's value (hacs_persistence.views.typed): a dangling patient reference an import
+# cleared; a value that is not a Quantity (valueInteger also fills value_numeric); an instant
+# from a Period, or a row stored before effective_text existed. Views read the JSON for these
+# rows, which the partial index ix_observations_view_fallback finds without a table scan.
+OBSERVATION_VIEW_FALLBACK: dict[str, str] = {
+    "patient_id": "patient_id IS NULL",
+    "value_numeric": "value_unit IS NULL",
+    "effective_text": "effective_text IS NULL AND effective_at IS NOT NULL",
+}
+
+
 class ObservationTable(
     PatientLinkMixin, EncounterLinkMixin, StatusMixin, CodedMixin, TypedResourceTable
 ):
@@ -137,6 +151,13 @@ class ObservationTable(
     __table_args__ = typed_table_args(
         SCHEMA,
         Index("ix_observations_patient_id_code_effective_at", "patient_id", "code", "effective_at"),
+        Index(
+            "ix_observations_view_fallback",
+            "code",
+            postgresql_where=text(
+                " OR ".join(f"({c})" for c in OBSERVATION_VIEW_FALLBACK.values())
+            ),
+        ),
     )
 
     category_code: Mapped[str | None] = key_column(coding("category", part="code"))
@@ -151,3 +172,5 @@ class ObservationTable(
     effective_at: Mapped[datetime | None] = key_column(
         coalesce(attr("effective_date_time"), attr("effective_period", "start")), index=True
     )
+    # effectiveDateTime as written (offset, fraction digits); effective_at is its instant.
+    effective_text: Mapped[str | None] = key_column(fhir_text("effective_date_time"))

@@ -15,6 +15,7 @@ __all__ = [
     "attr",
     "coalesce",
     "coding",
+    "fhir_text",
     "parse_reference",
     "participant_ref",
     "present",
@@ -181,5 +182,23 @@ def primary_name(part: str) -> Source:
         if part == "given" and value is not None:
             return list(value)
         return value
+
+    return source
+
+
+def fhir_text(field: str) -> Source:
+    """A top-level element's text exactly as the resource's FHIR JSON gives it (a dateTime with
+    its offset and fraction digits), or None when it is absent or not a string.
+
+    The typed column beside a ``timestamptz`` one: views map ``effective.ofType(dateTime)`` onto
+    it without reading the document (``hacs_persistence.views.typed``).
+    """
+    from hacs_models.fhir import fhir_element
+
+    def source(resource: Any) -> Any:
+        if field not in getattr(type(resource), "model_fields", ()):
+            return None
+        value = fhir_element(resource, field)
+        return value if isinstance(value, str) else None
 
     return source

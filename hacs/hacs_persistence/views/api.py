@@ -40,11 +40,13 @@ from hacs_persistence.errors import (
 )
 from hacs_persistence.storage.statements import audit_insert
 from hacs_persistence.views.compiler import (
+    FHIR_RESOURCES,
     PATIENT_ID,
     RESOURCE_ID,
     CompiledView,
     compile_view,
     quote,
+    typed_table,
 )
 from hacs_persistence.views.definition import NAME, ViewDefinition
 from hacs_persistence.views.errors import ViewDefinitionError
@@ -170,13 +172,19 @@ async def create_view(
     name: str | None = None,
     replace: bool = False,
     actor: Actor | None = None,
+    typed: bool = True,
 ) -> str:
-    """Compile ``definition`` into ``hacs_views.<name>``; returns the name. Needs ``admin:*``."""
+    """Compile ``definition`` into ``hacs_views.<name>``; returns the name. Needs ``admin:*``.
+
+    ``typed`` (the default) reads the columns that map onto typed columns from the typed table
+    (``compile_view``); ``False``: every column from the FHIR JSON.
+    """
     adapter = _adapter(target)
     parsed = ViewDefinition.parse(definition)
     chosen = view_name(parsed, name)
-    compiled = compile_view(parsed)
     acting = await _admin(adapter, actor, parsed.resource)
+    await _typed_ready(adapter, parsed, typed)
+    compiled = compile_view(parsed, typed=typed)
     verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
     qualified = f"{quote(_VIEWS_SCHEMA)}.{quote(chosen)}"
     # security_barrier: a reader's own WHERE conditions (and the errors they raise) run only on
@@ -205,6 +213,30 @@ async def drop_view(target: PostgreSQLAdapter, name: str, *, actor: Actor | None
     await _change(adapter, acting, _dropping(name), ddl, None, f"drop view={name}")
 
 
+async def _typed_ready(adapter: PostgreSQLAdapter, parsed: ViewDefinition, typed: bool) -> None:
+    """Refuse a typed view while some typed rows have no FHIR JSON (stored before 0008).
+
+    Every write since keeps the two in step; those rows would show in a typed view but not in
+    one over the JSON, so the two compilations would disagree.
+    """
+    table = typed_table(parsed) if typed else None
+    if table is None:
+        return
+    missing = text(
+        f"SELECT count(*) FROM {table} AS t WHERE t.deleted_at IS NULL AND t.resource_type = :rt "
+        f"AND NOT EXISTS (SELECT 1 FROM {FHIR_RESOURCES} AS r "
+        "WHERE r.resource_type = :rt AND r.id = t.id AND r.stored_typed)"
+    )
+    async with translating(specific=_view_error), adapter.engine.connect() as conn:
+        count = (await conn.execute(missing, {"rt": parsed.resource})).scalar_one()
+    if count:
+        raise ViewDefinitionError(
+            f"{count} {parsed.resource} resources have no FHIR JSON in {FHIR_RESOURCES} yet "
+            f"(stored before revision 0008): run `hacs views sync {parsed.resource}` first, "
+            "or compile the view with typed=False to read the FHIR JSON only."
+        )
+
+
 async def _rows(conn: AsyncConnection, compiled: CompiledView, allowed: list[str] | None) -> Any:
     statement = compiled.statement()
     if allowed is not None:
@@ -218,6 +250,7 @@ async def view_rows(
     definition: ViewDefinition | Mapping[str, Any] | str,
     *,
     actor: Actor | None = None,
+    typed: bool = True,
 ) -> AsyncIterator[dict[str, Any]]:
     """The rows of ``definition`` (keys: its column names), computed by one SQL SELECT.
 
@@ -232,7 +265,8 @@ async def view_rows(
     resource_type = parsed.resource
     await adapter.gate.authorize(acting, "read", resource_type, None, VIEW_ACTION)
     allowed = await adapter.gate.scope(acting, adapter.mapping(resource_type), VIEW_ACTION, None)
-    compiled = compile_view(parsed, audit_columns=True, scoped=allowed is not None)
+    await _typed_ready(adapter, parsed, typed)
+    compiled = compile_view(parsed, audit_columns=True, scoped=allowed is not None, typed=typed)
     async with translating(specific=_view_error), adapter.engine.connect() as conn:
         rows = await _rows(conn, compiled, allowed)
     await adapter.gate.record(
@@ -273,6 +307,7 @@ async def sync_fhir_resources(
                 "version": resource.version,
                 "patient": patient_of(resource_type, fhir, mapping.scope_value(resource)),
                 "resource": fhir_json.dumps(fhir),
+                "typed": mapping.typed,
             }
         )
     async with translating(specific=_view_error), adapter.engine.begin() as conn:
@@ -284,8 +319,8 @@ async def sync_fhir_resources(
             await conn.execute(
                 text(
                     "INSERT INTO hacs_views.fhir_resources "
-                    "(resource_type, id, version, patient_id, resource) "
-                    "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb))"
+                    "(resource_type, id, version, patient_id, resource, stored_typed) "
+                    "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb), :typed)"
                 ),
                 rows,
             )

@@ -35,8 +35,9 @@ from hacs_persistence.views.fhirpath import (
     This,
     parse,
 )
+from hacs_persistence.views.typed import TypedPath, typed_path
 
-__all__ = ["FHIR_RESOURCES", "CompiledView", "compile_view", "quote"]
+__all__ = ["FHIR_RESOURCES", "CompiledView", "compile_view", "quote", "typed_table"]
 
 FHIR_RESOURCES = "hacs_views.fhir_resources"
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -400,7 +401,18 @@ class _Compiler:
             return f"({value} #>> '{{}}')"
         return value
 
-    def view(self, extra: bool, scoped: bool) -> CompiledView:
+    def view(self, extra: bool, scoped: bool, typed: bool) -> CompiledView:
+        table = typed_table(self.definition) if typed else None
+        if table is None:
+            return self.json_view(extra, scoped, untyped_only=False)
+        typed_rows = self.typed_view(table, extra, scoped)
+        # The resources of the type that are not in its typed table: their JSON alone.
+        json_rows = self.json_view(extra, scoped, untyped_only=True)
+        statement = f"{typed_rows} UNION ALL {json_rows.sql}"
+        return CompiledView(self.definition, statement, json_rows.columns, self.params, self.types)
+
+    def json_view(self, extra: bool, scoped: bool, *, untyped_only: bool) -> CompiledView:
+        """The view over the FHIR JSON (``untyped_only``: of resources not stored typed)."""
         top = SelectNode(select=list(self.definition.select))
         sql, names = self.node(top, "r.resource", "0", True)
         if len(set(names)) != len(names):
@@ -408,15 +420,9 @@ class _Compiler:
             raise ViewDefinitionError(f"Column names must be unique; repeated: {duplicates}.")
         root = _Scope("hacs_views.element(r.resource)", "0", "r.resource")
         conditions = [f"r.resource_type = CAST({self.param(self.definition.resource)} AS text)"]
-        for where in self.definition.where:
-            compiled = self.path(where.path, root)
-            inner = _unwrapped_bool(compiled)
-            # Known boolean (a comparison, exists(), ...): plain SQL; else checked at run time.
-            conditions.append(
-                f"coalesce({inner}, false)"
-                if inner is not None
-                else f"hacs_views.where_true({compiled})"
-            )
+        if untyped_only:
+            conditions.append("NOT r.stored_typed")
+        conditions += [self.where(w.path, root) for w in self.definition.where]
         if scoped:
             conditions.append("r.patient_id = ANY(CAST(:allowed AS text[]))")
         selected = [f"v.{quote(n)}" for n in names]
@@ -427,6 +433,121 @@ class _Compiler:
             f"CROSS JOIN LATERAL ({sql}) AS v WHERE {' AND '.join(conditions)}"
         )
         return CompiledView(self.definition, statement, names, self.params, self.types)
+
+    def typed_view(self, table: str, extra: bool, scoped: bool) -> str:
+        """The rows of a flat view for the resources stored in the typed table ``t``.
+
+        A column with a typed mapping reads ``t``; the others read the resource's FHIR JSON in
+        ``hacs_views.fhir_resources``, one index probe each, made only when the column is
+        read. A mapping that is not exact on some rows (``inexact_when``) splits the rows in
+        two: the others read ``t`` alone, these (a dangling reference an import cleared, a
+        value that is not a Quantity...) read those columns from the JSON.
+        Every live typed row has its FHIR JSON (every write keeps them in step, and
+        ``create_view`` refuses a typed view over rows stored before revision 0008).
+        """
+        resource = self.definition.resource
+        columns = [c for node in self.definition.select for c in node.column]
+        names = [c.name for c in columns]
+        if len(set(names)) != len(names):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            raise ViewDefinitionError(f"Column names must be unique; repeated: {duplicates}.")
+        root = _Scope("hacs_views.element(r.resource)", "0", "r.resource")
+        mapped = {c.name: _mapped(resource, c) for c in columns}
+        found = [m.inexact_when for m in mapped.values() if m is not None and m.inexact_when]
+        # Bare column names of the typed table: in the same form as the partial index on
+        # these rows (ix_observations_view_fallback), whose predicate this then implies.
+        inexact = " OR ".join(f"({c})" for c in dict.fromkeys(found))
+        kind = self.param(resource)
+        same = f"r.resource_type = CAST({kind} AS text) AND r.id = t.id AND r.stored_typed"
+        compiled: dict[str, str] = {}
+
+        def json(column: Column) -> str:
+            # Compiled once, and only for columns that read the JSON (each binds parameters).
+            if column.name not in compiled:
+                compiled[column.name] = self.column(column, root)
+            return compiled[column.name]
+
+        for column in columns:
+            self.types[column.name] = None if column.collection else column.type
+        # The view's own where clauses and a patient-scoped actor's rows, on the JSON.
+        checks = [self.where(w.path, root) for w in self.definition.where]
+        if scoped:
+            checks.append("r.patient_id = ANY(CAST(:allowed AS text[]))")
+
+        def part(exact_rows: bool) -> str:
+            selected = []
+            for column in columns:
+                typed = mapped[column.name]
+                if typed is not None and (typed.inexact_when is None or exact_rows):
+                    value = f"t.{quote(typed.column)}"
+                elif exact_rows:
+                    value = f"(SELECT {json(column)} FROM {FHIR_RESOURCES} AS r WHERE {same})"
+                else:
+                    value = json(column)
+                selected.append(f"{value} AS {quote(column.name)}")
+            if extra:
+                patient = "r.patient_id"
+                if exact_rows:
+                    patient = f"(SELECT r.patient_id FROM {FHIR_RESOURCES} AS r WHERE {same})"
+                selected += [f"t.id AS {quote(RESOURCE_ID)}", f"{patient} AS {quote(PATIENT_ID)}"]
+            # A subclass of the type (its own resource_type) shares the table.
+            rows = [
+                "deleted_at IS NULL",
+                f"resource_type = CAST({kind} AS text)",
+                (f"NOT ({inexact})" if exact_rows else f"({inexact})") if inexact else "true",
+            ]
+            source = f"(SELECT * FROM {table} WHERE {' AND '.join(rows)}) AS t"
+            where: list[str] = []
+            if exact_rows:
+                if checks:
+                    probe = " AND ".join([same, *checks])
+                    where.append(f"EXISTS (SELECT 1 FROM {FHIR_RESOURCES} AS r WHERE {probe})")
+            else:
+                source += f" JOIN {FHIR_RESOURCES} AS r ON {same}"
+                where += checks
+            statement = f"SELECT {', '.join(selected) or '1'} FROM {source}"
+            return statement + (f" WHERE {' AND '.join(where)}" if where else "")
+
+        parts = [part(True)] + ([part(False)] if inexact else [])
+        return " UNION ALL ".join(parts)
+
+    def where(self, path: str, root: _Scope) -> str:
+        compiled = self.path(path, root)
+        inner = _unwrapped_bool(compiled)
+        # Known boolean (a comparison, exists(), ...): plain SQL; else checked at run time.
+        return (
+            f"coalesce({inner}, false)"
+            if inner is not None
+            else f"hacs_views.where_true({compiled})"
+        )
+
+
+def typed_table(definition: ViewDefinition) -> str | None:
+    """The typed table a flat view over a type with typed mappings reads, else None."""
+    from hacs_persistence.storage.mapping import mapping_for, model_for
+
+    flat = all(
+        not (n.select or n.unionAll or n.repeat is not None)
+        and n.forEach is None
+        and n.forEachOrNull is None
+        for n in definition.select
+    )
+    if not flat or typed_path(definition.resource, "id") is None:
+        return None
+    mapping = mapping_for(model_for(definition.resource))
+    if not mapping.typed:
+        return None
+    return f"{quote(str(mapping.table.schema))}.{quote(mapping.table.name)}"
+
+
+def _mapped(resource: str, column: Column) -> TypedPath | None:
+    """The column's typed mapping, when its declared type is the typed column's kind."""
+    typed = None if column.collection else typed_path(resource, column.path)
+    if typed is None:
+        return None
+    text = _STRING_TYPES | _TEMPORAL_TYPES
+    fits = column.type == "decimal" if typed.numeric else column.type in text
+    return typed if fits else None
 
 
 def _choice_element(node: Node) -> Member | None:
@@ -497,11 +618,14 @@ def compile_view(
     *,
     audit_columns: bool = False,
     scoped: bool = False,
+    typed: bool = True,
 ) -> CompiledView:
     """Compile a ViewDefinition (validated first) into one SELECT.
 
     ``audit_columns`` adds the resource and patient id of every row (for the audit row of a
     read); ``scoped`` adds ``r.patient_id = ANY(:allowed)`` (a patient-scoped actor's rows).
+    ``typed=False`` reads every column from the FHIR JSON even where a typed column maps
+    (rows written into ``fhir_resources`` by hand, as the SQL on FHIR suite's fixtures are).
     """
     parsed = ViewDefinition.parse(definition)
-    return _Compiler(parsed).view(audit_columns, scoped)
+    return _Compiler(parsed).view(audit_columns, scoped, typed)
