@@ -595,7 +595,7 @@ async def bench_views(
     adapter: PostgreSQLAdapter, pool: asyncpg.Pool, sizes: Sizes, rng: random.Random
 ) -> list[Result]:
     """Target 10: a view over ``analytics_observations`` observations vs the typed table."""
-    from hacs_persistence.views import create_view
+    from hacs_persistence.views import create_view, sync_fhir_resources
 
     patients = data.patients(sizes.analytics_patients, rng)
     await adapter.save_many(patients, ACTOR)
@@ -605,6 +605,9 @@ async def bench_views(
         count = min(step, sizes.analytics_observations - start)
         # save_many writes the FHIR JSON the view reads in the same transaction: no sync.
         await adapter.save_many(data.observations(count, ids, rng), ACTOR)
+    # Other targets write observations through raw SQL, with no FHIR JSON: sync writes it, so
+    # the typed view (which refuses typed rows without it) can be created.
+    await sync_fhir_resources(adapter, "Observation", actor=ACTOR)
     await create_view(adapter, BENCH_VIEW, replace=True, actor=ACTOR)
     async with pool.acquire() as conn:
         await conn.execute("VACUUM ANALYZE")
