@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install constraints demo test test-fast bench bench-views bench-smoke docs lint format migrate stop clean
+.PHONY: help install constraints demo test test-fast bench bench-views bench-smoke bench-scale docs lint format migrate stop clean
 
 help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ bench-views: $(STAMP) ## Only the SQL on FHIR view target (200k observations, li
 
 bench-smoke: $(STAMP) ## The benchmarks at a tiny size, to keep the harness working (CI).
 	$(PY) -m bench --smoke
+
+SIZE ?= 1000000
+ARGS ?=
+bench-scale: $(STAMP) ## Stages of 0.1M, 1M, SIZE resources: growth of latency and size (ARGS=--resume).
+	$(PY) -m bench.scale --size $(SIZE) $(ARGS)
 
 docs: $(STAMP) ## Build the documentation site (MkDocs Material, strict) into site/.
 	$(VENV)/bin/mkdocs build --strict
