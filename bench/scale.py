@@ -105,6 +105,7 @@ class Options:
     json_path: Path = RESULTS
     ops: int = 300
     database: str = SCALE_DB
+    markdown: bool = False
 
     def stage_sizes(self) -> list[int]:
         """The stages, ascending, each at most ``size``; by default 0.1M, 1M, then ``size``."""
@@ -528,6 +529,71 @@ def growth_table(stages: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _cell(stats: dict[str, float]) -> str:
+    return (
+        f"{stats['p50']:.2f} / {stats['p95']:.2f} ({stats['raw_p50']:.2f} / "
+        f"{stats['raw_p95']:.2f}; {stats['ratio_p50']:.2f}x)"
+    )
+
+
+def markdown(stages: list[dict[str, Any]]) -> str:
+    """The stages as the Markdown tables of docs/scaling.md (one column per stage)."""
+    mb = 2**20
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        (
+            "resources (versions, audit rows)",
+            lambda s: f"{s['resources']:,} ({s['version_rows']:,}, {s['audit_rows']:,})",
+        ),
+        ("load rate, save_many (resources/s)", lambda s: f"{s['load_rate'] or 0:,.0f}"),
+        *(
+            (f"{op} ms p50 / p95 (raw p50 / p95; ratio)", lambda s, op=op: _cell(s["ops"][op]))
+            for op in OPS
+        ),
+        ("analytics: avg value per code (ms)", lambda s: f"{s['analytics_ms']:,.0f}"),
+        (
+            "audit retention of a month (rows, ms)",
+            lambda s: f"{s['retention']['rows']:,} in {s['retention']['ms']:,.0f}",
+        ),
+        ("VACUUM ANALYZE after the load (s)", lambda s: f"{s['vacuum_seconds']:.1f}"),
+        (
+            "database (MB; bytes/resource)",
+            lambda s: f"{s['database_bytes'] / mb:,.0f}; {s['bytes_per_resource']:,.0f}",
+        ),
+        (
+            "resource_versions (MB: total, heap, primary key)",
+            lambda s: (
+                f"{s['versions_bytes'] / mb:,.0f}, {s['versions_heap_bytes'] / mb:,.0f}, "
+                f"{s['versions_pk_bytes'] / mb:,.0f}"
+            ),
+        ),
+        ("primary key depth (levels)", lambda s: str(s["versions_pk_levels"])),
+    ]
+    header = "| Stage | " + " | ".join(f"{s['target']:,}" for s in stages) + " |"
+    lines = [header, "|---" * (len(stages) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f(s) for s in stages) + " |" for name, f in rows]
+    later = stages[1:]
+    if later:
+        base = f"{stages[0]['target']:,}"
+        lines += [
+            "",
+            "| Path | "
+            + " | ".join(f"{s['target']:,} / {base}: p50, p95 (raw)" for s in later)
+            + " |",
+            "|---" * (len(later) + 1) + "|",
+        ]
+        for op in OPS:
+            first = stages[0]["ops"][op]
+            cells = [
+                ", ".join(f"{s['ops'][op][q] / first[q]:.2f}x" for q in ("p50", "p95"))
+                + " (raw "
+                + ", ".join(f"{s['ops'][op][q] / first[q]:.2f}x" for q in ("raw_p50", "raw_p95"))
+                + ")"
+                for s in later
+            ]
+            lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse(argv: Sequence[str] | None = None) -> Options:
     """The command line as ``Options``."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -537,6 +603,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the results go")
     parser.add_argument("--ops", type=int, default=300, help="timed operations per path and side")
     parser.add_argument("--database", default=SCALE_DB, help="the benchmark's own database")
+    parser.add_argument(
+        "--markdown", action="store_true", help="only print the JSON's stages as Markdown tables"
+    )
     args = parser.parse_args(argv)
     return Options(
         size=args.size,
@@ -545,12 +614,16 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         json_path=args.json,
         ops=args.ops,
         database=args.database,
+        markdown=args.markdown,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the stages, print the tables and the growth ratios, write the JSON."""
     options = parse(argv)
+    if options.markdown:
+        print(markdown(_read_previous(options.json_path)))
+        return 0
     stages = asyncio.run(run(options))
     print(growth_table(stages))
     print(f"\nwritten to {options.json_path}")

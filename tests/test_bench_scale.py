@@ -103,6 +103,11 @@ async def test_stages_report_every_metric_and_resume_loads_only_the_rest(
     assert observations < 2000  # one patient per 20 observations; nothing loaded twice
     growth = {(r["op"], r["quantile"]) for r in written["growth"]}
     assert growth == {(op, q) for op in scale.OPS for q in ("p50", "p95")}
+    table = scale.markdown(stages).splitlines()
+    assert table[0] == "| Stage | 500 | 2,000 |"
+    assert len(table) == 2 + 12 + 1 + 2 + len(scale.OPS)
+    assert all(line.count("|") == 4 for line in table[:14])
+    assert table[-1].startswith("| history | ")
 
 
 def test_default_stages_are_a_tenth_of_a_million_a_million_and_the_size() -> None:
