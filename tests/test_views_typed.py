@@ -24,6 +24,7 @@ from hacs_models import Actor
 from hacs_models.fhir import from_fhir
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.interchange import import_paths
+from hacs_persistence.schema.core import OBSERVATION_VIEW_FALLBACK
 from hacs_persistence.schema.sources import parse_reference
 from hacs_persistence.views import (
     ViewDefinitionError,
@@ -252,6 +253,39 @@ async def test_rows_stored_before_0008_stop_a_typed_view_until_synced(
     assert [r async for r in view_rows(granular, VIEWS["key only"], actor=ADMIN)] == [
         {"id": "legacy"}
     ]
+
+
+async def test_a_sync_fills_the_typed_columns_a_row_written_by_sql_lacks(
+    granular: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    fhir = {
+        "resourceType": "Observation",
+        "id": "by-sql",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2019-03-01T10:00:00.120+01:00",
+        "valueQuantity": {"value": 120.50, "unit": "mm[Hg]"},
+    }
+    await granular.save(from_fhir({"resourceType": "Patient", "id": "p1"}), ADMIN)
+    await granular.save(from_fhir(fhir), ADMIN)
+    # As SQL outside the adapter writes it: no FHIR JSON, no effective_text.
+    await db.execute("DELETE FROM hacs_views.fhir_resources WHERE id = 'by-sql'")
+    await db.execute("UPDATE hacs_core.observations SET effective_text = NULL WHERE id = 'by-sql'")
+    fallback = (
+        "SELECT count(*) FROM hacs_core.observations WHERE id = 'by-sql' AND ("
+        + " OR ".join(f"({c})" for c in OBSERVATION_VIEW_FALLBACK.values())
+        + ")"
+    )
+    await sync_fhir_resources(granular, "Observation", actor=ADMIN)
+    assert await db.fetchval(fallback) == 0
+    assert (
+        await db.fetchval("SELECT effective_text FROM hacs_core.observations WHERE id = 'by-sql'")
+        == "2019-03-01T10:00:00.120+01:00"
+    )
+    typed, plain = await _both(granular, VIEWS["mixed"])
+    assert typed == plain and len(typed) == 1
+    assert json.loads(typed[0])["effective"] == "2019-03-01T10:00:00.120+01:00"
 
 
 # Edge cases by hand, then random strings over the characters references are parsed by.

@@ -50,6 +50,7 @@ from hacs_persistence.views.compiler import (
 )
 from hacs_persistence.views.definition import NAME, ViewDefinition
 from hacs_persistence.views.errors import ViewDefinitionError
+from hacs_persistence.views.typed import backfill_statement
 
 __all__ = [
     "VIEW_ACTION",
@@ -290,7 +291,10 @@ async def sync_fhir_resources(
     """Rewrite ``hacs_views.fhir_resources`` for one type from the stored documents.
 
     Reads through the exporter (read permission, audited pages) and needs ``admin:*``: the
-    rows serve every actor. One transaction: the type's rows are replaced as a whole.
+    rows serve every actor. One transaction: the type's rows are replaced as a whole, and the
+    typed columns a view reads that a row lacks while its document has them (a row written by SQL
+    outside the adapter) are filled from the documents (``views.typed.backfill_statement``), so
+    views read those rows from the typed table again.
     """
     from hacs_persistence.interchange import iter_resources
 
@@ -324,6 +328,9 @@ async def sync_fhir_resources(
                 ),
                 rows,
             )
+            backfill = backfill_statement(resource_type)
+            if backfill is not None:
+                await conn.execute(text(backfill))
         audit = adapter.gate.audit_params(
             acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hacs_persistence.schema.core import OBSERVATION_VIEW_FALLBACK
 from hacs_persistence.views.fhirpath import Node, parse
 
-__all__ = ["TypedPath", "typed_path"]
+__all__ = ["TypedPath", "backfill_statement", "typed_path"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,37 @@ _PARSED: dict[str, dict[Node, TypedPath]] = {
     resource: {parse(path): typed for path, typed in {**_KEY, **paths}.items()}
     for resource, paths in _PATHS.items()
 }
+
+
+# Typed columns a row can lack while its FHIR JSON has the value: a row stored before the column
+# existed (revision 0011 back-filled only rows that had FHIR JSON then) or written by SQL outside
+# the adapter. Such a row is inexact and every view reads its document, which is correct but
+# slow; a sync, which writes the documents, fills these columns from them.
+_BACKFILL: dict[str, tuple[str, dict[str, str]]] = {
+    "Observation": ('"hacs_core"."observations"', {"effective_text": "effectiveDateTime"}),
+}
+
+
+def backfill_statement(resource_type: str) -> str | None:
+    """SQL filling the type's document-derived typed columns where NULL (None: there are none).
+
+    Only rows whose document in ``hacs_views.fhir_resources`` is the typed row's (``stored_typed``)
+    and has the field as a string; the column keeps the text exactly as the document has it.
+    """
+    entry = _BACKFILL.get(resource_type)
+    if entry is None:
+        return None
+    table, columns = entry
+    sets = ", ".join(f"{c} = COALESCE(t.{c}, r.resource ->> '{f}')" for c, f in columns.items())
+    missing = " OR ".join(
+        f"(t.{c} IS NULL AND jsonb_typeof(r.resource -> '{f}') = 'string')"
+        for c, f in columns.items()
+    )
+    return (
+        f"UPDATE {table} AS t SET {sets} FROM hacs_views.fhir_resources AS r "
+        f"WHERE r.resource_type = t.resource_type AND r.id = t.id AND r.stored_typed "
+        f"AND ({missing})"
+    )
 
 
 def typed_path(resource_type: str, path: str) -> TypedPath | None:
