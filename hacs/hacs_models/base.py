@@ -19,6 +19,7 @@ __all__ = [
     "BaseResource",
     "NotesMixin",
     "UnknownResourceTypeError",
+    "find_model_class",
     "get_model_class",
     "is_resource_id",
     "new_resource_id",
@@ -168,6 +169,11 @@ class NotesMixin(BaseModel):
 def _same_definition(a: type[BaseResource], b: type[BaseResource]) -> bool:
     """Whether two classes are the same definition (e.g. a module reloaded)."""
     return a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__
+
+
+def find_model_class(resource_type: str) -> type[BaseResource] | None:
+    """The registered class for ``resource_type``, or None (no error, no suggestions)."""
+    return _REGISTRY.get(resource_type)
 
 
 def get_model_class(resource_type: str) -> type[BaseResource]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 
-from hacs_models import BaseResource, get_model_class
+from hacs_models import BaseResource, find_model_class
 from hacs_persistence.errors import ResourceValidationError
 from hacs_persistence.limits import MAPPING_CACHE_SIZE
 from hacs_persistence.schema import TYPED_TABLES, ResourceDocumentTable
@@ -126,8 +126,7 @@ def document_mapping(resource_type: str) -> ResourceMapping:
 def model_for(model: type[BaseResource] | str) -> type[BaseResource]:
     """The class for a model class or a resource type name (unmodelled names: BaseResource)."""
     if isinstance(model, str):
-        try:
-            return get_model_class(model)
-        except KeyError:
-            return BaseResource
+        # Not get_model_class: its error suggests close names (difflib), which an import of
+        # unmodelled types (Claim, ExplanationOfBenefit) paid on every resource.
+        return find_model_class(model) or BaseResource
     return model
