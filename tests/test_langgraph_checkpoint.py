@@ -24,6 +24,7 @@ from hacs_models import Actor
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.errors import PermissionDeniedError
 from hacs_persistence.langgraph import HacsCheckpointSaver, Retention
+from hacs_persistence.langgraph import checkpoint as checkpoint_module
 
 AGENT = Actor(name="agent", role="agent", permissions=["agentsession:*"])
 READER = Actor(name="reader", role="agent", permissions=["agentsession:read"])
@@ -105,6 +106,39 @@ async def test_the_sync_methods_run_from_another_thread_and_refuse_the_loop_thre
     assert len(await asyncio.to_thread(lambda: list(saver.list(config)))) >= 2
     with pytest.raises(asyncio.InvalidStateError, match="another thread"):
         saver.get_tuple(config)
+
+
+async def test_list_reads_a_long_thread_in_audited_pages(
+    granular: PostgreSQLAdapter, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = HacsCheckpointSaver(granular, AGENT)
+    graph = _graph().compile(checkpointer=saver)
+    config: RunnableConfig = {"configurable": {"thread_id": "t-pages"}}
+    for _ in range(4):
+        await graph.ainvoke({"total": 0, "seen": []}, config)
+    newest_first = [
+        r["checkpoint_id"]
+        for r in await db.fetch(
+            "SELECT checkpoint_id FROM hacs_agents.langgraph_checkpoints "
+            "WHERE thread_id = 't-pages' ORDER BY checkpoint_id DESC"
+        )
+    ]
+    assert len(newest_first) > 7
+    monkeypatch.setattr(checkpoint_module, "LIST_PAGE", 3)
+    listed = [t.config["configurable"]["checkpoint_id"] async for t in saver.alist(config)]
+    assert listed == newest_first
+    limited = [
+        t.config["configurable"]["checkpoint_id"] async for t in saver.alist(config, limit=5)
+    ]
+    assert limited == newest_first[:5]
+    pages = await db.fetch(
+        "SELECT result_count FROM hacs_audit.audit_events WHERE resource_id = 't-pages' "
+        "AND action = 'checkpoint.list' ORDER BY id"
+    )
+    # Every page has its audit row: the full list in pages of 3 (the last may be empty), then
+    # the limited one in pages of 3 and 2.
+    full = len(newest_first) // 3 + 1
+    assert [r["result_count"] for r in pages] == [3] * (full - 1) + [len(newest_first) % 3, 3, 2]
 
 
 async def test_a_reader_cannot_write_and_the_refusal_is_audited(

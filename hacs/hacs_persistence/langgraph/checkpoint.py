@@ -65,6 +65,32 @@ WRITES: Table = CheckpointWriteTable.__table__  # type: ignore[assignment]
 METADATA = CHECKPOINTS.c["metadata"]
 
 T = TypeVar("T")
+# Checkpoints per page of alist (one query and one audit row each).
+LIST_PAGE = 100
+# alist's order: newest checkpoint first, then by thread and namespace (a total order, for keyset
+# pages); _after continues it.
+_LIST_ORDER = (
+    CHECKPOINTS.c.checkpoint_id.desc(),
+    CHECKPOINTS.c.thread_id,
+    CHECKPOINTS.c.checkpoint_ns,
+)
+
+
+def _after(last: CheckpointTuple) -> ColumnElement[bool]:
+    """The rows after ``last`` in ``_LIST_ORDER``."""
+    configurable = last.config["configurable"]
+    checkpoint_id = CHECKPOINTS.c.checkpoint_id
+    thread_and_ns = tuple_(CHECKPOINTS.c.thread_id, CHECKPOINTS.c.checkpoint_ns)
+    return or_(
+        checkpoint_id < configurable["checkpoint_id"],
+        and_(
+            checkpoint_id == configurable["checkpoint_id"],
+            thread_and_ns
+            > tuple_(literal(configurable["thread_id"]), literal(configurable["checkpoint_ns"])),
+        ),
+    )
+
+
 Key = tuple[str, str, str]  # thread_id, checkpoint_ns, checkpoint_id
 
 
@@ -240,12 +266,7 @@ class HacsCheckpointSaver(BaseCheckpointSaver[str]):
         detail: str,
     ) -> list[CheckpointTuple]:
         await self._allow("read", action, thread_id)
-        statement = (
-            select(CHECKPOINTS)
-            .where(*conditions)
-            .order_by(CHECKPOINTS.c.checkpoint_id.desc(), CHECKPOINTS.c.thread_id)
-            .limit(limit)
-        )
+        statement = select(CHECKPOINTS).where(*conditions).order_by(*_LIST_ORDER).limit(limit)
         async with translating(), self.adapter.engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
             tuples = await self._tuples(conn, rows)
@@ -302,8 +323,20 @@ class HacsCheckpointSaver(BaseCheckpointSaver[str]):
             conditions.append(METADATA.op("@>")(wanted))
         if before is not None and (before_id := get_checkpoint_id(before)):
             conditions.append(CHECKPOINTS.c.checkpoint_id < before_id)
-        for found in await self._read("checkpoint.list", thread_id, conditions, limit, "list"):
-            yield found
+        # Pages in keyset order, each read and audited before it is handed out: a thread of
+        # thousands of checkpoints never sits in memory as a whole.
+        remaining = limit
+        paged = conditions
+        while remaining is None or remaining > 0:
+            size = LIST_PAGE if remaining is None else min(LIST_PAGE, remaining)
+            page = await self._read("checkpoint.list", thread_id, paged, size, "list")
+            for found in page:
+                yield found
+            if len(page) < size:
+                return
+            if remaining is not None:
+                remaining -= len(page)
+            paged = [*conditions, _after(page[-1])]
 
     # -- writing ---------------------------------------------------------------------------
 
