@@ -54,12 +54,19 @@ async def test_no_session_setting_lets_a_superuser_delete_audit_rows(
 async def test_every_audit_row_gets_the_server_time_and_the_writing_role(
     adapter: PostgreSQLAdapter, db: asyncpg.Connection
 ) -> None:
+    # Another time of the same (UTC) month is replaced; another month's is refused (revision
+    # 0012: the row was routed to that month's partition, and may not leave it).
     row = await db.fetchrow(
         f"INSERT INTO {AUDIT} (occurred_at, action, outcome, database_role) "
-        "VALUES ('2001-01-01', 'read', 'success', 'someone-else') "
+        "VALUES (date_trunc('month', now(), 'UTC'), 'read', 'success', 'someone-else') "
         "RETURNING occurred_at, database_role, now() AS now, session_user AS me"
     )
     assert (row["occurred_at"], row["database_role"]) == (row["now"], row["me"])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="server's time"):
+        await db.execute(
+            f"INSERT INTO {AUDIT} (occurred_at, action, outcome) "
+            "VALUES ('2001-01-01', 'read', 'success')"
+        )
     # The statement path and the COPY path of save_many get the same stamp.
     patients = [make_patient(), make_patient()]
     await adapter.save_many(patients, ADMIN)

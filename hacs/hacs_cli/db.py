@@ -27,7 +27,11 @@ from hacs_cli.common import (
     run,
 )
 
-__all__ = ["app", "register", "render_status"]
+__all__ = ["MAINTAIN_MONTHS_AHEAD", "app", "register", "render_status"]
+
+# The default of `maintain --months-ahead`, which --help shows without importing the library: the
+# one of hacs_persistence.ops.partitions.DEFAULT_MONTHS_AHEAD (tests compare them).
+MAINTAIN_MONTHS_AHEAD = 3
 
 app, register = command_group(
     "db",
@@ -306,6 +310,70 @@ def check_command(
             )
         console.print(
             f"No drift: {resolved.target.masked} matches the hacs metadata.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("maintain")
+def maintain_command(
+    ctx: typer.Context,
+    months_ahead: Annotated[
+        int,
+        typer.Option(
+            "--months-ahead",
+            metavar="MONTHS",
+            min=0,
+            max=120,
+            help="Months after the current one that must have an audit partition.",
+        ),
+    ] = MAINTAIN_MONTHS_AHEAD,
+    as_json: JsonOption = False,
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Create the audit trail's monthly partitions ahead (a batch job; run as the schema owner).
+
+    Creates every missing month of `hacs_audit.audit_events` up to MONTHS after the current one
+    and moves rows that landed in its DEFAULT partition into their month. Idempotent: run it
+    from cron, e.g. daily. Exit code 0 when done, 1 on failure, 3 when unreachable.
+    """
+    from hacs_persistence.ops.partitions import ensure_audit_partitions
+
+    url = database_url(ctx, database_url_option)
+    with cli_errors(url):
+        check_configuration(url)
+        run(preflight(url))
+        report = run(ensure_audit_partitions(url, months_ahead=months_ahead))
+        through = report.through
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "created": report.created,
+                        "moved_rows": report.moved_rows,
+                        "default_rows": report.default_rows,
+                        "partitions": [p.name for p in report.partitions],
+                        "through": through.isoformat() if through else None,
+                    },
+                    indent=2,
+                )
+            )
+            return
+        if report.created:
+            console.print(
+                f"Created {len(report.created)} audit partition(s): "
+                f"{', '.join(report.created)}; moved {report.moved_rows} row(s) out of "
+                "audit_events_default.",
+                markup=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print("Audit partitions: nothing to create.", markup=False, soft_wrap=True)
+        months = sum(1 for p in report.partitions if p.ends is not None)
+        until = through.strftime("%Y-%m-%d") if through else "none"
+        console.print(
+            f"{months} monthly partition(s) up to {until} (exclusive), "
+            f"{report.default_rows} row(s) in audit_events_default.",
             markup=False,
             soft_wrap=True,
         )

@@ -9,7 +9,11 @@ superuser can bypass them. Sealing makes such changes visible afterwards:
   its digest and the previous head. Writers never wait for it: nothing of it runs on their path.
 * ``verify_audit`` (``hacs audit verify``) re-hashes the rows and names every sealed row deleted
   (unless a retention run aged it out) or altered, every row inserted into a sealed range, every
-  seal whose digest or link does not add up, and any append-only trigger dropped or disabled.
+  seal whose digest or link does not add up, and any append-only trigger dropped or disabled
+  (on the table, and on each monthly partition of revision 0012). Rows that retention removed,
+  row by row or with a whole month's partition, are told from deleted ones by the cutoffs in
+  ``hacs_audit.audit_retention_runs``; a partition dropped or detached any other way shows as
+  its rows deleted.
   ``expect_head`` checks the chain against a head kept outside the database, which is what
   catches someone who rewrites rows and seals again consistently.
 
@@ -129,6 +133,20 @@ _GUARDS_ON = (
     "SELECT t.tgname FROM pg_catalog.pg_trigger t WHERE t.tgname = ANY($1::text[]) "
     "AND t.tgenabled IN ('O', 'A') AND t.tgrelid IN "
     "('hacs_audit.audit_events'::regclass, 'hacs_core.resource_versions'::regclass)"
+)
+# Revision 0012: the row triggers are cloned on every monthly partition, and each has its own
+# TRUNCATE trigger; one disabled or dropped on a single partition lets its rows be changed.
+PARTITION_GUARD_TRIGGERS = (
+    "audit_events_no_truncate",
+    "audit_events_no_update_delete",
+    "audit_events_server_stamp",
+)
+_PARTITION_GUARDS_OFF = (
+    "SELECT c.relname AS partition, g.name FROM pg_catalog.pg_inherits i "
+    "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid CROSS JOIN unnest($1::text[]) AS g(name) "
+    "WHERE i.inhparent = 'hacs_audit.audit_events'::regclass AND NOT EXISTS ("
+    "SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = g.name "
+    "AND t.tgenabled IN ('O', 'A')) ORDER BY 1, 2"
 )
 _UNSEALED = "SELECT count(*) FROM hacs_audit.audit_events WHERE id > $1"
 _MAY = (
@@ -301,6 +319,10 @@ async def verify_audit(
             for name in GUARD_TRIGGERS
             if name not in guards
         )
+        report.findings.extend(
+            Finding(FindingKind.GUARD_MISSING, trigger=f"{r['name']} (hacs_audit.{r['partition']})")
+            for r in await driver.fetch(_PARTITION_GUARDS_OFF, list(PARTITION_GUARD_TRIGGERS))
+        )
         report.findings.extend(_check_chain(seals))
         last_sealed = int(seals[-1]["last_id"]) if seals else 0
         digests = await _check_rows(driver, seals, last_sealed, cutoff, report)
@@ -368,10 +390,13 @@ async def _check_rows(
     while cursor < last_sealed:
         page = await driver.fetch(_SEALED_PAGE, cursor, DEFAULT_BATCH_SIZE)
         upper = int(page[-1]["audit_event_id"]) if len(page) == DEFAULT_BATCH_SIZE else last_sealed
-        current = {
-            int(r["id"]): bytes(r["row_hash"])
-            for r in await driver.fetch(_EVENTS_PAGE, cursor, upper)
-        }
+        current: dict[int, bytes] = {}
+        for r in await driver.fetch(_EVENTS_PAGE, cursor, upper):
+            # The primary key is (id, occurred_at) since revision 0012: a second row with a
+            # sealed id (written with OVERRIDING SYSTEM VALUE) is an insertion too.
+            if int(r["id"]) in current:
+                report.findings.append(Finding(FindingKind.INSERTED, audit_event_id=int(r["id"])))
+            current.setdefault(int(r["id"]), bytes(r["row_hash"]))
         for sealed in page:
             row_id = int(sealed["audit_event_id"])
             seal_id = int(sealed["seal_id"])

@@ -28,6 +28,7 @@ from hacs_persistence.db.engine import (
 from hacs_persistence.errors import HacsPersistenceError
 from hacs_persistence.ops.resources import MissingPackageFileError, alembic_scripts
 from hacs_persistence.schema import ALEMBIC_VERSION_TABLE, HACS_SCHEMAS, SCHEMAS, metadata
+from hacs_persistence.schema.audit import is_audit_partition
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
@@ -57,10 +58,16 @@ class MigrationError(HacsPersistenceError):
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic name filter: only hacs schemas; never Alembic's own version table."""
+    """Alembic name filter: only hacs schemas; never Alembic's own version table.
+
+    Nor the partitions of ``hacs_audit.audit_events`` (revision 0012): they are its months, not
+    tables of the metadata.
+    """
     if type_ == "schema":
         return name is None or name in SCHEMAS
     if type_ == "table":
+        if parent_names.get("schema_name") == "hacs_audit" and is_audit_partition(name):
+            return False
         return name != ALEMBIC_VERSION_TABLE
     return True
 

@@ -1,10 +1,15 @@
 """``hacs_audit``: the append-only audit trail, its seals, and what lets rows leave it.
 
-Triggers (revisions 0001, 0003, 0006) reject changes to ``audit_events``; the other tables belong
-to the schema owner alone (no role is granted anything on them):
+Triggers (revisions 0001, 0003, 0006) reject changes to ``audit_events``, which revision 0012
+partitions by UTC month of ``occurred_at`` (``audit_events_y2026m12``, and ``audit_events_default``
+for any month not created yet; ``hacs db maintain`` creates them ahead, see
+hacs_persistence.ops.partitions). The partitions are not in this metadata: Alembic's comparison
+skips them (``is_audit_partition``). The other tables belong to the schema owner alone (no role
+is granted anything on them):
 
-* ``transaction_grants``: what the owner's ``SECURITY DEFINER`` functions (retention, purge)
-  allow their own transaction to remove, keyed by its transaction id and gone before they return;
+* ``transaction_grants``: what the owner's ``SECURITY DEFINER`` functions (retention, purge,
+  moving rows out of the DEFAULT partition) allow their own transaction to remove, keyed by its
+  transaction id and gone before they return;
 * ``audit_retention_runs``: the cutoff of every retention run, so a verification can tell rows
   aged out from rows deleted;
 * ``audit_seals`` and ``audit_sealed_rows``: the hash chain of ``hacs audit seal``
@@ -13,6 +18,7 @@ to the schema owner alone (no role is granted anything on them):
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import (
@@ -33,17 +39,28 @@ from hacs_persistence.schema.base import Base
 
 __all__ = [
     "AUDIT_OUTCOMES",
+    "AUDIT_PARTITION_PREFIX",
     "GRANT_PURPOSES",
     "AuditEventTable",
     "AuditRetentionRunTable",
     "AuditSealTable",
     "SealedAuditRowTable",
     "TransactionGrantTable",
+    "is_audit_partition",
 ]
 
 AUDIT_OUTCOMES = ("success", "denied", "not_found", "conflict", "invalid", "error")
-# What a transaction grant lets its transaction do: age out audit rows, or erase versions.
-GRANT_PURPOSES = ("audit_retention", "purge")
+# What a transaction grant lets its transaction do: age out audit rows, erase versions, or move
+# audit rows from the DEFAULT partition into their month's (revision 0012).
+GRANT_PURPOSES = ("audit_retention", "purge", "audit_partition")
+# audit_events_y2026m12 holds December 2026 (UTC); audit_events_default what has no month yet.
+AUDIT_PARTITION_PREFIX = "audit_events_"
+_AUDIT_PARTITION = re.compile(r"audit_events_(y\d{4}m\d{2}|default)")
+
+
+def is_audit_partition(name: str | None) -> bool:
+    """Whether ``name`` is a partition of ``hacs_audit.audit_events`` (not a table of its own)."""
+    return name is not None and _AUDIT_PARTITION.fullmatch(name) is not None
 
 
 class AuditEventTable(Base):
@@ -57,12 +74,16 @@ class AuditEventTable(Base):
         Index("ix_audit_events_resource", "resource_type", "resource_id"),
         # "Who saw patient X's record": reads list the patients whose data they returned.
         Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
-        {"schema": "hacs_audit"},
+        # Revision 0012: one partition per UTC month (the primary key includes the time).
+        {"schema": "hacs_audit", "postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    # Set by a BEFORE INSERT trigger from the server clock, whatever the writer supplied.
-    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    # Set by a BEFORE INSERT trigger from the server clock (a time the writer supplies is
+    # replaced in the same UTC month, refused in another); the partition key.
+    occurred_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), index=True, primary_key=True
+    )
     actor_id: Mapped[str | None] = mapped_column(index=True)
     actor_name: Mapped[str | None]
     actor_role: Mapped[str | None]

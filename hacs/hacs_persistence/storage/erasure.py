@@ -12,7 +12,9 @@ application role (which may not ``DELETE``) can use them once the owner grants `
   audit trail keeps its rows (ids, never content); the function itself writes the purge's row
   (the hacs actor passed in ``p_audit``, and the database role that ran it).
 * ``hacs_audit.apply_retention`` (revision 0003) is the only path by which the append-only
-  trigger lets an audit row go.
+  trigger lets an audit row go. Since revision 0012 it detaches and drops the monthly partitions
+  of ``audit_events`` that end at or before the cutoff, deletes rows only in the month that
+  straddles it (and in the DEFAULT partition), and counts both in what it returns and records.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ async def purge_compartment(
 
 
 async def apply_retention(unit: Unit, max_age: timedelta, requested_by: str) -> int:
-    """Remove audit rows older than ``max_age`` (at least a day) through the database function."""
+    """Remove audit rows older than ``max_age`` (at least a day) through the database function.
+
+    Whole months go as partitions (detached and dropped), the straddling month row by row; the
+    result is the number of rows removed either way.
+    """
     row = await unit.fetchrow(_RETENTION, {"p_age": max_age, "p_by": requested_by})
     return int(row[0])
