@@ -44,6 +44,7 @@ from hacs_persistence.ops.citus_plan import (
     trigger_blockers,
 )
 from hacs_persistence.schema import metadata
+from hacs_persistence.schema.audit import is_audit_partition
 from tests.docs_blocks import MarkdownTable, section, tables
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
@@ -411,7 +412,8 @@ async def test_the_migrated_database_has_the_constraints_the_checker_reads(
                     "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
                 )
             )
-            names = {row[0] for row in rows}
+            # The months of hacs_audit.audit_events (revision 0012) are not tables of their own.
+            names = {row[0] for row in rows if not is_audit_partition(row[0].split(".", 1)[1])}
             found = await conn.execute(
                 text(
                     "SELECT n.nspname || '.' || c.relname, t.tgname FROM pg_trigger t "
@@ -422,12 +424,15 @@ async def test_the_migrated_database_has_the_constraints_the_checker_reads(
             )
             triggers: dict[str, list[str]] = {}
             for table_name, trigger in found:
-                triggers.setdefault(table_name, []).append(trigger)
+                if table_name in names:
+                    triggers.setdefault(table_name, []).append(trigger)
             schemas = sorted({name.split(".", 1)[0] for name in names})
 
             def reflect(sync: Connection) -> None:
                 for schema in schemas:
-                    live.reflect(sync, schema=schema)
+                    live.reflect(
+                        sync, schema=schema, only=lambda name, _: not is_audit_partition(name)
+                    )
 
             await conn.run_sync(reflect)
     finally:
