@@ -21,7 +21,7 @@ from hacs_cli.db import MAINTAIN_MONTHS_AHEAD
 from hacs_cli.main import app
 from hacs_persistence.adapter import PostgreSQLAdapter
 from hacs_persistence.db.engine import close_engines
-from hacs_persistence.errors import PermissionDeniedError
+from hacs_persistence.errors import DatabaseTimeoutError, PermissionDeniedError
 from hacs_persistence.migrations import downgrade, upgrade
 from hacs_persistence.ops.audit_seal import FindingKind, seal_audit, verify_audit
 from hacs_persistence.ops.partitions import (
@@ -194,6 +194,19 @@ async def test_maintain_creates_ahead_once_and_empties_the_default_partition(
     assert [p.name for p in await audit_partitions(database_url)] == [
         p.name for p in report.partitions
     ]
+
+
+async def test_maintain_gives_up_on_the_lock_rather_than_queue_writers_behind_it(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    async with db.transaction():
+        # A writer's transaction, still open.
+        await db.execute(f"INSERT INTO {AUDIT} (action, outcome) VALUES ('read', 'success')")
+        with pytest.raises(DatabaseTimeoutError):
+            await ensure_audit_partitions(database_url, months_ahead=4, lock_timeout_seconds=0.05)
+    assert month_name(add_months(datetime.now(UTC), 4)) not in await partition_names(db)
+    report = await ensure_audit_partitions(database_url, months_ahead=4)
+    assert report.created == [month_name(add_months(datetime.now(UTC), 4))]
 
 
 def test_hacs_db_maintain_prints_what_it_created(database_url: str) -> None:

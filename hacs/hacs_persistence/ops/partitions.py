@@ -28,6 +28,7 @@ from hacs_persistence.errors import (
 )
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT_SECONDS",
     "DEFAULT_MONTHS_AHEAD",
     "AuditPartition",
     "MaintainReport",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_MONTHS_AHEAD = 3
+DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
 _FUNCTION = "hacs_audit.ensure_audit_partitions(integer, timestamptz)"
 _ENSURE = text(
     "SELECT partition_name, moved_rows FROM hacs_audit.ensure_audit_partitions(:ahead, NULL)"
@@ -81,10 +83,16 @@ class MaintainReport:
 
 
 async def ensure_audit_partitions(
-    database_url: str | None = None, *, months_ahead: int = DEFAULT_MONTHS_AHEAD
+    database_url: str | None = None,
+    *,
+    months_ahead: int = DEFAULT_MONTHS_AHEAD,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
 ) -> MaintainReport:
     """Create the audit trail's months up to ``months_ahead`` ahead; run as the schema owner.
 
+    Adding a month locks ``audit_events`` for a moment; writers queue behind the lock while it
+    waits for the transactions using the table, so it waits at most ``lock_timeout_seconds``
+    and then gives up (``DatabaseTimeoutError``; run it again later), creating nothing.
     Raises ``PermissionDeniedError`` for a role that may not run the owner's function,
     ``SchemaNotMigratedError`` before revision 0012.
     """
@@ -92,8 +100,14 @@ async def ensure_audit_partitions(
         raise ResourceValidationError(
             f"months_ahead must be between 0 and 120 (got {months_ahead})."
         )
+    if lock_timeout_seconds <= 0:
+        raise ResourceValidationError("lock_timeout_seconds must be positive.")
     report = MaintainReport()
     async with _owner_connection(database_url) as conn:
+        await conn.execute(
+            text("SELECT set_config('lock_timeout', :t, true)"),
+            {"t": f"{max(1, round(lock_timeout_seconds * 1000))}ms"},
+        )
         for name, moved in (await conn.execute(_ENSURE, {"ahead": months_ahead})).all():
             report.created.append(str(name))
             report.moved_rows += int(moved)
