@@ -16,6 +16,7 @@ from hacs_persistence.adapters.granular import GranularPostgreSQLAdapter
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.db.config import load_settings
 from hacs_persistence.db.engine import acquire_engine, release_engine, resolve_database
+from hacs_persistence.db.replicas import create_read_router
 from hacs_persistence.errors import (
     ConfigurationError,
     SchemaNotMigratedError,
@@ -48,18 +49,21 @@ async def create_postgres_adapter(
     request_id: str | None = None,
     purpose_of_use: str | None = None,
     embedder: Callable[[str], Sequence[float]] | None = None,
+    read_replica_urls: str | Sequence[str] | None = None,
     **settings: Any,
 ) -> PostgreSQLAdapter:
     """A connected adapter for the configured database (granular unless ``kind="jsonb"``).
 
     ``settings`` are ``DatabaseSettings`` fields (the guide's ``production_config`` works as is).
     Raises ``SchemaNotMigratedError`` on a database that is not at the Alembic head: this never
-    runs DDL.
+    runs DDL. ``read_replica_urls`` (a list, or comma-separated; default
+    ``HACS_READ_REPLICA_URLS``): streaming standbys that serve reads (``db.replicas``).
     """
     if kind not in ("auto", "granular", "jsonb"):
         raise ConfigurationError(f"kind must be 'auto', 'granular' or 'jsonb', not {kind!r}.")
     resolved = await resolve_database(database_url, load_settings(**settings))
     engine = await acquire_engine(resolved)
+    replicas = None
     try:
         # The first connection: its errors name the server and the setting to fix.
         async with translating(endpoint=resolved.endpoint):
@@ -71,6 +75,7 @@ async def create_postgres_adapter(
                 f"The database {resolved.target.masked} {state}, not {head}: run `hacs db "
                 "upgrade` (or `await hacs_persistence.migrations.run_migration()`) first."
             )
+        replicas = await create_read_router(read_replica_urls, resolved.settings)
     except BaseException:
         await release_engine(engine)
         raise
@@ -82,4 +87,5 @@ async def create_postgres_adapter(
         request_id=request_id,
         purpose_of_use=purpose_of_use,
         embedder=embedder,
+        replicas=replicas,
     )

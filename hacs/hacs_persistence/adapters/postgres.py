@@ -31,7 +31,7 @@ from typing import cast as typing_cast
 from sqlalchemy import Integer, Text, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hacs_auth import Actor
+from hacs_auth import Actor, get_current_actor
 from hacs_models import BaseResource, new_resource_id
 from hacs_persistence.access.audit import AuditContext
 from hacs_persistence.access.gate import AccessGate
@@ -44,6 +44,7 @@ from hacs_persistence.db.engine import (
     ResolvedDatabase,
     release_engine,
 )
+from hacs_persistence.db.replicas import CallerKey, ReadRouter, caller_key
 from hacs_persistence.db.unit import Unit, open_unit
 from hacs_persistence.errors import (
     DatabaseUnavailableError,
@@ -137,8 +138,11 @@ class PostgreSQLAdapter:
         request_id: str | None = None,
         purpose_of_use: str | None = None,
         embedder: Callable[[str], Sequence[float]] | None = None,
+        replicas: ReadRouter | None = None,
     ) -> None:
         self.engine = engine
+        # Read replicas (db/replicas.py): reads outside a transaction() may be served there.
+        self.replicas = replicas
         # Turns text into an embedding: fills missing embeddings of memory blocks and knowledge
         # items from their content on save, and lets search_similar take a text query.
         self.embedder = embedder
@@ -154,6 +158,10 @@ class PostgreSQLAdapter:
         # Every call passes this gate: actor, permission, patient scope, durable audit rows.
         self.gate = AccessGate(engine, self.audit_defaults)
         self._tx: ContextVar[Unit | None] = ContextVar(f"hacs_tx_{id(self)}", default=None)
+        # The callers that wrote in the open transaction (their reads must see it after commit).
+        self._tx_writers: ContextVar[set[CallerKey] | None] = ContextVar(
+            f"hacs_tx_writers_{id(self)}", default=None
+        )
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -162,6 +170,8 @@ class PostgreSQLAdapter:
         """Release the adapter's engine (disposed when no other adapter uses it)."""
         if not self._closed:
             self._closed = True
+            if self.replicas is not None:
+                await self.replicas.close()
             await release_engine(self.engine)
 
     async def __aenter__(self) -> PostgreSQLAdapter:
@@ -207,12 +217,21 @@ class PostgreSQLAdapter:
             with translating():
                 yield current.conn
             return
-        async with open_unit(self.engine, transactional=True, endpoint=self._endpoint) as unit:
+        writers: set[CallerKey] = set()
+        current_actor = get_current_actor()
+        if current_actor is not None:
+            writers.add(caller_key(current_actor))  # its raw SQL in the block, if any
+        after = self.replicas.after_write(writers) if self.replicas is not None else None
+        async with open_unit(
+            self.engine, transactional=True, endpoint=self._endpoint, after_commit=after
+        ) as unit:
             token = self._tx.set(unit)
+            writers_token = self._tx_writers.set(writers)
             try:
                 with translating():
                     yield unit.conn
             finally:
+                self._tx_writers.reset(writers_token)
                 self._tx.reset(token)
 
     @property
@@ -220,16 +239,48 @@ class PostgreSQLAdapter:
         return self.database.endpoint if self.database is not None else None
 
     @asynccontextmanager
-    async def _unit(self, *, transactional: bool = False) -> AsyncIterator[Unit]:
-        """The caller's transaction if one is open, else a connection of our own."""
+    async def _unit(
+        self,
+        *,
+        transactional: bool = False,
+        reader: Actor | None = None,
+        writer: Actor | None = None,
+    ) -> AsyncIterator[Unit]:
+        """The caller's transaction if one is open, else a connection of our own.
+
+        The one place a connection is chosen. ``reader``: a read for this actor, which may be
+        served by a read replica (``unit.replica`` says so; its audit row then goes to the
+        primary apart, see ``_audits_apart``). ``writer``: a write for this actor, whose WAL
+        position is noted after commit so its next reads see it (read your writes).
+        """
         current = self._tx.get()
         if current is not None:
+            writers = self._tx_writers.get()
+            if writer is not None and writers is not None:
+                writers.add(caller_key(writer))
             yield current
             return
+        if reader is not None and self.replicas is not None:
+            async with self.replicas.reading(
+                caller_key(reader), transactional=transactional
+            ) as replica_unit:
+                if replica_unit is not None:
+                    yield replica_unit
+                    return
+        after = (
+            self.replicas.after_write([caller_key(writer)])
+            if writer is not None and self.replicas is not None
+            else None
+        )
         async with open_unit(
-            self.engine, transactional=transactional, endpoint=self._endpoint
+            self.engine, transactional=transactional, endpoint=self._endpoint, after_commit=after
         ) as unit:
             yield unit
+
+    def _audits_apart(self, unit: Unit) -> bool:
+        """Whether a read on ``unit`` writes its audit row apart, on the primary: inside a
+        caller's transaction (the row must outlive a rollback) and on a read-only replica."""
+        return self._in_caller_transaction() or unit.replica is not None
 
     async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run a unit of work, again (a bounded number of times) after a serialization failure
@@ -366,7 +417,7 @@ class PostgreSQLAdapter:
 
         async def work() -> _Refusal | None:
             # One transaction: the document and its FHIR JSON for the views (fhir_snapshot).
-            async with self._unit(transactional=True) as unit:
+            async with self._unit(transactional=True, writer=acting) as unit:
                 refused = await self._insert(unit, mapping, resource, acting, allowed)
                 if refused is None:
                     await write_snapshot(unit, [(mapping, resource)])
@@ -444,7 +495,7 @@ class PostgreSQLAdapter:
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
 
         async def work() -> _Refusal | None:
-            async with self._unit(transactional=True) as unit:
+            async with self._unit(transactional=True, writer=acting) as unit:
                 refused = await self._update(unit, mapping, resource, acting, expected, allowed)
                 if refused is None:
                     await write_snapshot(unit, [(mapping, resource)])
@@ -519,7 +570,7 @@ class PostgreSQLAdapter:
         params.update(p_rt=mapping.resource_type, p_id=resource_id, p_patients=allowed)
 
         async def work() -> tuple[Any, Any]:
-            async with self._unit(transactional=True) as unit:
+            async with self._unit(transactional=True, writer=acting) as unit:
                 row = await self._write(unit, statements.delete, params)
                 if row is not None:
                     await forget_resource(unit, mapping.resource_type, resource_id)
@@ -591,7 +642,10 @@ class PostgreSQLAdapter:
                 # Refusals are audited once the transaction has ended (see _refuse).
                 try:
                     # The driver's errors (COPY, deferred checks) leave translated.
-                    async with self._unit(transactional=True) as unit, translating():
+                    async with (
+                        self._unit(transactional=True, writer=acting) as unit,
+                        translating(),
+                    ):
                         # Foreign keys are checked at commit: an observation may come before
                         # its patient.
                         await unit.driver.execute("SET CONSTRAINTS ALL DEFERRED")
@@ -643,7 +697,7 @@ class PostgreSQLAdapter:
             raise ResourceNotFoundError("Patient", patient_id)
         # The database function writes the purge's audit row, in the purge's transaction.
         audit = self.gate.params(acting, "purge")
-        async with self._unit(transactional=True) as unit, translating():
+        async with self._unit(transactional=True, writer=acting) as unit, translating():
             report = await purge_compartment(unit, patient_id, audit)
             await forget_patient(unit, patient_id)
         if not report.total:
@@ -667,7 +721,7 @@ class PostgreSQLAdapter:
                 actor_id=acting.id,
                 permission="admin:*",
             )
-        async with self._unit(transactional=True) as unit, translating():
+        async with self._unit(transactional=True, writer=acting) as unit, translating():
             return await apply_retention(unit, max_age, acting.id)
 
     # -- reads -----------------------------------------------------------------------------
@@ -688,20 +742,22 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         # Out-of-scope rows are never fetched; the caller sees "not found", audited as denied.
         scoped = allowed is not None
-        if not self._in_caller_transaction():
-            # One round trip: the row and its audit row, written by the same statement.
-            statement = statements.read_scoped if scoped else statements.read
-            async with self._unit() as unit:
+        async with self._unit(reader=acting) as unit:
+            durable = self._audits_apart(unit)
+            if not durable:
+                # One round trip: the row and its audit row, written by the same statement.
+                statement = statements.read_scoped if scoped else statements.read
                 row = await unit.fetchrow(statement, params)
-        else:
-            # Inside the caller's transaction the audit row is written on a connection of its
-            # own before the data is returned, so a later rollback cannot take it away.
-            statement = statements.read_scoped_plain if scoped else statements.read_plain
-            async with self._unit() as unit:
+            else:
+                # Inside the caller's transaction (or on a read-only replica) the audit row is
+                # written on the primary, on a connection of its own, before the data is
+                # returned, so a later rollback cannot take it away.
+                statement = statements.read_scoped_plain if scoped else statements.read_plain
                 row = await unit.fetchrow(statement, params)
                 stored = None
                 if row is None:
                     stored = await unit.fetchrow(statements.current_version, params)
+        if durable:
             if row is not None and row["deleted_at"] is None:
                 outcome = "success"
             else:
@@ -750,7 +806,14 @@ class PostgreSQLAdapter:
             await self.gate.record(acting, "search", mapping.resource_type, None, "invalid")
             raise
         params = {**plan.params, **self.gate.params(acting, "search")}
-        async with self._unit() as unit:
+        async with self._unit(reader=acting) as unit:
+            if not durable and self._audits_apart(unit):
+                # A read-only replica: the page alone; its audit row goes to the primary below.
+                durable = True
+                plan = build_search(
+                    mapping, filters, order_by, limit, cursor, allowed, audited=False
+                )
+                params = {**plan.params, **self.gate.params(acting, "search")}
             # Outside a caller's transaction, one statement: the page and its audit row (the
             # filter shape, the count and the ids returned).
             rows = await unit.fetch(plan.statement, params)
@@ -816,7 +879,13 @@ class PostgreSQLAdapter:
         except ResourceValidationError:
             await self.gate.record(acting, "search_similar", mapping.resource_type, None, "invalid")
             raise
-        async with self._unit(transactional=True) as unit:
+        async with self._unit(transactional=True, reader=acting) as unit:
+            if not durable and self._audits_apart(unit):
+                # A read-only replica: the rows alone; their audit row goes to the primary.
+                durable = True
+                statement, params = build_similarity(
+                    mapping, vector, k, filters, self.vector_dim, allowed, audited=False
+                )
             # set_config(..., true) is SET LOCAL: the scan settings end with this transaction.
             # The values travel as bound parameters, never formatted into the SQL.
             await unit.driver.execute(
@@ -864,7 +933,7 @@ class PostgreSQLAdapter:
         await self.gate.authorize(acting, "read", mapping.resource_type, resource_id, "history")
         allowed = await self.gate.scope(acting, mapping, "history", resource_id)
         params = {"p_rt": mapping.resource_type, "p_id": resource_id}
-        async with self._unit() as unit:
+        async with self._unit(reader=acting) as unit:
             # A prepared statement on the driver: no SQLAlchemy row logging of the documents.
             rows = await unit.fetch(_HISTORY, params)
         versions = await self._models(
@@ -915,7 +984,7 @@ class PostgreSQLAdapter:
         )
         allowed = await self.gate.scope(acting, mapping, "read_version", resource_id)
         params = {"p_rt": mapping.resource_type, "p_id": resource_id, "p_version": version}
-        async with self._unit() as unit:
+        async with self._unit(reader=acting) as unit:
             row = await unit.fetchrow(_VERSION, params)
         resource = None
         if row is not None:

@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES
 
 __all__ = [
     "ENV_FILE_VAR",
+    "REPLICA_URLS_ENV_VAR",
     "URL_ENV_VARS",
     "ConnectionTarget",
     "DatabaseSettings",
@@ -49,10 +51,13 @@ __all__ = [
     "mask_url",
     "redact",
     "resolve_database_url",
+    "resolve_replica_urls",
     "url_has_password",
 ]
 
 URL_ENV_VARS = ("DATABASE_URL", "HACS_DATABASE_URL")
+# Comma-separated URLs of streaming standbys that serve reads (db/replicas.py).
+REPLICA_URLS_ENV_VAR = "HACS_READ_REPLICA_URLS"
 ENV_FILE_VAR = "HACS_ENV_FILE"
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 _SSL_MODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -118,6 +123,13 @@ class DatabaseSettings(BaseSettings):
     password_file: Path | None = None
     # Largest document (a resource's JSON) a write accepts; see hacs_persistence.limits.
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1024, le=1024**3)
+    # Read replicas (HACS_READ_REPLICA_URLS; see db/replicas.py), in seconds: a replica whose
+    # replay lags more than replica_max_lag is skipped; after a write, a read by the same caller
+    # waits at most read_your_writes_timeout for a replica to replay it, then reads the primary;
+    # a replica that failed or lagged is not tried again for replica_retry_interval.
+    replica_max_lag: float = Field(5.0, ge=0, le=86400)
+    read_your_writes_timeout: float = Field(1.0, ge=0, le=60)
+    replica_retry_interval: float = Field(5.0, ge=0, le=3600)
 
     @field_validator("ssl_mode", mode="before")
     @classmethod
@@ -181,6 +193,28 @@ def resolve_database_url(explicit: str | None = None) -> tuple[str | None, str]:
         if value:
             return value, f".env:{name}"
     return None, "embedded"
+
+
+def resolve_replica_urls(
+    explicit: str | Sequence[str] | None = None,
+) -> tuple[list[str], str]:
+    """Return ``(urls, source)``: the read replicas' URLs and where they came from.
+
+    ``explicit`` (a list, or one comma-separated string) wins, then ``HACS_READ_REPLICA_URLS``
+    in the environment, then in the ``.env`` file; none of them: no replicas (``source`` is
+    ``none``). Empty items are ignored, so a trailing comma is harmless.
+    """
+    if explicit is not None:
+        items = explicit.split(",") if isinstance(explicit, str) else list(explicit)
+        return [u.strip() for u in items if u and u.strip()], "argument"
+    value = os.environ.get(REPLICA_URLS_ENV_VAR)
+    source = REPLICA_URLS_ENV_VAR
+    if not value:
+        value = _dotenv().get(REPLICA_URLS_ENV_VAR)
+        source = f".env:{REPLICA_URLS_ENV_VAR}"
+    if not value:
+        return [], "none"
+    return [u.strip() for u in value.split(",") if u.strip()], source
 
 
 def _parse(url: str | URL) -> URL:

@@ -137,7 +137,9 @@ def describe_failure(exc: BaseException, resolved: ResolvedDatabase | None = Non
     return redact(message, resolved.url) if resolved is not None else redact(message)
 
 
-def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> AsyncEngine:
+def _create_engine(
+    target: ConnectionTarget, settings: DatabaseSettings, *, pre_ping: bool = True
+) -> AsyncEngine:
     connect_args = dict(target.connect_args)
     url = target.url
     if settings.prepared_statements:
@@ -160,7 +162,7 @@ def _create_engine(target: ConnectionTarget, settings: DatabaseSettings) -> Asyn
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.pool_recycle,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
         # Statement parameters are resource content and ids: never in logs or error texts.
         hide_parameters=True,
@@ -176,14 +178,18 @@ async def _dispose_at_shutdown(loop: asyncio.AbstractEventLoop) -> None:
             await engine.dispose()
 
 
-async def get_engine(resolved: ResolvedDatabase) -> AsyncEngine:
-    """Return the engine for this target on the running loop, creating it on first use."""
+async def get_engine(resolved: ResolvedDatabase, *, pre_ping: bool = True) -> AsyncEngine:
+    """Return the engine for this target on the running loop, creating it on first use.
+
+    ``pre_ping=False``: no liveness round trip on checkout, for a caller that runs its own
+    check first (the read replicas' health query, db/replicas.py).
+    """
     loop = asyncio.get_running_loop()
-    key = resolved.target.cache_key + repr(resolved.settings.model_dump())
+    key = resolved.target.cache_key + repr(resolved.settings.model_dump()) + f"|{pre_ping}"
     per_loop = _engines.setdefault(loop, {})
     engine = per_loop.get(key)
     if engine is None:
-        engine = _create_engine(resolved.target, resolved.settings)
+        engine = _create_engine(resolved.target, resolved.settings, pre_ping=pre_ping)
         per_loop[key] = engine
         if loop not in _sentinels or _sentinels[loop].done():
             _sentinels[loop] = loop.create_task(_dispose_at_shutdown(loop), name="hacs-dispose")
@@ -200,9 +206,9 @@ def transactional(engine: AsyncEngine) -> AsyncEngine:
 _users: weakref.WeakKeyDictionary[AsyncEngine, int] = weakref.WeakKeyDictionary()
 
 
-async def acquire_engine(resolved: ResolvedDatabase) -> AsyncEngine:
+async def acquire_engine(resolved: ResolvedDatabase, *, pre_ping: bool = True) -> AsyncEngine:
     """``get_engine`` for a long-lived user (an adapter) that will call ``release_engine``."""
-    engine = await get_engine(resolved)
+    engine = await get_engine(resolved, pre_ping=pre_ping)
     _users[engine] = _users.get(engine, 0) + 1
     return engine
 

@@ -8,7 +8,7 @@ runs one statement atomically, so a save or a read is one round trip.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -23,11 +23,16 @@ __all__ = ["DRIVER_ERRORS", "Unit", "open_unit"]
 
 
 class Unit:
-    """A connection in use: the SQLAlchemy connection and the asyncpg connection beneath it."""
+    """A connection in use: the SQLAlchemy connection and the asyncpg connection beneath it.
 
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+    ``replica``: the (masked) read replica it is on, None on the primary; a replica is read-only,
+    so statements that write their own audit row must not run there.
+    """
+
+    def __init__(self, conn: AsyncConnection, driver: Any, *, replica: str | None = None) -> None:
         self.conn = conn
         self.driver = driver
+        self.replica = replica
         # Tasks started inside a transaction share its connection; one statement at a time.
         self.lock = asyncio.Lock()
 
@@ -54,11 +59,17 @@ class Unit:
 
 @asynccontextmanager
 async def open_unit(
-    engine: AsyncEngine, *, transactional: bool, endpoint: ServerEndpoint | None = None
+    engine: AsyncEngine,
+    *,
+    transactional: bool,
+    endpoint: ServerEndpoint | None = None,
+    after_commit: Callable[[Unit], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Unit]:
     """Check out a connection; with ``transactional`` run the block in one transaction.
 
     ``endpoint``: where the engine connects, so that a failure to connect names the server.
+    ``after_commit``: run on the same connection once the block has committed (the read
+    replicas note the write's WAL position there); never when the block failed.
     """
     with translating(endpoint=endpoint):
         conn = await engine.connect()
@@ -67,6 +78,8 @@ async def open_unit(
     try:
         if not transactional:
             yield unit
+            if after_commit is not None:
+                await after_commit(unit)
             return
         transaction = unit.driver.transaction()
         with translating():
@@ -79,6 +92,8 @@ async def open_unit(
             raise
         with translating(during_commit=True):
             await transaction.commit()
+        if after_commit is not None:
+            await after_commit(unit)
     finally:
         with suppress(*DRIVER_ERRORS):
             await conn.close()

@@ -103,14 +103,15 @@ async def _validated(
 
 
 async def _page(
-    adapter: PostgreSQLAdapter, query: _Query, page_size: int, cursor: str | None
+    adapter: PostgreSQLAdapter, actor: Actor, query: _Query, page_size: int, cursor: str | None
 ) -> tuple[list[tuple[str, str, str | None]], str | None]:
     """One (id, document, patient) page of a query and the next cursor; the actor's patients
-    are in the statement's WHERE. Read in the caller's transaction if one is open."""
+    are in the statement's WHERE. Read in the caller's transaction if one is open, else
+    perhaps on a read replica (the page's audit row goes to the primary either way)."""
     plan = build_search(
         query.mapping, query.filters, None, page_size, cursor, query.allowed, audited=False
     )
-    async with adapter._unit() as unit:
+    async with adapter._unit(reader=actor) as unit:
         rows = await unit.fetch(plan.statement, plan.params)
     page = [(row["id"], row["document"], row["patient_ref"]) for row in rows[: plan.limit]]
     return page, next_cursor(plan, rows)
@@ -155,7 +156,7 @@ async def _export(
     number = 0
     cursor: str | None = None
     while True:
-        rows, cursor = await _page(adapter, query, page_size, cursor)
+        rows, cursor = await _page(adapter, actor, query, page_size, cursor)
         if seen is not None:
             rows = [row for row in rows if row[0] not in seen]
             seen.update(row[0] for row in rows)
@@ -211,11 +212,11 @@ async def iter_patient_compartment(
     acting = adapter.gate.actor(actor)
     patient_mapping, allowed = await _permit(adapter, acting, "Patient", patient_id)
     patient_query = _Query("patient", patient_mapping, {"id": patient_id}, allowed, patient_id)
-    first, _cursor = await _page(adapter, patient_query, 1, None)
+    first, _cursor = await _page(adapter, acting, patient_query, 1, None)
     if not first:
         await _record_missing(adapter, acting, patient_mapping, patient_id, allowed)
         raise ResourceNotFoundError("Patient", patient_id)
-    async with adapter._unit() as unit:
+    async with adapter._unit(reader=acting) as unit:
         typed, documents = await compartment_types(
             unit, patient_id, typed=adapter.typed_storage, allowed=allowed
         )
@@ -255,7 +256,7 @@ async def _record_missing(
 ) -> None:
     """Audit a patient that was not found: denied when it exists outside the actor's patients."""
     params = {"p_rt": mapping.resource_type, "p_id": patient_id, "p_patients": allowed}
-    async with adapter._unit() as unit:
+    async with adapter._unit(reader=actor) as unit:
         stored = await unit.fetchrow(statements_for(mapping).current_version, params)
     hidden = stored is not None and stored["deleted_at"] is None and not stored["in_scope"]
     await adapter.gate.record(
