@@ -27,7 +27,7 @@ import asyncpg
 import pytest
 
 from hacs_auth import Actor
-from hacs_models import Patient
+from hacs_models import MemoryBlock, Patient
 from hacs_persistence import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.db.config import load_settings, mask_url, resolve_replica_urls
 from hacs_persistence.db.replicas import PRIMARY, create_read_router
@@ -220,6 +220,11 @@ async def audit_rows(cluster: Cluster, actor: Actor, action: str) -> list[asyncp
         await conn.close()
 
 
+def replica_name(cluster: Cluster) -> str:
+    """How the router names the standby (masked URL)."""
+    return mask_url(cluster.standby_url())
+
+
 def reader() -> Actor:
     return READER.model_copy(update={"id": f"reader-{time.monotonic_ns()}"})
 
@@ -288,6 +293,34 @@ async def test_reads_outside_a_transaction_are_served_by_the_replica(
     assert (await routed.read(Patient, unseen.id, reader())).id == unseen.id
 
 
+async def test_similarity_search_is_served_by_the_replica_and_audited_on_the_primary(
+    routed: PostgreSQLAdapter, migrated: Cluster
+) -> None:
+    assert routed.vector_dim is not None
+    agent = Actor(
+        id=f"agent-{time.monotonic_ns()}",
+        name="replica-agent",
+        role="agent",
+        permissions=["memoryblock:write", "memoryblock:read"],
+    )
+    direction = [1.0] + [0.0] * (routed.vector_dim - 1)
+    memory = await routed.save(
+        MemoryBlock(content="near", agent_id=agent.id, embedding=direction), agent
+    )
+    await wait_replayed(migrated)
+    searcher = agent.model_copy(update={"session_id": "another-session"})
+    before = served(routed)
+    hits = await routed.search_similar(
+        MemoryBlock, direction, searcher, k=5, filters={"agent_id": agent.id}
+    )
+    assert [m.id for m, _ in hits] == [memory.id]
+    after = served(routed)
+    assert after.get(PRIMARY, 0) == before.get(PRIMARY, 0)
+    assert after[replica_name(migrated)] == before.get(replica_name(migrated), 0) + 1
+    [row] = await audit_rows(migrated, agent, "search_similar")
+    assert (row["outcome"], row["resource_ids"]) == ("success", [memory.id])
+
+
 async def test_audit_rows_of_replica_reads_are_written_on_the_primary(
     routed: PostgreSQLAdapter, migrated: Cluster
 ) -> None:
@@ -301,7 +334,9 @@ async def test_audit_rows_of_replica_reads_are_written_on_the_primary(
     [_ async for _ in iter_resources(routed, "Patient", someone)]
     with pytest.raises(ResourceNotFoundError):
         await routed.read(Patient, "no-such-patient", someone)
-    assert served(routed).get(PRIMARY, 0) == before.get(PRIMARY, 0), "all went to the replica"
+    after = served(routed)
+    assert after.get(PRIMARY, 0) == before.get(PRIMARY, 0), "all went to the replica"
+    assert after[replica_name(migrated)] - before.get(replica_name(migrated), 0) >= 5
     reads = await audit_rows(migrated, someone, "read")
     assert [(r["outcome"], r["resource_id"]) for r in reads] == [
         ("success", patient.id),
