@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 import time
@@ -483,3 +484,40 @@ async def test_reads_fail_over_to_the_primary_when_the_replica_is_down(
     finally:
         migrated.start_standby()
     await wait_replayed(migrated)
+
+
+async def test_a_restarted_replica_serves_again_without_an_error(
+    migrated: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The replicas from the environment this time, as a deployment would set them.
+    monkeypatch.setenv("HACS_READ_REPLICA_URLS", migrated.standby_url())
+    adapter = await create_postgres_adapter(migrated.primary_url(), replica_retry_interval=0)
+    try:
+        assert adapter.replicas is not None
+        assert adapter.replicas.names == [replica_name(migrated)]
+        patient = await adapter.save(make_patient(), WRITER)
+        await wait_replayed(migrated)
+        someone = reader()
+        await adapter.read(Patient, patient.id, someone)  # leaves a pooled replica connection
+        migrated.stop_standby()
+        try:
+            with caplog.at_level(logging.WARNING, logger="hacs_persistence.replicas"):
+                assert (await adapter.read(Patient, patient.id, someone)).id == patient.id
+            assert "left out" in caplog.text and replica_name(migrated) in caplog.text
+            assert PASSWORD not in caplog.text
+        finally:
+            migrated.start_standby()
+        await wait_replayed(migrated)
+        await adapter.read(Patient, patient.id, someone)  # a pooled connection again
+        migrated.stop_standby()
+        migrated.start_standby()
+        await wait_replayed(migrated)
+        before = served(adapter)
+        # The pool's connections died with the old standby process: a fresh one is used.
+        assert (await adapter.read(Patient, patient.id, someone)).id == patient.id
+        assert served(adapter) == {
+            **before,
+            replica_name(migrated): before[replica_name(migrated)] + 1,
+        }
+    finally:
+        await adapter.close()

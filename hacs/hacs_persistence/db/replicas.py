@@ -245,17 +245,25 @@ class ReadRouter:
 
     async def _healthy(self, replica: _Replica) -> AsyncConnection | None:
         """A connection to ``replica`` if it answers, is a standby and keeps up; else None."""
-        conn: AsyncConnection | None = None
-        try:
-            conn = await replica.engine.connect()
-            row = await (await _driver(conn)).fetchrow(_HEALTH)
-        except _UNREACHABLE as exc:
-            if conn is not None:
+        for attempt in (1, 2):
+            conn: AsyncConnection | None = None
+            try:
+                conn = await replica.engine.connect()
+                row = await (await _driver(conn)).fetchrow(_HEALTH)
+                break
+            except _UNREACHABLE as exc:
+                if conn is not None:
+                    with contextlib.suppress(*_UNREACHABLE):
+                        await conn.invalidate()
+                    await _close(conn)
+                if conn is None or attempt == 2:
+                    self._skip(replica, describe_failure(exc, replica.database))
+                    return None
+                # A pooled connection that broke (the standby restarted, a proxy dropped it
+                # while idle): the pool's other idle ones likely too. A fresh pool, one retry.
                 with contextlib.suppress(*_UNREACHABLE):
-                    await conn.invalidate()
-                await _close(conn)
-            self._skip(replica, describe_failure(exc, replica.database))
-            return None
+                    await replica.engine.dispose()
+        assert conn is not None
         in_recovery, replayed, lag = row[0], row[1], row[2]
         if not in_recovery:
             await _close(conn)
