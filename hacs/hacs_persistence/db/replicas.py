@@ -305,6 +305,8 @@ async def create_read_router(
     found, source = resolve_replica_urls(urls)
     if not found:
         return None
+    if source == "argument":
+        source = "the read_replica_urls argument"  # what a connection error names to fix
     replicas: list[_Replica] = []
     try:
         for url in found:
