@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -521,3 +522,39 @@ async def test_a_restarted_replica_serves_again_without_an_error(
         }
     finally:
         await adapter.close()
+
+
+async def test_a_replica_that_breaks_off_mid_read_is_read_again_on_the_primary(
+    routed: PostgreSQLAdapter, migrated: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = await routed.save(make_patient(), WRITER)
+    await wait_replayed(migrated)
+    router = routed.replicas
+    assert router is not None
+    healthy = router._healthy
+    killer = await migrated.standby.connect()
+
+    async def healthy_then_cut(replica: Any) -> Any:
+        # The standby goes away between the health query and the read's statement: its server
+        # process for this connection is terminated (and waited for) right after the check.
+        conn = await healthy(replica)
+        if conn is not None:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            pid = await driver.fetchval("SELECT pg_backend_pid()")
+            assert await killer.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+        return conn
+
+    monkeypatch.setattr(router, "_healthy", healthy_then_cut)
+    someone = reader()
+    before = served(routed)
+    try:
+        found = await routed.read(Patient, patient.id, someone)
+    finally:
+        await killer.close()
+    assert found.id == patient.id
+    after = served(routed)
+    assert after[replica_name(migrated)] == before.get(replica_name(migrated), 0) + 1
+    assert after[PRIMARY] == before.get(PRIMARY, 0) + 1, "read again on the primary"
+    [row] = await audit_rows(migrated, someone, "read")
+    assert (row["outcome"], row["resource_id"]) == ("success", patient.id)

@@ -262,7 +262,11 @@ class PostgreSQLAdapter:
             return
         if reader is not None and self.replicas is not None:
             async with self.replicas.reading(
-                caller_key(reader), transactional=transactional
+                caller_key(reader),
+                transactional=transactional,
+                primary=lambda: open_unit(
+                    self.engine, transactional=False, endpoint=self._endpoint
+                ),
             ) as replica_unit:
                 if replica_unit is not None:
                     yield replica_unit

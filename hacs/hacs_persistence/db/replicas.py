@@ -8,7 +8,8 @@ standbys. The adapter asks :meth:`ReadRouter.reading` for a unit for each read o
   in recovery, its replay position, its replay lag. A replica that cannot be reached, is not a
   standby (promoted) or lags more than ``replica_max_lag`` seconds is left out for
   ``replica_retry_interval`` seconds; the read goes to the next replica or the primary. A replica
-  being down is never an error for the caller.
+  being down is never an error for the caller, and a statement it breaks off runs again on the
+  primary (outside a similarity search's read-only transaction).
 - Read your writes, per caller: the caller is the actor's id plus its ``session_id`` (an access
   token's ``jti``), so two sessions of one actor are two callers. After a caller's write commits,
   the primary's WAL insert position is remembered for that caller; a later read of the caller's
@@ -26,17 +27,19 @@ import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ClauseElement
 
 from hacs_auth import Actor
 from hacs_persistence.db.config import (
     DatabaseSettings,
     build_connection_target,
+    redact,
     resolve_replica_urls,
 )
 from hacs_persistence.db.engine import (
@@ -46,7 +49,13 @@ from hacs_persistence.db.engine import (
     release_engine,
 )
 from hacs_persistence.db.unit import Unit
-from hacs_persistence.errors import DRIVER_ERRORS, translating
+from hacs_persistence.errors import (
+    DRIVER_ERRORS,
+    DatabaseUnavailableError,
+    HacsPersistenceError,
+    TransientDatabaseError,
+    translating,
+)
 
 __all__ = ["PRIMARY", "CallerKey", "ReadRouter", "caller_key", "create_read_router"]
 
@@ -68,6 +77,9 @@ _HEALTH = (
 )
 # What a replica that is down or unreachable raises (refused, reset, timed out, a server error).
 _UNREACHABLE: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, OSError, TimeoutError)
+# A replica statement that failed with these runs again on the primary (a lost connection; a
+# recovery conflict, SQLSTATE 40001, which the translation reports as transient).
+_BROKE_OFF = (DatabaseUnavailableError, TransientDatabaseError)
 _REPLAYED = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint"
 _INSERT_LSN = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 
@@ -169,9 +181,17 @@ class ReadRouter:
 
     @asynccontextmanager
     async def reading(
-        self, caller: CallerKey | None, *, transactional: bool = False
+        self,
+        caller: CallerKey | None,
+        *,
+        transactional: bool = False,
+        primary: Callable[[], AbstractAsyncContextManager[Unit]] | None = None,
     ) -> AsyncIterator[Unit | None]:
-        """A unit on a replica fit for ``caller``'s read, or None: read the primary."""
+        """A unit on a replica fit for ``caller``'s read, or None: read the primary.
+
+        ``primary`` opens a unit on the primary: a statement of a non-transactional unit that
+        the replica breaks off (connection lost, a recovery conflict) then runs again there.
+        """
         chosen = await self._checkout(caller)
         if chosen is None:
             self.served[PRIMARY] += 1
@@ -179,11 +199,16 @@ class ReadRouter:
             return
         replica, conn = chosen
         self.served[replica.name] += 1
+        fallback = contextlib.AsyncExitStack()
         try:
-            unit = Unit(conn, await _driver(conn), replica=replica.name)
+            driver = await _driver(conn)
             if not transactional:
-                yield unit
+                if primary is None:
+                    yield Unit(conn, driver, replica=replica.name)
+                else:
+                    yield _ReplicaUnit(conn, driver, self, replica, primary, fallback)
                 return
+            unit = Unit(conn, driver, replica=replica.name)
             transaction = unit.driver.transaction(readonly=True)
             with translating():
                 await transaction.start()
@@ -196,8 +221,10 @@ class ReadRouter:
             with translating():
                 await transaction.commit()
         finally:
-            with contextlib.suppress(*DRIVER_ERRORS):
-                await conn.close()
+            try:
+                await fallback.aclose()
+            finally:
+                await _close(conn)
 
     def _candidates(self) -> list[_Replica]:
         now = time.monotonic()
@@ -281,6 +308,65 @@ class ReadRouter:
         logger.warning(
             "read replica %s left out for %.0f s: %s", replica.name, self.retry_interval, reason
         )
+
+
+class _ReplicaUnit(Unit):
+    """A replica's unit whose statements run again on the primary if the replica breaks off.
+
+    Reads only, outside a transaction, so running a statement again is safe; from the first
+    break on, the rest of the unit's statements run on the primary too.
+    """
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        driver: Any,
+        router: ReadRouter,
+        replica: _Replica,
+        primary: Callable[[], AbstractAsyncContextManager[Unit]],
+        stack: contextlib.AsyncExitStack,
+    ) -> None:
+        super().__init__(conn, driver, replica=replica.name)
+        self._router = router
+        self._source = replica
+        self._primary = primary
+        self._stack = stack
+        self._fallback: Unit | None = None
+
+    async def _again(self, exc: HacsPersistenceError) -> Unit:
+        if self._fallback is None:
+            if isinstance(exc, DatabaseUnavailableError):
+                self._router._skip(self._source, redact(str(exc), self._source.database.url))
+            self._router.served[PRIMARY] += 1
+            self._fallback = await self._stack.enter_async_context(self._primary())
+        return self._fallback
+
+    async def fetchrow(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        if self._fallback is None:
+            try:
+                return await super().fetchrow(statement, params)
+            except _BROKE_OFF as exc:
+                await self._again(exc)
+        assert self._fallback is not None
+        return await self._fallback.fetchrow(statement, params)
+
+    async def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        if self._fallback is None:
+            try:
+                return await super().fetch(statement, params)
+            except _BROKE_OFF as exc:
+                await self._again(exc)
+        assert self._fallback is not None
+        return await self._fallback.fetch(statement, params)
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        if self._fallback is None:
+            try:
+                return await super().execute(statement, params)
+            except _BROKE_OFF as exc:
+                await self._again(exc)
+        assert self._fallback is not None
+        return await self._fallback.execute(statement, params)
 
 
 async def _driver(conn: AsyncConnection) -> Any:
