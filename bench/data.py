@@ -114,6 +114,8 @@ def memory_blocks(vectors: list[list[float]], rng: random.Random) -> list[Memory
             id=_id("memoryblock"),
             content=f"memory {i}",
             agent_id=f"agent-{i % 5}",
+            # Half episodic: the unselective filter of the vector target (1 row in 2).
+            memory_type=rng.choice(["episodic", "semantic"]),
             tags=[rng.choice(["vitals", "notes", "meds"])],
             embedding=v,
         )

@@ -62,7 +62,8 @@ from hacs_persistence.errors import (
 from hacs_persistence.ids import checked_id
 from hacs_persistence.limits import DEFAULT_MAX_DOCUMENT_BYTES, check_document
 from hacs_persistence.ops.observability import observed
-from hacs_persistence.query.search import Page, build_search, build_similarity, next_cursor
+from hacs_persistence.query.search import Page, build_search, next_cursor
+from hacs_persistence.query.similarity import build_similarity, run_similarity
 from hacs_persistence.schema import ResourceVersionTable
 from hacs_persistence.storage.bulk import (
     KeyResolver,
@@ -859,15 +860,15 @@ class PostgreSQLAdapter:
     ) -> list[tuple[R, float]]:
         """The ``k`` resources nearest to ``vector`` by cosine distance, with their distances.
 
-        Uses the HNSW index with pgvector's iterative scan, so ordinary ``filters`` (same grammar
-        as ``search``: agent, type, tags, patient...) are applied in the same SQL.
+        Ordinary ``filters`` (same grammar as ``search``: agent, type, tags, patient...) are
+        applied in the same SQL. Per query, an exact scan of the matching rows or the HNSW index
+        with an iterative scan is chosen from the filters' selectivity
+        (:mod:`hacs_persistence.query.similarity`); the audit detail names the strategy.
         """
         acting = self._actor(actor)
         mapping = self.mapping(model_cls)
         model = _model(model_cls)
         await self.gate.authorize(acting, "read", mapping.resource_type, None, "search_similar")
-        if isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 1:
-            raise InvalidQueryError("ef_search must be a positive integer.")
         if isinstance(vector, str):
             if self.embedder is None:
                 raise InvalidQueryError(
@@ -877,8 +878,15 @@ class PostgreSQLAdapter:
         durable = self._in_caller_transaction()
         try:
             allowed = await self.gate.scope(acting, mapping, "search_similar", None)
-            statement, params = build_similarity(
-                mapping, vector, k, filters, self.vector_dim, allowed, audited=not durable
+            plan = build_similarity(
+                mapping,
+                vector,
+                k,
+                filters,
+                self.vector_dim,
+                allowed,
+                ef_search=ef_search,
+                audited=not durable,
             )
         except ResourceValidationError:
             await self.gate.record(acting, "search_similar", mapping.resource_type, None, "invalid")
@@ -887,18 +895,18 @@ class PostgreSQLAdapter:
             if not durable and self._audits_apart(unit):
                 # A read-only replica: the rows alone; their audit row goes to the primary.
                 durable = True
-                statement, params = build_similarity(
-                    mapping, vector, k, filters, self.vector_dim, allowed, audited=False
+                plan = build_similarity(
+                    mapping,
+                    vector,
+                    k,
+                    filters,
+                    self.vector_dim,
+                    allowed,
+                    ef_search=ef_search,
+                    audited=False,
                 )
-            # set_config(..., true) is SET LOCAL: the scan settings end with this transaction.
-            # The values travel as bound parameters, never formatted into the SQL.
-            await unit.driver.execute(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', $1, true)",
-                str(min(int(ef_search), 1000)),
-            )
-            params.update(self.gate.params(acting, "search_similar"))
-            rows = await unit.fetch(statement, params)
+            plan.params.update(self.gate.params(acting, "search_similar"))
+            rows, strategy = await run_similarity(unit, plan)
         if durable:
             await self.gate.record(
                 acting,
@@ -906,7 +914,7 @@ class PostgreSQLAdapter:
                 mapping.resource_type,
                 None,
                 "success",
-                params["p_detail"],
+                plan.detail(strategy),
                 count=len(rows),
                 resource_ids=[row["id"] for row in rows],
                 patient_ids=[row["patient_ref"] for row in rows],

@@ -48,7 +48,6 @@ from hacs_persistence.storage.statements import (
     counted_audit,
     current_documents,
     patient_ref,
-    with_documents,
 )
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "OPERATORS",
     "Page",
     "build_search",
-    "build_similarity",
 ]
 
 T = TypeVar("T")
@@ -477,79 +475,3 @@ def next_cursor(plan: SearchPlan, rows: Sequence[Any]) -> str | None:
         return None
     last = rows[plan.limit - 1]
     return _encode_cursor(plan.order_by, last["sort_value"], last["id"], plan.binding)
-
-
-# Bounded: every new filter shape builds a statement (about 22 KB with its compiled form).
-@lru_cache(maxsize=SEARCH_CACHE_SIZE)
-def _similarity_statement(
-    mapping: ResourceMapping, shape: FilterShape, patient_scoped: bool, audited: bool = True
-) -> Select[Any]:
-    table = mapping.table
-    scope: list[ColumnElement[bool]] = []
-    if patient_scoped and mapping.scope_column is not None:
-        scope.append(mapping.scope_column == any_(bindparam("p_patients", type_=ARRAY(Text))))
-    distance = table.c.embedding.cosine_distance(
-        bindparam("p_vector", type_=table.c.embedding.type)
-    ).label("distance")
-    # Inner query: what the HNSW index returns (relaxed order with iterative scans); the outer
-    # query restores the exact order of those k rows.
-    nearest = (
-        select(table.c.id, table.c.resource_type, table.c.version, distance, patient_ref(mapping))
-        .where(
-            table.c.resource_type == bindparam("p_rt", type_=Text),
-            table.c.deleted_at.is_(None),
-            table.c.embedding.is_not(None),
-            *_conditions(mapping, shape),
-            *scope,
-        )
-        .order_by(distance)
-        .limit(bindparam("p_limit", type_=Integer))
-        .cte("nearest")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
-    )
-    source, document = with_documents(nearest)
-    result = (
-        select(
-            cast(document, Text).label("document"),
-            nearest.c.distance,
-            nearest.c.id,
-            nearest.c.patient_ref,
-        )
-        .select_from(source)
-        .order_by(nearest.c.distance, nearest.c.id)
-    )
-    return result.add_cte(counted_audit(nearest)) if audited else result
-
-
-def build_similarity(
-    mapping: ResourceMapping,
-    vector: Sequence[float],
-    k: int,
-    filters: Mapping[str, Any] | None,
-    dim: int | None,
-    patient_ids: Sequence[str] | None = None,
-    *,
-    audited: bool = True,
-) -> tuple[Select[Any], dict[str, Any]]:
-    """Nearest resources by cosine distance (HNSW index), with the ordinary filters in SQL."""
-    if "embedding" not in mapping.table.c:
-        raise InvalidQueryError(f"{mapping.resource_type} has no embedding to search.")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PAGE_SIZE:
-        raise InvalidQueryError(f"k must be an integer from 1 to {MAX_PAGE_SIZE}.")
-    try:
-        values = [float(v) for v in vector]
-    except (TypeError, ValueError):
-        raise InvalidQueryError("vector must be a sequence of numbers.") from None
-    if dim is not None and len(values) != dim:
-        raise InvalidQueryError(f"vector has {len(values)} dimensions; the database has {dim}.")
-    shape, params = parse_filters(mapping, filters)
-    scoped = patient_ids is not None
-    params.update(
-        p_vector=values,
-        p_rt=mapping.resource_type,
-        p_limit=k,
-        p_detail=describe_shape(shape, "distance", scoped) + f";k={k}",
-    )
-    if patient_ids is not None:
-        params["p_patients"] = list(patient_ids)
-    return _similarity_statement(mapping, shape, scoped, audited), params
