@@ -410,7 +410,7 @@ async def bench_vectors(
         await adapter.save_many(data.memory_blocks(vectors_[start : start + step], rng), ACTOR)
     async with pool.acquire() as conn:
         await conn.execute("ANALYZE hacs_agents.memory_blocks")
-    queries = data.clustered_vectors(sizes.vector_queries, VECTOR_DIM, clusters=50, rng=rng)
+    queries = vectors.near_queries(vectors_, sizes.vector_queries, rng)
     results = []
     for letter, (label, filters, condition, args) in zip("ac", vectors.FILTERS, strict=True):
 

@@ -7,13 +7,14 @@ filter's selectivity in advance. The exact scan is also the ground truth of reca
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import asyncpg
 
 from hacs_models import MemoryBlock
 
-__all__ = ["FILTERS", "STRATEGIES", "literal", "raw_similar"]
+__all__ = ["FILTERS", "STRATEGIES", "literal", "near_queries", "raw_similar"]
 
 # (label, hacs filters, SQL condition, its arguments): 1 row in 15 match, and 1 in 2.
 FILTERS: list[tuple[str, dict[str, Any], str, list[Any]]] = [
@@ -46,6 +47,15 @@ _DISTANCE = {
 }
 
 
+def near_queries(stored: list[list[float]], n: int, rng: random.Random) -> list[list[float]]:
+    """Queries near stored memories (as a question is near what was remembered about it).
+
+    Not fresh random points: those are far from every memory, where the nearest ten are
+    arbitrary and no index finds them (HNSW recall measured ~0.1 there).
+    """
+    return [[x + rng.gauss(0, 0.35) for x in rng.choice(stored)] for _ in range(n)]
+
+
 def literal(vector: list[float]) -> str:
     """A vector as pgvector's text form."""
     return "[" + ",".join(f"{x:.6f}" for x in vector) + "]"
@@ -56,11 +66,14 @@ async def raw_similar(
 ) -> list[str]:
     """The ids of the 10 nearest matching memories by one raw strategy, documents parsed."""
     sql = _SQL.format(distance=_DISTANCE[strategy], condition=condition)
-    async with pool.acquire() as conn, conn.transaction():
-        if strategy == "hnsw":
-            await conn.execute(
-                "SET LOCAL hnsw.iterative_scan = strict_order; "
-                f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"
-            )
-        rows = await conn.fetch(sql, literal(query), *args)
+    async with pool.acquire() as conn:
+        if strategy == "exact":  # no settings: no transaction either
+            rows = await conn.fetch(sql, literal(query), *args)
+        else:
+            async with conn.transaction():
+                await conn.execute(
+                    "SET LOCAL hnsw.iterative_scan = strict_order; "
+                    f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"
+                )
+                rows = await conn.fetch(sql, literal(query), *args)
     return [MemoryBlock.model_validate_json(r["document"]).id for r in rows]

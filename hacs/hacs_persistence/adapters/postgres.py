@@ -891,7 +891,7 @@ class PostgreSQLAdapter:
         except ResourceValidationError:
             await self.gate.record(acting, "search_similar", mapping.resource_type, None, "invalid")
             raise
-        async with self._unit(transactional=True, reader=acting) as unit:
+        async with self._unit(reader=acting) as unit:
             if not durable and self._audits_apart(unit):
                 # A read-only replica: the rows alone; their audit row goes to the primary.
                 durable = True

@@ -12,12 +12,19 @@ chooses between:
   (``SET LOCAL hnsw.iterative_scan = strict_order``), so filtered-out tuples make the scan go on
   instead of returning fewer than k rows. Used when many rows match.
 
-The chosen strategy is written into the audit row's detail (``strategy=exact|hnsw``).
+The chosen strategy is written into the audit row's detail (``strategy=exact|hnsw``). The
+estimate of a filter (its shape and a digest of its values, per database) is kept for
+:data:`ESTIMATE_TTL` seconds, so an agent repeating its filter pays for the ``EXPLAIN`` once;
+the planner's statistics change only with ``ANALYZE`` anyway. Only the HNSW strategy opens a
+transaction (its settings are ``SET LOCAL``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -68,6 +75,12 @@ EXACT_MAX_ROWS = 5000
 # The most tuples an iterative scan may visit before it gives up (pgvector's default is 20,000):
 # enough for a filter near EXACT_MAX_ROWS on a large table to still return k rows.
 MAX_SCAN_TUPLES = 50_000
+
+
+# How long a filter's estimate is reused, and how many filters are remembered.
+ESTIMATE_TTL = 30.0
+_ESTIMATES_MAX = 1024
+_estimates: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
 
 
 def choose_strategy(estimated_rows: float, k: int) -> Strategy:
@@ -198,8 +211,26 @@ def build_similarity(
     return SimilarityPlan(mapping, shape, scoped, audited, params, k, _ef_search(ef_search, k))
 
 
+def _estimate_key(unit: Unit, plan: SimilarityPlan) -> bytes:
+    # A digest, never the values themselves: filter values can be patient data.
+    values = {name: plan.params[name] for name in sorted(plan.params) if name != "p_vector"}
+    identity = [
+        str(unit.conn.engine.url),
+        plan.mapping.resource_type,
+        plan.shape,
+        plan.scoped,
+        repr(values),
+    ]
+    return hashlib.sha256(repr(identity).encode()).digest()
+
+
 async def estimate_rows(unit: Unit, plan: SimilarityPlan) -> float:
     """The planner's estimate of the rows the filters match (one ``EXPLAIN``, nothing read)."""
+    key = _estimate_key(unit, plan)
+    now = time.monotonic()
+    cached = _estimates.get(key)
+    if cached is not None and now - cached[1] < ESTIMATE_TTL:
+        return cached[0]
     prepared = compiled(_estimate_statement(plan.mapping, plan.shape, plan.scoped))
     with translating():
         async with unit.lock:
@@ -208,24 +239,36 @@ async def estimate_rows(unit: Unit, plan: SimilarityPlan) -> float:
             )
     # The pool's connections decode json themselves; a bare connection returns the text.
     tree = json.loads(explained) if isinstance(explained, str) else explained
-    return float(tree[0]["Plan"]["Plan Rows"])
+    rows = float(tree[0]["Plan"]["Plan Rows"])
+    _estimates[key] = (rows, now)
+    _estimates.move_to_end(key)
+    while len(_estimates) > _ESTIMATES_MAX:
+        _estimates.popitem(last=False)
+    return rows
 
 
 async def run_similarity(unit: Unit, plan: SimilarityPlan) -> tuple[list[Any], Strategy]:
     """Pick the strategy from the filters' estimated selectivity and run it in ``unit``.
 
-    ``unit`` must be transactional: the HNSW settings are ``SET LOCAL`` (``set_config(...,
-    true)``) and end with its transaction. Returns the rows and the strategy used.
+    The HNSW strategy runs in a transaction of its own (a savepoint inside a caller's): its
+    settings are ``SET LOCAL`` (``set_config(..., true)``) and end with it. Returns the rows and
+    the strategy used.
     """
     strategy = choose_strategy(await estimate_rows(unit, plan), plan.k)
-    if strategy == "hnsw":
-        # Values as bound parameters, never formatted into the SQL.
-        await unit.driver.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'strict_order', true), "
-            "set_config('hnsw.ef_search', $1, true), "
-            "set_config('hnsw.max_scan_tuples', $2, true)",
-            str(plan.ef_search),
-            str(MAX_SCAN_TUPLES),
-        )
     params = {**plan.params, "p_detail": plan.detail(strategy)}
-    return await unit.fetch(plan.statement(strategy), params), strategy
+    statement = plan.statement(strategy)
+    if strategy == "exact":
+        return await unit.fetch(statement, params), strategy
+    prepared = compiled(statement)
+    with translating():
+        async with unit.lock, unit.driver.transaction():
+            # Values as bound parameters, never formatted into the SQL.
+            await unit.driver.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'strict_order', true), "
+                "set_config('hnsw.ef_search', $1, true), "
+                "set_config('hnsw.max_scan_tuples', $2, true)",
+                str(plan.ef_search),
+                str(MAX_SCAN_TUPLES),
+            )
+            rows = await unit.driver.fetch(prepared.sql, *prepared.arguments(params))
+    return list(rows), strategy
