@@ -27,15 +27,25 @@ FILTERS: list[tuple[str, dict[str, Any], str, list[Any]]] = [
     ("unselective 1/2", {"memory_type": "episodic"}, "memory_type = $2", ["episodic"]),
 ]
 STRATEGIES = ("exact", "hnsw")
-EF_SEARCH = 100
+# What hacs uses for k=10 (hacs_persistence.query.similarity: at least 20 x k).
+EF_SEARCH = 200
 
+# The same work as hacs: the nearest rows, their documents, and the audit row of the query
+# (count, ids and patients returned), in one statement.
 _SQL = """
     WITH nearest AS MATERIALIZED (
-        SELECT id, resource_type, version, {distance} AS distance
+        SELECT id, resource_type, version, {distance} AS distance, patient_id
         FROM hacs_agents.memory_blocks
         WHERE resource_type = 'MemoryBlock' AND deleted_at IS NULL
           AND embedding IS NOT NULL AND {condition}
-        ORDER BY distance LIMIT 10)
+        ORDER BY distance LIMIT 10
+    ), a AS (
+        INSERT INTO hacs_audit.audit_events
+            (actor_id, actor_name, actor_role, action, resource_type, outcome, result_count,
+             detail, resource_ids, patient_ids)
+        SELECT 'bench', 'bench', 'system', 'search_similar', 'MemoryBlock', 'success',
+               count(*), 'raw', array_agg(id), array_remove(array_agg(patient_id), NULL)
+        FROM nearest)
     SELECT v.document::text AS document, n.distance FROM nearest n
     JOIN hacs_core.resource_versions v
       ON v.resource_type = n.resource_type AND v.id = n.id AND v.version = n.version

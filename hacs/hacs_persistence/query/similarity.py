@@ -88,9 +88,14 @@ def choose_strategy(estimated_rows: float, k: int) -> Strategy:
     return "exact" if estimated_rows <= max(EXACT_MAX_ROWS, k) else "hnsw"
 
 
+# The smallest candidate list per row asked for: at ef_search = 10 x k the benchmark's recall@10
+# on 50,000 clustered 384-dim vectors was 0.97, at 20 x k 0.99 or more.
+EF_PER_ROW = 20
+
+
 def _ef_search(requested: int, k: int) -> int:
-    # The candidate list must hold at least the k rows asked for; pgvector's ceiling is 1,000.
-    return min(max(int(requested), k), 1000)
+    # At least EF_PER_ROW x k candidates (recall); pgvector's ceiling is 1,000.
+    return min(max(int(requested), EF_PER_ROW * k), 1000)
 
 
 @dataclass(frozen=True)
