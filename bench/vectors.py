@@ -27,8 +27,8 @@ FILTERS: list[tuple[str, dict[str, Any], str, list[Any]]] = [
     ("unselective 1/2", {"memory_type": "episodic"}, "memory_type = $2", ["episodic"]),
 ]
 STRATEGIES = ("exact", "hnsw")
-# What hacs uses for k=10 (hacs_persistence.query.similarity: at least 20 x k).
-EF_SEARCH = 200
+# What hacs uses for k=10 (hacs_persistence.query.similarity: at least 40 x k).
+EF_SEARCH = 400
 
 # The same work as hacs: the nearest rows, their documents, and the audit row of the query
 # (count, ids and patients returned), in one statement.
