@@ -113,6 +113,7 @@ def test_the_page_has_the_scaling_sections_in_order() -> None:
         "## Partitioning",
         "## Read replicas",
         "## Connection pooling",
+        "## Filtered similarity search",
         f"## {CITUS}",
     ]
 
