@@ -15,8 +15,20 @@ from typing import TextIO
 
 __all__ = ["LOGGERS", "configure_logging"]
 
-# The loggers the command shows: the hacs packages and Alembic (its migration steps).
-LOGGERS = ("hacs_models", "hacs_auth", "hacs_persistence", "hacs_tools", "hacs_cli", "alembic")
+# The loggers the command shows: the hacs packages, Alembic (its migration steps) and asyncio.
+LOGGERS = (
+    "hacs_models",
+    "hacs_auth",
+    "hacs_persistence",
+    "hacs_tools",
+    "hacs_cli",
+    "alembic",
+    "asyncio",
+)
+# asyncio has no handler of its own, so without one its records reach logging.lastResort and
+# are printed: e.g. CPython 3.11's "Exception in callback _sock_connect_cb ... InvalidStateError"
+# when Ctrl-C cancels a connection attempt, under the command's own "Interrupted.".
+_quiet = logging.NullHandler()
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):
@@ -51,7 +63,10 @@ def configure_logging(verbosity: int) -> None:
                 logger.addHandler(_handler)
             # Shown here once; the root logger of an embedding application is left alone.
             logger.propagate = False
+            logger.removeHandler(_quiet)
         else:
             logger.setLevel(logging.NOTSET)
             logger.removeHandler(_handler)
             logger.propagate = True
+            if name == "asyncio" and _quiet not in logger.handlers:
+                logger.addHandler(_quiet)
