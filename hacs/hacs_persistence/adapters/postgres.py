@@ -22,7 +22,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, NoReturn, TypeVar
@@ -895,16 +895,7 @@ class PostgreSQLAdapter:
             if not durable and self._audits_apart(unit):
                 # A read-only replica: the rows alone; their audit row goes to the primary.
                 durable = True
-                plan = build_similarity(
-                    mapping,
-                    vector,
-                    k,
-                    filters,
-                    self.vector_dim,
-                    allowed,
-                    ef_search=ef_search,
-                    audited=False,
-                )
+                plan = replace(plan, audited=False)
             plan.params.update(self.gate.params(acting, "search_similar"))
             rows, strategy = await run_similarity(unit, plan)
         if durable:
