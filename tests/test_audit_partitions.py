@@ -32,7 +32,7 @@ from hacs_persistence.ops.partitions import (
 from tests.conftest import db_connect
 from tests.factories import ADMIN, make_patient
 from tests.pgservers import PgServer, embedded_bin_dir, running_server
-from tests.test_roles import NOT_ALLOWED, Deployment, doc_steps, run_step
+from tests.test_roles import NOT_ALLOWED, Deployment, deploy
 
 AUDIT = "hacs_audit.audit_events"
 # Old rows: only a superuser with the triggers off (as a restore would) can write one.
@@ -313,13 +313,7 @@ def roles_server() -> Iterator[PgServer]:
 @pytest.fixture(scope="module")
 async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
     """docs/operations.md's deployment (as tests/test_roles.py runs it), on a server of its own."""
-    migrated = False
-    for step in doc_steps():
-        if step.role == "hacs_owner" and not migrated:
-            await upgrade(roles_server.socket_url("hacs_owner", "hacs"))
-            migrated = True
-        await run_step(roles_server, step)
-    yield Deployment(roles_server, [])
+    yield await deploy(roles_server)
     await close_engines()
 
 

@@ -108,21 +108,25 @@ def roles_server() -> Iterator[PgServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
-    steps = doc_steps()
+async def deploy(server: PgServer) -> Deployment:
+    """docs/operations.md's deployment on ``server``: its steps, with the migration between."""
     check_rows: list[tuple[str, str]] = []
     migrated = False
-    for step in steps:
+    for step in doc_steps():
         if step.role == "hacs_owner" and not migrated:
             # The documented `alembic upgrade head`, as the owner, between steps 2 and 3.
-            await upgrade(roles_server.socket_url("hacs_owner", "hacs"))
+            await upgrade(server.socket_url("hacs_owner", "hacs"))
             migrated = True
-        rows = await run_step(roles_server, step)
+        rows = await run_step(server, step)
         if step.block.title.startswith("Check"):
             check_rows = [(row[0], row[1]) for row in rows]
     assert migrated, "the page has no step run as hacs_owner after the migration"
-    yield Deployment(roles_server, check_rows)
+    return Deployment(server, check_rows)
+
+
+@pytest.fixture(scope="module")
+async def deployment(roles_server: PgServer) -> AsyncIterator[Deployment]:
+    yield await deploy(roles_server)
     await close_engines()
 
 
