@@ -537,6 +537,38 @@ def test_decimals_come_back_with_their_literal_text() -> None:
     assert to_fhir(again)["valueQuantity"]["value"] == 2.5
 
 
+COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+def test_compact_dumps_writes_the_same_literals_as_the_json_path() -> None:
+    # Compact UTF-8 (what the view snapshot and the NDJSON export write) is orjson's path.
+    data = fhir_loads(
+        '{"a": 1.00, "b": [-1.000000000000000000E+245, 0.1, 2], "c": {"d": 3.14159265358979323846},'
+        ' "e": "é\\u2028\\u0001", "f": null, "g": true, "h": 5.0}'
+    )
+    data["i"] = Decimal("0.000100")
+    fast = fhir_dumps(data, **COMPACT)
+    slow = fhir_dumps(data, separators=(",", ":"))  # the marker path, ASCII-escaped
+    assert json.loads(fast, parse_float=str) == json.loads(slow, parse_float=str)
+    assert '"a":1.00' in fast and '"h":5.0' in fast and '"i":0.000100' in fast
+    assert "-1.000000000000000000E+245" in fast and "é" in fast
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"big": 2**70}, {1: "non-string key"}, {"s": "\ud800"}],
+    ids=["integer past 64 bits", "non-string key", "lone surrogate"],
+)
+def test_compact_dumps_takes_the_json_path_for_what_orjson_refuses(value: Any) -> None:
+    assert fhir_dumps(value, **COMPACT) == json.dumps(value, **COMPACT)
+
+
+@pytest.mark.parametrize("value", [datetime(2020, 1, 1, tzinfo=UTC), object()])
+def test_compact_dumps_refuses_what_json_refuses(value: Any) -> None:
+    with pytest.raises(TypeError):
+        fhir_dumps({"v": value}, **COMPACT)
+
+
 @pytest.mark.parametrize(
     ("value", "typed"),
     [

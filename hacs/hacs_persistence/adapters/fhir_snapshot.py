@@ -73,7 +73,8 @@ def snapshot_rows(
         params["patient"].append(
             patient_of(mapping.resource_type, fhir, mapping.scope_value(resource))
         )
-        params["resource"].append(dumps(fhir))  # decimals exact
+        # Decimals exact; compact UTF-8 is the fast (orjson) path of dumps.
+        params["resource"].append(dumps(fhir, separators=(",", ":"), ensure_ascii=False))
         params["typed"].append(mapping.typed)
     return params
 

@@ -161,7 +161,7 @@ class KeyResolver:
                 for key, target in self._references(mapping):
                     tables[target.fullname] = target
                     for resource in resources:
-                        value = mapping.key_values(resource).get(key)
+                        value = mapping.key_value(resource, key)
                         if value is not None:
                             wanted[target.fullname].add(value)
         for fullname, ids in wanted.items():

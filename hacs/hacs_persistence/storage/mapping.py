@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -48,11 +48,29 @@ class ResourceMapping:
                 for column, source in zip(self.key_columns, self.sources, strict=True)
             }
         except (TypeError, ValueError, AttributeError) as exc:
-            # Neither the id nor the exception's text (it may quote a value) is shown.
-            raise ResourceValidationError(
-                f"A {self.resource_type} cannot be stored: its indexed columns cannot be derived "
-                f"({type(exc).__name__}); check the types of its key elements."
-            ) from None
+            raise self._underivable(exc) from None
+
+    def key_value(self, resource: BaseResource, key: str) -> Any:
+        """One key column's value (None if the table has no such column), without the others:
+        the scope and reference checks need one column of each resource, not all of them."""
+        source = self._source_of.get(key)
+        if source is None:
+            return None
+        try:
+            return source(resource)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise self._underivable(exc) from None
+
+    @cached_property
+    def _source_of(self) -> dict[str, Callable[[Any], Any]]:
+        return {c.key: s for c, s in zip(self.key_columns, self.sources, strict=True)}
+
+    def _underivable(self, exc: Exception) -> ResourceValidationError:
+        # Neither the id nor the exception's text (it may quote a value) is shown.
+        return ResourceValidationError(
+            f"A {self.resource_type} cannot be stored: its indexed columns cannot be derived "
+            f"({type(exc).__name__}); check the types of its key elements."
+        )
 
     @property
     def scope_column(self) -> Column[Any] | None:
@@ -74,7 +92,8 @@ class ResourceMapping:
             return None
         if column.key == "id":
             return resource.id
-        return self.key_values(resource).get(column.key)
+        value: str | None = self.key_value(resource, column.key)
+        return value
 
     @property
     def filterable(self) -> dict[str, Column[Any]]:
