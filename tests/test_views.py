@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from hacs_cli.main import app
 from hacs_models import Actor, Observation, Patient
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
+from hacs_persistence.adapters.fhir_snapshot import SYNC_UPSERT, snapshot_rows
 from hacs_persistence.errors import PermissionDeniedError, SchemaNotMigratedError
 from hacs_persistence.views import (
     ViewDefinitionError,
@@ -305,6 +306,52 @@ async def test_a_view_change_and_its_audit_row_commit_together(world: World) -> 
         ("create view=audited", "success"),
         ("drop view=audited", "success"),
     ]
+
+
+async def test_a_sync_converts_and_writes_a_page_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: every document of the type converted into one list, then one INSERT (about 700k
+    # observations in the full bench's sync).
+    from hacs_persistence.views import api
+
+    for value in (90, 91, 92):
+        await world.adapter.save(make_observation(world.a.id, value), ADMIN)
+    pages: list[int] = []
+
+    def recorded(pairs: Any) -> dict[str, list[Any]]:
+        pages.append(len(pairs))
+        return snapshot_rows(pairs)
+
+    monkeypatch.setattr(api, "SYNC_PAGE", 2)
+    monkeypatch.setattr(api, "snapshot_rows", recorded)
+    assert await sync_fhir_resources(world.adapter, "Observation", actor=ADMIN) == 5
+    assert pages == [2, 2, 1]
+    audit = await _audit(world.url, "success")
+    assert audit[-1]["detail"] == "sync" and audit[-1]["result_count"] == 5
+    assert len(await _rows(world, SYSTOLIC)) == 5
+
+
+async def test_a_sync_page_never_replaces_a_newer_version_written_meanwhile(world: World) -> None:
+    # A write that commits while a sync reads puts its newer row in after the sync's DELETE.
+    observation = world.observations[world.a.id]
+    conn = await db_connect(world.url)
+    try:
+        await conn.execute(
+            "UPDATE hacs_views.fhir_resources SET version = 7 WHERE id = $1", observation.id
+        )
+        async with world.adapter.transaction() as tx:
+            await tx.execute(
+                SYNC_UPSERT, snapshot_rows([(world.adapter.mapping("Observation"), observation)])
+            )
+        assert (
+            await conn.fetchval(
+                "SELECT version FROM hacs_views.fhir_resources WHERE id = $1", observation.id
+            )
+            == 7
+        )
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize(

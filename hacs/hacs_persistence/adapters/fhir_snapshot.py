@@ -21,11 +21,18 @@ from hacs_models.fhir import dumps, to_fhir
 from hacs_persistence.db.unit import Unit
 from hacs_persistence.storage.mapping import ResourceMapping
 
-__all__ = ["forget_patient", "forget_resource", "patient_of", "snapshot_rows", "write_snapshot"]
+__all__ = [
+    "SYNC_UPSERT",
+    "forget_patient",
+    "forget_resource",
+    "patient_of",
+    "snapshot_rows",
+    "write_snapshot",
+]
 
 # One statement for any number of rows: arrays unnested, an existing row replaced.
 # stored_typed: the resource is in its typed table, so compiled views read its typed columns.
-_UPSERT = text(
+_INSERT = (
     "INSERT INTO hacs_views.fhir_resources "
     "(resource_type, id, version, patient_id, resource, stored_typed) "
     "SELECT r.rt, r.id, r.version, r.patient, CAST(r.resource AS jsonb), r.typed "
@@ -36,6 +43,10 @@ _UPSERT = text(
     "patient_id = EXCLUDED.patient_id, resource = EXCLUDED.resource, "
     "stored_typed = EXCLUDED.stored_typed, synced_at = now()"
 )
+_UPSERT = text(_INSERT)
+# A sync's page: a write that committed a newer version while the sync read (its snapshot row
+# inserted after the sync's DELETE) is not replaced by the older document the sync read.
+SYNC_UPSERT = text(_INSERT + " WHERE hacs_views.fhir_resources.version <= EXCLUDED.version")
 _FORGET = text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt AND id = :id")
 _FORGET_PATIENT = text(
     "DELETE FROM hacs_views.fhir_resources "

@@ -28,9 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
 from hacs_auth import Actor
-from hacs_models import fhir as fhir_json
-from hacs_models.fhir import to_fhir
-from hacs_persistence.adapters.fhir_snapshot import patient_of
+from hacs_models import BaseResource
+from hacs_persistence.adapters.fhir_snapshot import SYNC_UPSERT, snapshot_rows
 from hacs_persistence.adapters.postgres import PostgreSQLAdapter
 from hacs_persistence.db.roles import ANALYST_ROLE
 from hacs_persistence.errors import (
@@ -38,6 +37,7 @@ from hacs_persistence.errors import (
     sqlstate_of,
     translating,
 )
+from hacs_persistence.storage.mapping import ResourceMapping
 from hacs_persistence.storage.statements import audit_insert
 from hacs_persistence.views.compiler import (
     FHIR_RESOURCES,
@@ -63,6 +63,8 @@ __all__ = [
 
 VIEW_ACTION = "view"
 _VIEWS_SCHEMA = "hacs_views"
+# Documents a sync converts and writes at a time (and the exporter's page it reads them in).
+SYNC_PAGE = 1000
 _RESERVED = frozenset({"fhir_resources"})
 DUPLICATE_TABLE = "42P07"
 UNDEFINED_TABLE = "42P01"
@@ -294,45 +296,35 @@ async def sync_fhir_resources(
     rows serve every actor. One transaction: the type's rows are replaced as a whole, and the
     typed columns a view reads that a row lacks while its document has them (a row written by SQL
     outside the adapter) are filled from the documents (``views.typed.backfill_statement``), so
-    views read those rows from the typed table again.
+    views read those rows from the typed table again. The documents are read and their rows
+    written ``SYNC_PAGE`` at a time, in that transaction: memory holds a page, not the type.
     """
     from hacs_persistence.interchange import iter_resources
 
     acting = adapter.gate.actor(actor)
     await adapter.gate.require_admin(acting, VIEW_ACTION, resource_type, None)
     mapping = adapter.mapping(resource_type)
-    rows: list[dict[str, Any]] = []
-    async for resource in iter_resources(adapter, resource_type, acting):
-        fhir = to_fhir(resource)
-        rows.append(
-            {
-                "rt": resource_type,
-                "id": resource.id,
-                "version": resource.version,
-                "patient": patient_of(resource_type, fhir, mapping.scope_value(resource)),
-                "resource": fhir_json.dumps(fhir),
-                "typed": mapping.typed,
-            }
-        )
-    async with translating(specific=_view_error), adapter.engine.begin() as conn:
+    count = 0
+    async with translating(specific=_view_error), adapter.transaction() as conn:
         await conn.execute(
             text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt"),
             {"rt": resource_type},
         )
-        if rows:
-            await conn.execute(
-                text(
-                    "INSERT INTO hacs_views.fhir_resources "
-                    "(resource_type, id, version, patient_id, resource, stored_typed) "
-                    "VALUES (:rt, :id, :version, :patient, CAST(:resource AS jsonb), :typed)"
-                ),
-                rows,
-            )
-            backfill = backfill_statement(resource_type)
-            if backfill is not None:
-                await conn.execute(text(backfill))
+        page: list[tuple[ResourceMapping, BaseResource]] = []
+        async for resource in iter_resources(adapter, resource_type, acting, page_size=SYNC_PAGE):
+            page.append((mapping, resource))
+            if len(page) == SYNC_PAGE:
+                await conn.execute(SYNC_UPSERT, snapshot_rows(page))
+                count += len(page)
+                page = []
+        if page:
+            await conn.execute(SYNC_UPSERT, snapshot_rows(page))
+            count += len(page)
+        backfill = backfill_statement(resource_type)
+        if count and backfill is not None:
+            await conn.execute(text(backfill))
         audit = adapter.gate.audit_params(
-            acting, VIEW_ACTION, resource_type, None, "success", "sync", count=len(rows)
+            acting, VIEW_ACTION, resource_type, None, "success", "sync", count=count
         )
         await conn.execute(audit_insert(), audit)
-    return len(rows)
+    return count
