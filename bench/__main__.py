@@ -136,7 +136,7 @@ async def bench_single(
     await ours_round()
     await raw_round()  # warm both paths (prepared statements, pools)
     mine, theirs = await _interleaved(sizes.reps, ours_round, raw_round)
-    results.append(_ratio("1. single save (Patient)", mine, theirs, "ms/op", 1.5))
+    results.append(_ratio("1. single save (Patient)", mine, theirs, "ms/op", 1.25))
 
     stored = data.patients(sizes.single_ops, rng)
     await adapter.save_many(stored, ACTOR)
@@ -169,7 +169,7 @@ async def bench_single(
     await ours_update()
     await raw_update()
     mine, theirs = await _interleaved(sizes.reps, ours_update, raw_update)
-    results.append(_ratio("2. update with expected_version", mine, theirs, "ms/op", 1.5))
+    results.append(_ratio("2. update with expected_version", mine, theirs, "ms/op", 1.25))
 
     ids = [p.id for p in stored]
 
@@ -187,7 +187,7 @@ async def bench_single(
     await ours_read()
     await raw_read()
     mine, theirs = await _interleaved(sizes.reps, ours_read, raw_read)
-    results.append(_ratio("3. point read (Patient)", mine, theirs, "ms/op", 1.5))
+    results.append(_ratio("3. point read (Patient)", mine, theirs, "ms/op", 1.25))
     return results
 
 
@@ -288,7 +288,7 @@ async def bench_bulk(
             "4b. bulk update (save_many vs COPY)",
             mine,
             theirs,
-            0.3,
+            0.6,
             f"{sizes.bulk_patients} existing patients",
         )
     )
