@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import DateTime, bindparam, select, text
 
-from hacs_models import Actor
+from hacs_models import Actor, BaseResource
+from hacs_models.fhir import dumps, to_fhir
+from hacs_models.fhir._keys import format_datetime
 from hacs_persistence.adapter import PostgreSQLAdapter, create_postgres_adapter
 from hacs_persistence.interchange import import_paths
+from hacs_persistence.storage.statements import fhir_instant
 from hacs_persistence.views import create_view
 from tests.conftest import db_connect
 from tests.factories import make_observation, make_patient
@@ -146,3 +151,69 @@ async def test_an_import_shows_in_the_view(
     summary = await import_paths([path], adapter, ADMIN)
     assert summary.ok
     assert await view(database_url) == {obs.id: Decimal(133)}
+
+
+class Device(BaseResource):
+    """A type without a typed table: its documents and FHIR JSON live in the JSONB fallback."""
+
+    resource_type: str = "InStepDevice"
+    status: str | None = None
+
+
+async def stored_fhir(database_url: str, resource: BaseResource) -> Any:
+    conn = await db_connect(database_url)
+    try:
+        text = await conn.fetchval(
+            "SELECT resource::text FROM hacs_views.fhir_resources "
+            "WHERE resource_type = $1 AND id = $2",
+            resource.resource_type,
+            resource.id,
+        )
+    finally:
+        await conn.close()
+    return json.loads(text, parse_float=Decimal)
+
+
+def fhir_of(resource: BaseResource) -> Any:
+    return json.loads(dumps(to_fhir(resource)), parse_float=Decimal)
+
+
+async def test_a_single_write_stores_the_fhir_json_of_exactly_what_it_stored(
+    adapter: PostgreSQLAdapter, database_url: str
+) -> None:
+    # A save or update writes the FHIR JSON in its own statement, where the version and time
+    # are known only to the database: the row must equal to_fhir of the stored resource.
+    patient = await adapter.save(make_patient(), ADMIN)
+    written = [
+        patient,
+        await adapter.save(make_observation(patient.id, 118.50), ADMIN),
+        await adapter.save(Device(status="active"), ADMIN),
+    ]
+    for _ in range(3):
+        for resource in written:
+            stored = await adapter.read(type(resource), resource.id, ADMIN)
+            assert stored == resource
+            assert await stored_fhir(database_url, resource) == fhir_of(stored)
+            assert fhir_of(stored)["meta"]["versionId"] == str(stored.version)
+        written = [await adapter.update(resource, ADMIN) for resource in written]
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(2026, 12, 4, 18, 36, 12, tzinfo=UTC),
+        datetime(2026, 12, 4, 18, 36, 12, 100000, tzinfo=UTC),
+        datetime(2026, 12, 4, 18, 36, 12, 120000, tzinfo=UTC),
+        datetime(2026, 12, 4, 18, 36, 12, 1, tzinfo=UTC),
+        datetime(2026, 12, 4, 18, 36, 12, 123456, tzinfo=UTC),
+        datetime(2027, 1, 1, 3, 4, 5, 10, tzinfo=timezone(timedelta(hours=5))),
+    ],
+)
+async def test_the_statement_writes_last_updated_as_to_fhir_does(
+    adapter: PostgreSQLAdapter, instant: datetime
+) -> None:
+    expression = fhir_instant(bindparam("t", instant, type_=DateTime(timezone=True)))
+    async with adapter.engine.connect() as conn:
+        # Whatever the session's time zone: lastUpdated is UTC.
+        await conn.execute(text("SET TIME ZONE 'America/New_York'"))
+        assert await conn.scalar(select(expression)) == format_datetime(instant)

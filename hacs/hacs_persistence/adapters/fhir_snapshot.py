@@ -4,7 +4,9 @@ Stored documents are hacs-shaped (snake_case, typed fields); SQL on FHIR views e
 against FHIR JSON. The FHIR JSON is ``to_fhir`` of the model, which only Python has, so every
 adapter write (save, update, delete, save_many and so import, purge) also writes, replaces or
 removes the resource's row here, in the same transaction as the document: a view never shows
-a version the documents do not hold, and a rolled back write leaves both unchanged.
+a version the documents do not hold, and a rolled back write leaves both unchanged. A single
+save, update or delete does it in its one statement (``snapshot_params`` and the statements'
+snapshot CTE); batches and erasure through the statements here.
 ``hacs views sync`` rebuilds a type's rows as a whole (data written before this existed).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -24,8 +27,8 @@ from hacs_persistence.storage.mapping import ResourceMapping
 __all__ = [
     "SYNC_UPSERT",
     "forget_patient",
-    "forget_resource",
     "patient_of",
+    "snapshot_params",
     "snapshot_rows",
     "write_snapshot",
 ]
@@ -47,7 +50,6 @@ _UPSERT = text(_INSERT)
 # A sync's page: a write that committed a newer version while the sync read (its snapshot row
 # inserted after the sync's DELETE) is not replaced by the older document the sync read.
 SYNC_UPSERT = text(_INSERT + " WHERE hacs_views.fhir_resources.version <= EXCLUDED.version")
-_FORGET = text("DELETE FROM hacs_views.fhir_resources WHERE resource_type = :rt AND id = :id")
 _FORGET_PATIENT = text(
     "DELETE FROM hacs_views.fhir_resources "
     "WHERE patient_id = :patient OR (resource_type = 'Patient' AND id = :patient)"
@@ -90,15 +92,41 @@ def snapshot_rows(
     return params
 
 
+# What a new resource is converted with until its statement sets the real meta (never stored).
+_UNSTORED_STAMP = {"version": 0, "updated_at": datetime(1970, 1, 1, tzinfo=UTC)}
+
+
+def _fhir_as_stored(resource: BaseResource) -> dict[str, Any]:
+    """``to_fhir`` of the resource as it will be stored: a new one is converted as stored too
+    (its id, a ``meta``), with a stand-in version and time that its statement replaces."""
+    if resource.version is not None:
+        return to_fhir(resource)
+    fields = resource.__dict__
+    saved = {name: fields[name] for name in _UNSTORED_STAMP}
+    fields.update(_UNSTORED_STAMP)
+    try:
+        return to_fhir(resource)
+    finally:
+        fields.update(saved)
+
+
+def snapshot_params(mapping: ResourceMapping, resource: BaseResource) -> dict[str, Any]:
+    """The snapshot parameters of a single write's statement (``p_fhir``, ``p_fhir_patient``).
+
+    The statement stores ``p_fhir`` with the ``meta.versionId`` and ``meta.lastUpdated`` it
+    writes (``statements.fhir_instant``): the same JSON ``snapshot_rows`` gives once stamped.
+    """
+    fhir = _fhir_as_stored(resource)
+    return {
+        "p_fhir": dumps(fhir, separators=(",", ":"), ensure_ascii=False),
+        "p_fhir_patient": patient_of(mapping.resource_type, fhir, mapping.scope_value(resource)),
+    }
+
+
 async def write_snapshot(unit: Unit, pairs: Sequence[tuple[ResourceMapping, BaseResource]]) -> None:
     """Write (or replace) the FHIR JSON of just-stored resources, in ``unit``'s transaction."""
     if pairs:
         await unit.execute(_UPSERT, snapshot_rows(pairs))
-
-
-async def forget_resource(unit: Unit, resource_type: str, resource_id: str) -> None:
-    """Remove a deleted resource's row: a view shows current resources only."""
-    await unit.execute(_FORGET, {"rt": resource_type, "id": resource_id})
 
 
 async def forget_patient(unit: Unit, patient_id: str) -> None:

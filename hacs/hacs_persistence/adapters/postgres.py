@@ -37,7 +37,7 @@ from hacs_persistence.access.audit import AuditContext
 from hacs_persistence.access.gate import AccessGate
 from hacs_persistence.adapters.fhir_snapshot import (
     forget_patient,
-    forget_resource,
+    snapshot_params,
     write_snapshot,
 )
 from hacs_persistence.db.engine import (
@@ -421,12 +421,10 @@ class PostgreSQLAdapter:
         await self.gate.check_new_row(acting, mapping, resource, "create", allowed)
 
         async def work() -> _Refusal | None:
-            # One transaction: the document and its FHIR JSON for the views (fhir_snapshot).
-            async with self._unit(transactional=True, writer=acting) as unit:
-                refused = await self._insert(unit, mapping, resource, acting, allowed)
-                if refused is None:
-                    await write_snapshot(unit, [(mapping, resource)])
-                return refused
+            # No transaction: the insert statement writes the row, its version, its FHIR JSON
+            # for the views and its audit row at once; what runs before it only reads.
+            async with self._unit(writer=acting) as unit:
+                return await self._insert(unit, mapping, resource, acting, allowed)
 
         # A failed save leaves the object as it was (a colliding generated id may be redrawn).
         with Envelopes([resource]):
@@ -449,7 +447,7 @@ class PostgreSQLAdapter:
         generated = "id" not in resource.model_fields_set
         for _attempt in range(_ID_ATTEMPTS):
             params = codec_for(mapping).write_params(resource, self.gate.params(actor, "create"))
-            params["p_patients"] = allowed
+            params.update(snapshot_params(mapping, resource), p_patients=allowed)
             row = await self._write(unit, statements.insert, params)
             if row is not None:
                 stamp(resource, row)
@@ -500,11 +498,9 @@ class PostgreSQLAdapter:
             raise VersionConflictError(mapping.resource_type, resource.id, None, None)
 
         async def work() -> _Refusal | None:
-            async with self._unit(transactional=True, writer=acting) as unit:
-                refused = await self._update(unit, mapping, resource, acting, expected, allowed)
-                if refused is None:
-                    await write_snapshot(unit, [(mapping, resource)])
-                return refused
+            # One statement, as a save's (no transaction).
+            async with self._unit(writer=acting) as unit:
+                return await self._update(unit, mapping, resource, acting, expected, allowed)
 
         refused = await self._retrying(work)
         if refused is not None:
@@ -542,7 +538,7 @@ class PostgreSQLAdapter:
         statements = statements_for(mapping)
         await _check_references(unit, mapping, resource, allowed)
         params = codec_for(mapping).write_params(resource, self.gate.params(actor, "update"))
-        params.update(p_expected=expected, p_patients=allowed)
+        params.update(snapshot_params(mapping, resource), p_expected=expected, p_patients=allowed)
         row = await self._write(unit, statements.update, params)
         if row is not None:
             stamp(resource, row)
@@ -575,10 +571,10 @@ class PostgreSQLAdapter:
         params.update(p_rt=mapping.resource_type, p_id=resource_id, p_patients=allowed)
 
         async def work() -> tuple[Any, Any]:
-            async with self._unit(transactional=True, writer=acting) as unit:
+            # One statement: the tombstone, its audit row and the views' row removed.
+            async with self._unit(writer=acting) as unit:
                 row = await self._write(unit, statements.delete, params)
                 if row is not None:
-                    await forget_resource(unit, mapping.resource_type, resource_id)
                     return row, None
                 return None, await unit.fetchrow(statements.current_version, params)
 

@@ -214,10 +214,12 @@ async def bulk_insert(
         await _assign_free_ids(unit, mapping, resources, patients is not None)
         stamp_new(resources, now)
         if vector_columns_of(mapping):
-            # asyncpg has no binary COPY codec for pgvector; these tables take the statement path.
+            # asyncpg has no binary COPY codec for pgvector; these tables take the statement path
+            # (the batch's FHIR JSON is written for all its types at once: p_fhir None).
             prepared = compiled(statements_for(mapping).insert)
             for resource in resources:
                 params = codec.write_params(resource, audit, keys.values(mapping, resource))
+                params.update(p_fhir=None, p_fhir_patient=None)
                 await unit.driver.fetchrow(prepared.sql, *prepared.arguments(params))
             continue
         versions = codec.version_records(resources, now, actor.id)

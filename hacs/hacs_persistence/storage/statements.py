@@ -1,7 +1,8 @@
 """SQLAlchemy Core statements for the adapters' hot paths, built once per table.
 
 Each write is one statement: data-modifying CTEs change the resource row, append its version
-document and write the audit row together, so a save, update, delete or read is one round trip.
+document, write (or remove) its FHIR JSON for the SQL on FHIR views and write the audit row
+together, so a save, update, delete or read is one round trip and needs no transaction.
 The audit CTE reads from the change's RETURNING, so a change that did not happen is never audited
 as a success. Statements carry only bound parameters; identifiers come from the table metadata.
 """
@@ -36,6 +37,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -67,6 +69,18 @@ __all__ = [
 InsertT = TypeVar("InsertT", bound=Insert)
 VERSIONS: Table = ResourceVersionTable.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEventTable.__table__  # type: ignore[assignment]
+# The views' FHIR JSON (migration 0008; not part of the ORM metadata, see fhir_snapshot).
+SNAPSHOT = table(
+    "fhir_resources",
+    column("resource_type", Text),
+    column("id", Text),
+    column("version"),
+    column("patient_id", Text),
+    column("resource", JSONB),
+    column("stored_typed"),
+    column("synced_at"),
+    schema="hacs_views",
+)
 
 
 def _p(name: str, type_: Any = Text) -> Any:
@@ -265,7 +279,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .returning(*stamp_columns(table))
         .cte("t")
     )
-    insert_stmt = _returning_with_audit(t_ins, "success")
+    insert_stmt = _returning_with_audit(t_ins, "success", _snapshot_write(t_ins, typed=True))
 
     # -- update with the version check; a deleted resource updated at its version is restored.
     t_upd = (
@@ -280,7 +294,10 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .cte("t")
     )
     update_stmt = _returning_with_audit(
-        t_upd, "success", versions=_version_from(t_upd, "update", _doc_param())
+        t_upd,
+        "success",
+        _version_from(t_upd, "update", _doc_param()),
+        _snapshot_write(t_upd, typed=True),
     )
 
     # -- delete: a tombstone version carrying the last document.
@@ -302,7 +319,7 @@ def _typed_statements(mapping: ResourceMapping) -> Statements:
         .scalar_subquery()
     )
     delete_stmt = _returning_with_audit(
-        t_del, "success", versions=_version_from(t_del, "delete", last_doc)
+        t_del, "success", _version_from(t_del, "delete", last_doc), _snapshot_forget(t_del)
     )
 
     # -- read: the current document, with the audit row written in the same round trip.
@@ -366,14 +383,68 @@ def _version_from(changed: CTE, operation: str, document: Any, order: Any = None
     return _insert_select(insert(VERSIONS), row, changed, order).cte("v")
 
 
-def _returning_with_audit(
-    changed: CTE, outcome: str, versions: Any = None, order: Any = None
-) -> Select[Any]:
+def fhir_instant(value: Any) -> Any:
+    """A timestamptz as ``format_datetime`` writes it: UTC, fraction without trailing zeros, Z."""
+    utc = func.timezone("UTC", value)
+    whole = func.to_char(utc, literal('YYYY-MM-DD"T"HH24:MI:SS'))
+    fraction = func.rtrim(func.to_char(utc, literal(".US")), literal(".0"))
+    return whole.op("||")(fraction).op("||")(literal("Z"))
+
+
+def _snapshot_write(changed: CTE, typed: bool) -> CTE:
+    """Write (or replace) the changed resource's FHIR JSON in ``hacs_views.fhir_resources``.
+
+    ``p_fhir`` is ``to_fhir`` of the resource as written; its ``meta.versionId`` and
+    ``meta.lastUpdated`` are the ones this statement stores, known only here. A caller that
+    writes the FHIR JSON itself, for a whole batch (``save_many``), passes None.
+    """
+    fhir = cast(_p("p_fhir"), JSONB)
+    meta = func.coalesce(fhir["meta"], literal_column("'{}'::jsonb")).op("||")(
+        func.jsonb_build_object(
+            literal("versionId"),
+            cast(changed.c.version, Text),
+            literal("lastUpdated"),
+            fhir_instant(changed.c.updated_at),
+        )
+    )
+    document = fhir.op("||")(func.jsonb_build_object(literal("meta"), meta))
+    values = {
+        "resource_type": _p("p_rt"),
+        "id": changed.c.id,
+        "version": changed.c.version,
+        "patient_id": _p("p_fhir_patient"),
+        "resource": document,
+        "stored_typed": literal(typed),
+    }
+    selected = select(*values.values()).select_from(changed).where(fhir.is_not(None))
+    statement = pg_insert(SNAPSHOT).from_select(list(values), selected)
+    replaced = {
+        name: statement.excluded[name] for name in values if name not in ("resource_type", "id")
+    }
+    return statement.on_conflict_do_update(
+        index_elements=["resource_type", "id"], set_={**replaced, "synced_at": func.now()}
+    ).cte("s")
+
+
+def _snapshot_forget(changed: CTE) -> CTE:
+    """A deleted resource leaves the views: they show current resources only."""
+    return (
+        SNAPSHOT.delete()
+        .where(
+            SNAPSHOT.c.resource_type == _p("p_rt"),
+            SNAPSHOT.c.id.in_(select(changed.c.id)),
+        )
+        .cte("s")
+    )
+
+
+def _returning_with_audit(changed: CTE, outcome: str, *also: CTE, order: Any = None) -> Select[Any]:
+    """What a change returns, with its audit row and the other CTEs it writes (``also``)."""
     row = _audit_values(changed.c.id, literal(outcome))
     audit = _insert_select(insert(AUDIT), row, changed, order).cte("a")
     stmt = select(*stamp_columns(changed))
-    if versions is not None:
-        stmt = stmt.add_cte(versions)
+    for cte in also:
+        stmt = stmt.add_cte(cte)
     return stmt.add_cte(audit)
 
 
@@ -441,11 +512,17 @@ def _read_plain(r: CTE) -> Select[Any]:
 
 
 def _document_change(change: Any, operation: str) -> Select[Any]:
-    """A JSONB-table change with its version row (the document it stored) and its audit row."""
+    """A JSONB-table change with its version row (the document it stored), its FHIR JSON for
+    the views (removed by a delete) and its audit row."""
     table = change.table
     changed = change.returning(*stamp_columns(table), table.c.document).cte("t")
+    snapshot = (
+        _snapshot_forget(changed)
+        if operation == "delete"
+        else _snapshot_write(changed, typed=False)
+    )
     return _returning_with_audit(
-        changed, "success", versions=_version_from(changed, operation, changed.c.document)
+        changed, "success", _version_from(changed, operation, changed.c.document), snapshot
     )
 
 
@@ -629,5 +706,5 @@ def batch_update_for(mapping: ResourceMapping) -> BatchUpdate:
         versioned = changed.c.document
     order = changed.c.ord
     versions = _version_from(changed, "update", versioned, order)
-    statement = _returning_with_audit(changed, "success", versions, order)
+    statement = _returning_with_audit(changed, "success", versions, order=order)
     return BatchUpdate(statement, row_params, tuple(wire))
