@@ -110,9 +110,29 @@ async def test_connection_lost_during_a_write_is_outcome_unknown(
             await task
     finally:
         await holder.close()
-    # The adapter recovers by itself: pre-ping replaces the dead connection.
+    # The adapter recovers by itself: the pool never hands out the dead connection again.
     await db.execute("DROP TRIGGER wait_for_test ON hacs_core.patients")
     assert (await adapter.save(make_patient(), ADMIN)).version == 1
+
+
+async def test_pooled_connections_the_server_closed_are_replaced_before_use(
+    adapter: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    # No pre-ping by default (a round trip per operation): a connection the server closed
+    # while it sat in the pool (a restart, a terminated backend) is replaced at checkout.
+    assert not adapter.engine.sync_engine.pool._pre_ping
+    patients = [make_patient() for _ in range(4)]
+    await asyncio.gather(*(adapter.save(p, ADMIN) for p in patients))
+    terminated = await db.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'hacs-faults'"
+    )
+    assert terminated >= 2  # the pool held several connections, all of them now closed
+    await asyncio.sleep(0.2)  # the event loop reads the server's goodbye on each socket
+    for patient in patients:
+        assert (await adapter.read(Patient, patient.id, ADMIN)).id == patient.id
+        patient.active = not patient.active
+        assert (await adapter.update(patient, ADMIN)).version == 2
 
 
 def _params(db: asyncpg.Connection) -> dict[str, Any]:
@@ -242,3 +262,12 @@ async def test_connection_lost_during_commit_is_outcome_unknown(
             await task
     finally:
         await holder.close()
+
+
+async def test_pool_pre_ping_is_a_setting(database_url: str) -> None:
+    pinging = await create_postgres_adapter(database_url, pool_pre_ping=True)
+    try:
+        assert pinging.engine.sync_engine.pool._pre_ping
+        assert (await pinging.save(make_patient(), ADMIN)).version == 1
+    finally:
+        await pinging.close()

@@ -109,6 +109,10 @@ class DatabaseSettings(BaseSettings):
     # packets then fails with a ConnectTimeoutError naming it instead of hanging.
     connect_timeout: float = Field(10, gt=0, le=3600)
     pool_recycle: int = Field(3600, ge=-1)
+    # A round trip on every checkout to prove the connection alive. Off: a connection the
+    # server closed (restart, terminated backend) is replaced for free (db/engine.py); on, for
+    # networks that drop idle connections without a word (a NAT, a firewall).
+    pool_pre_ping: bool = False
     ssl_mode: SslMode = "prefer"
     ssl_root_cert: Path | None = None
     application_name: str = Field("hacs", max_length=63)

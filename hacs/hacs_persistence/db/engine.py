@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -137,6 +139,17 @@ def describe_failure(exc: BaseException, resolved: ResolvedDatabase | None = Non
     return redact(message, resolved.url) if resolved is not None else redact(message)
 
 
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed is never handed out (the pool takes another).
+
+    The event loop reads an idle connection's socket, so a server restart or a terminated
+    backend has marked it closed by the time it is checked out: free, where a pre-ping is a
+    round trip on every operation (``pool_pre_ping`` for links that die silently).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 def _create_engine(
     target: ConnectionTarget, settings: DatabaseSettings, *, pre_ping: bool = True
 ) -> AsyncEngine:
@@ -152,21 +165,23 @@ def _create_engine(
         url = url.update_query_dict({"prepared_statement_cache_size": "0"})
         connect_args["prepared_statement_name_func"] = lambda: f"__hacs_{uuid.uuid4().hex}__"
     # AUTOCOMMIT: the adapters open transactions themselves, at the driver level, only where a
-    # unit needs one; a single audited statement then costs one round trip, and the pool's
-    # pre-ping is one round trip instead of BEGIN/ping/ROLLBACK. Code that wants SQLAlchemy's
-    # usual implicit transactions uses ``transactional(engine)``.
-    return create_async_engine(
+    # unit needs one; a single audited statement then costs one round trip (and a pre-ping, if
+    # asked for, one more instead of BEGIN/ping/ROLLBACK). Code that wants SQLAlchemy's usual
+    # implicit transactions uses ``transactional(engine)``.
+    engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
         pool_size=settings.connection_pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.pool_recycle,
-        pool_pre_ping=pre_ping,
+        pool_pre_ping=pre_ping and settings.pool_pre_ping,
         connect_args=connect_args,
         # Statement parameters are resource content and ids: never in logs or error texts.
         hide_parameters=True,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _replace_closed)
+    return engine
 
 
 async def _dispose_at_shutdown(loop: asyncio.AbstractEventLoop) -> None:
