@@ -23,7 +23,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +82,28 @@ ANALYTICS = """
 SELECT code, count(*) AS n, avg(value_numeric) AS mean
 FROM hacs_core.observations WHERE deleted_at IS NULL GROUP BY code ORDER BY code
 """
-# Audit retention: old rows are written as the superuser with triggers off (the way the test
-# suite backdates rows; bench-only), then the owner's audited function removes them.
+# Audit retention: a month of old rows, written as the superuser with triggers off (the way the
+# test suite backdates rows; bench-only) into that calendar month's own partition, which
+# ``ensure_audit_partitions`` creates first as ``hacs db maintain`` would have at the time;
+# then the owner's audited function removes the month (a whole partition: detached, dropped).
 RETENTION_AGE_DAYS = 400
+OLD_MONTH = f"date_trunc('month', now() - interval '{RETENTION_AGE_DAYS} days', 'UTC')"
+ENSURE_OLD_MONTH = f"SELECT count(*) FROM hacs_audit.ensure_audit_partitions(0, {OLD_MONTH})"
 BACKDATE = f"""
 INSERT INTO hacs_audit.audit_events
     (occurred_at, actor_id, actor_name, actor_role, action, resource_type, resource_id, outcome)
-SELECT now() - interval '{RETENTION_AGE_DAYS} days' - (g % 30) * interval '1 day'
-       - (g % 86400) * interval '1 second',
+SELECT {OLD_MONTH} + (g % (28 * 86400)) * interval '1 second',
        $2, $3, $4, 'read', 'Observation', 'observation-old-' || g, 'success'
 FROM generate_series(1, $1::int) g
 """
+# Whether the month still has a partition attached (retention detaches and drops it whole).
+OLD_MONTH_PARTITIONS = f"""
+SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'hacs_audit.audit_events'::regclass
+  AND c.relname = 'audit_events_' || to_char({OLD_MONTH} AT TIME ZONE 'UTC', '"y"YYYY"m"MM')
+"""
+# The age that puts the cutoff at (just after) the end of that month.
+MONTH_END_AGE = f"SELECT now() - ({OLD_MONTH} + interval '1 month')"
 
 
 @dataclass
@@ -359,17 +370,25 @@ async def retention(pool: asyncpg.Pool, audit_rows: int) -> dict[str, float]:
     """A month of audit retention: a twelfth of the trail aged past the cutoff, then removed."""
     month = max(1, audit_rows // 12)
     async with pool.acquire() as conn:
+        await conn.fetchval(ENSURE_OLD_MONTH)
         async with conn.transaction():
             await conn.execute("SET LOCAL session_replication_role = replica")
             await conn.execute(BACKDATE, month, *RAW_ACTOR)
+        max_age = await conn.fetchval(MONTH_END_AGE)
+        partitioned = await conn.fetchval(OLD_MONTH_PARTITIONS)
         start = time.perf_counter()
         removed = await conn.fetchval(
-            "SELECT hacs_audit.apply_retention($1, 'bench-scale')",
-            timedelta(days=RETENTION_AGE_DAYS - 1),
+            "SELECT hacs_audit.apply_retention($1, 'bench-scale')", max_age
         )
         elapsed = (time.perf_counter() - start) * 1e3
+        kept = await conn.fetchval(OLD_MONTH_PARTITIONS)
     if removed != month:
         raise AssertionError(f"retention removed {removed} rows, expected {month}")
+    if (partitioned, kept) != (1, 0):
+        raise AssertionError(
+            f"the old month had {partitioned} partition(s) before retention and {kept} after; "
+            "expected its own partition, dropped whole"
+        )
     return {"rows": int(removed), "ms": elapsed}
 
 
