@@ -222,23 +222,21 @@ async def test_the_statement_writes_last_updated_as_to_fhir_does(
 async def test_a_batch_stores_the_fhir_json_of_exactly_what_it_stored(
     adapter: PostgreSQLAdapter, database_url: str
 ) -> None:
-    # save_many converts while its statements run, then sets the envelope it got back.
+    # save_many writes the whole batch's FHIR JSON once its statements have stamped it.
     taken = await adapter.save(make_patient(full_name="Taken Patient"), ADMIN)
     patient = make_patient()
     colliding = make_patient(full_name="Redrawn Patient")
     colliding.__dict__["id"] = taken.id  # a generated id that happens to be taken: redrawn
-    batch = [
-        patient,
-        make_observation(patient.id, 118.50),
-        Device(status="active"),
-        colliding,
-    ]
+    observation = make_observation(patient.id, 118.50)
+    device = Device(status="active")
+    batch = [patient, observation, device, colliding]
     await adapter.save_many(batch, ADMIN)
     assert colliding.id != taken.id
     for _ in range(2):
         for resource in [taken, *batch]:
             stored = await adapter.read(type(resource), resource.id, ADMIN)
             assert await stored_fhir(database_url, resource) == fhir_of(stored)
-        for resource in batch:
-            resource.language = "en"
+        patient.active = colliding.active = False
+        observation.status = "amended"
+        device.status = "inactive"
         await adapter.save_many(batch, ADMIN)  # now an update of each
