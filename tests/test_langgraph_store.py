@@ -131,6 +131,24 @@ async def test_list_namespaces_with_prefix_suffix_and_depth(
     assert await store.alist_namespaces(prefix=("a", "b")) == [("a", "b", "c"), ("a", "b", "d")]
     assert await store.alist_namespaces(suffix=("d",)) == [("a", "b", "d")]
     assert await store.alist_namespaces(prefix=("a",), max_depth=2) == [("a", "b"), ("a", "e")]
+    assert await store.alist_namespaces(prefix=("*", "b")) == [("a", "b", "c"), ("a", "b", "d")]
+
+
+async def test_list_namespaces_reads_only_the_prefixs_blocks(
+    store_adapter: PostgreSQLAdapter, db: asyncpg.Connection
+) -> None:
+    # The prefix is filtered in SQL: the search's audit row counts the blocks it returned.
+    store = HacsStore(store_adapter, AGENT)
+    for i in range(5):
+        await store.aput(("other", str(i)), "k", {"v": i})
+    await store.aput(("wanted", "x"), "k", {"v": 1})
+    await store.aput(("wanted", "y"), "k", {"v": 2})
+    assert await store.alist_namespaces(prefix=("wanted",)) == [("wanted", "x"), ("wanted", "y")]
+    counted = await db.fetchval(
+        "SELECT result_count FROM hacs_audit.audit_events WHERE action = 'search' "
+        "AND resource_type = 'MemoryBlock' ORDER BY id DESC LIMIT 1"
+    )
+    assert counted == 2
 
 
 async def test_an_item_past_its_ttl_is_gone_and_swept(store_adapter: PostgreSQLAdapter) -> None:

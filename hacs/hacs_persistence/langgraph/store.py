@@ -274,11 +274,23 @@ class HacsStore(BaseStore):
         found: set[tuple[str, ...]] = set()
         cursor: str | None = None
         now = datetime.now(UTC)
+        # A prefix's labels are tags at known positions, so SQL (the GIN index) leaves out the
+        # blocks of other namespaces; suffixes and wildcards are matched below.
+        tags = [STORE_TAG]
+        for condition in op.match_conditions or ():
+            if condition.match_type == "prefix":
+                tags += [
+                    tag
+                    for tag, label in zip(
+                        _namespace_tags(condition.path), condition.path, strict=True
+                    )
+                    if label != "*"
+                ]
         while True:
             page = await self.adapter.search(
                 MemoryBlock,
                 self.actor,
-                filters={"tags__contains": [STORE_TAG]},
+                filters={"tags__contains": tags},
                 limit=_MAX_FETCH,
                 cursor=cursor,
             )
