@@ -180,9 +180,12 @@ async def test_revoked_actor_loses_tokens_issued_before_the_cutoff_only(
     assert (await manager.verify_token_async(_token()))["user_id"] == "dr_martinez"
     assert (await manager.verify_token_async(_token("dr_other")))["user_id"] == "dr_other"
 
+    # Minted before the revocation: "iat" has whole seconds, so a token minted just after it,
+    # in the next second, is (rightly) newer than the cutoff.
+    held = _token(expires_in=timedelta(minutes=5))
     now = await revoke_actor(adapter, "dr_martinez", ADMIN, reason="left the organisation")
     with pytest.raises(TokenRevokedError):
-        await manager.verify_token_async(_token(expires_in=timedelta(minutes=5)))
+        await manager.verify_token_async(held)
     row = await db.fetchrow(
         f"SELECT issued_before, revoked_by, reason FROM {REVOCATIONS} ORDER BY id DESC LIMIT 1"
     )
